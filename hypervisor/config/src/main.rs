@@ -1,0 +1,104 @@
+//! `septum-config`: check a partition TOML file, print its partition table or
+//! generate the Rust configuration the hypervisor compiles in.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::{env, fs};
+
+const USAGE: &str = "\
+usage: septum-config check <file.toml>
+       septum-config table <file.toml>
+       septum-config generate <file.toml> --out <dir>
+       septum-config rules
+
+  check     validate the file; prints `ok: N partitions` or the errors
+  table     validate, then print the partition table and memory map
+  generate  validate, then write <dir>/config.rs and <dir>/summary.txt
+  rules     list the validation rules and their IDs
+
+exit status: 0 success, 1 invalid configuration or I/O error, 2 usage error";
+
+fn usage_error(msg: &str) -> ExitCode {
+    eprintln!("septum-config: {msg}\n{USAGE}");
+    ExitCode::from(2)
+}
+
+fn load(path: &Path) -> Result<septum_config::ValidatedConfig, ExitCode> {
+    septum_config::load(path).map_err(|d| {
+        eprintln!("{d}");
+        ExitCode::from(1)
+    })
+}
+
+fn generate(path: &Path, out: &Path) -> ExitCode {
+    let cfg = match load(path) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let files = [
+        (out.join("config.rs"), septum_config::generate_rust(&cfg)),
+        (
+            out.join("summary.txt"),
+            septum_config::partition_table(&cfg),
+        ),
+    ];
+    if let Err(e) = fs::create_dir_all(out) {
+        eprintln!("septum-config: cannot create {}: {e}", out.display());
+        return ExitCode::from(1);
+    }
+    for (file, text) in files {
+        // Leave an unchanged file alone so that cargo does not rebuild for nothing.
+        if fs::read_to_string(&file).is_ok_and(|old| old == text) {
+            continue;
+        }
+        if let Err(e) = fs::write(&file, text) {
+            eprintln!("septum-config: cannot write {}: {e}", file.display());
+            return ExitCode::from(1);
+        }
+    }
+    println!(
+        "ok: {} partitions; wrote {}/config.rs and summary.txt",
+        cfg.partitions.len(),
+        out.display()
+    );
+    ExitCode::SUCCESS
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    match args.as_slice() {
+        ["-h" | "--help" | "help"] => {
+            println!("{USAGE}");
+            ExitCode::SUCCESS
+        }
+        ["rules"] => {
+            for r in septum_config::Rule::ALL {
+                println!("{}  {}", r.id(), r.summary());
+            }
+            ExitCode::SUCCESS
+        }
+        ["check", file] => match load(Path::new(file)) {
+            Ok(cfg) => {
+                println!("ok: {} partitions", cfg.partitions.len());
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        ["table", file] => match load(Path::new(file)) {
+            Ok(cfg) => {
+                print!("{}", septum_config::partition_table(&cfg));
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+        ["generate", file, "--out", dir] | ["generate", "--out", dir, file] => {
+            generate(Path::new(file), &PathBuf::from(dir))
+        }
+        [] => usage_error("missing command"),
+        [cmd, ..] if !matches!(*cmd, "check" | "table" | "generate" | "rules") => {
+            usage_error(&format!("unknown command `{cmd}`"))
+        }
+        _ => usage_error("wrong arguments"),
+    }
+}

@@ -1,0 +1,104 @@
+//! The validated configuration: plain values, every rule already checked.
+//!
+//! Types without `&'static` data are borrowed from `septum_core::config`, so
+//! that what the tool checks is literally what the hypervisor receives.
+
+use std::path::PathBuf;
+
+pub use septum_core::addr::{GuestPhysAddr, GuestRange, PhysAddr, PhysRange};
+pub use septum_core::config::{
+    Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, FaultPolicy, Gic, GicVersion,
+    Perms, Uart, UartKind,
+};
+
+/// Default fault policy for keys a partition leaves out (documented in
+/// docs/configuration.md).
+pub const DEFAULT_FAULT_POLICY: FaultPolicy = FaultPolicy {
+    access_violation: FaultAction::InjectAbort,
+    illegal_instruction: FaultAction::InjectAbort,
+    system_reset: FaultAction::Restart,
+    system_off: FaultAction::Stop,
+    max_restarts: 3,
+    restart_window_ms: 60_000,
+};
+
+/// A configuration that passed every rule.
+#[derive(Clone, Debug)]
+pub struct ValidatedConfig {
+    /// The TOML file's stem.
+    pub name: String,
+    /// The TOML file's path as given to the tool.
+    pub source: PathBuf,
+    pub platform: Platform,
+    pub partitions: Vec<Partition>,
+}
+
+impl ValidatedConfig {
+    /// Files the generated code depends on (the TOML file and every image), for
+    /// `cargo:rerun-if-changed` in a build script.
+    pub fn dependencies(&self) -> Vec<PathBuf> {
+        let mut v = vec![self.source.clone()];
+        for p in &self.partitions {
+            v.extend(p.images.iter().map(|i| i.path.clone()));
+        }
+        v
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Platform {
+    pub board: Board,
+    pub cpus: u8,
+    pub ram: Vec<PhysRange>,
+    pub mmio: Vec<PhysRange>,
+    pub hypervisor: PhysRange,
+    pub load_addr: PhysAddr,
+    pub console: Uart,
+    /// Keys of the other GIC version are zero.
+    pub gic: Gic,
+    /// For a spin table, entries past `cpus - 1` are zero.
+    pub cpu_boot: CpuBoot,
+}
+
+#[derive(Clone, Debug)]
+pub struct Partition {
+    pub id: usize,
+    pub name: String,
+    pub criticality: Criticality,
+    /// `id + 1`.
+    pub vmid: u16,
+    pub cores: Vec<u8>,
+    pub memory: Vec<MemRegion>,
+    pub devices: Vec<Device>,
+    pub images: Vec<Image>,
+    pub entry: GuestPhysAddr,
+    pub boot_arg: u64,
+    pub fault_policy: FaultPolicy,
+}
+
+#[derive(Clone, Debug)]
+pub struct MemRegion {
+    pub name: String,
+    pub ipa: GuestPhysAddr,
+    pub pa: PhysAddr,
+    pub size: u64,
+    pub perms: Perms,
+    pub shared_with: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Device {
+    pub name: String,
+    pub kind: DeviceKind,
+    pub irqs: Vec<u32>,
+    pub shared_with: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Image {
+    pub name: String,
+    /// Absolute, canonical path of the file (what `include_bytes!` gets).
+    pub path: PathBuf,
+    pub len: u64,
+    pub load: GuestPhysAddr,
+}

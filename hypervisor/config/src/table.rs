@@ -1,0 +1,298 @@
+//! A human-readable summary of a validated configuration: the partition
+//! table, each partition's resources and the physical memory map.
+
+use std::fmt::Write;
+
+use super::model::{
+    Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, GicVersion, Perms, UartKind,
+    ValidatedConfig,
+};
+use super::util::{hex, range, size};
+
+fn hx(x: u64) -> String {
+    hex(x.into())
+}
+
+/// Left-aligned columns separated by two spaces.
+fn columns(rows: &[Vec<String>], indent: &str) -> String {
+    let n = rows.iter().map(Vec::len).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..n)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|r| r.get(c))
+                .map(|s| s.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let mut line = String::from(indent);
+        for (c, cell) in r.iter().enumerate() {
+            if c + 1 == r.len() {
+                line.push_str(cell);
+            } else {
+                let _ = write!(line, "{cell:<w$}  ", w = widths[c]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn perms(p: Perms) -> String {
+    let mut s = String::new();
+    for (on, c) in [(p.read, 'r'), (p.write, 'w'), (p.exec, 'x')] {
+        s.push(if on { c } else { '-' });
+    }
+    s
+}
+
+fn action(a: FaultAction) -> &'static str {
+    match a {
+        FaultAction::InjectAbort => "inject-abort",
+        FaultAction::Restart => "restart",
+        FaultAction::Stop => "stop",
+        FaultAction::SafeState => "safe-state",
+    }
+}
+
+/// The summary printed by `septum-config table` and written to summary.txt.
+pub fn partition_table(cfg: &ValidatedConfig) -> String {
+    let p = &cfg.platform;
+    let mut o = String::new();
+    let _ = writeln!(o, "configuration `{}` ({})", cfg.name, cfg.source.display());
+    let board = match p.board {
+        Board::QemuVirt => "qemu-virt",
+        Board::RaspberryPi4 => "rpi4",
+    };
+    let g = &p.gic;
+    let gic = match g.version {
+        GicVersion::V3 => format!(
+            "GICv3: GICD {}, GICR {} + core * {}",
+            hx(g.gicd.0),
+            hx(g.gicr.0),
+            hx(g.gicr_stride)
+        ),
+        GicVersion::V2 => format!(
+            "GICv2: GICD {}, GICC {}, GICH {}, GICV {}",
+            hx(g.gicd.0),
+            hx(g.gicc.0),
+            hx(g.gich.0),
+            hx(g.gicv.0)
+        ),
+    };
+    let boot = match p.cpu_boot {
+        CpuBoot::Psci(Conduit::Smc) => "PSCI via SMC".to_owned(),
+        CpuBoot::Psci(Conduit::Hvc) => "PSCI via HVC".to_owned(),
+        CpuBoot::SpinTable { release } => {
+            let used = usize::from(p.cpus.saturating_sub(1)).min(release.len());
+            let a: Vec<String> = release[..used].iter().map(|a| hx(a.0)).collect();
+            format!("spin table, release at {}", a.join(", "))
+        }
+    };
+    let uart = match p.console.kind {
+        UartKind::Pl011 => "PL011",
+        UartKind::MiniUart => "mini-UART",
+    };
+    let ranges = |v: &[super::model::PhysRange]| {
+        v.iter()
+            .map(|r| format!("{} {}", range(r.start.0, r.size), size(r.size)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut rows = vec![
+        vec!["board".into(), format!("{board}, {} cpus", p.cpus)],
+        vec![
+            "gic".into(),
+            format!("{gic}, maintenance irq {}", g.maintenance_irq),
+        ],
+        vec![
+            "console".into(),
+            format!("{uart} at {}", hx(p.console.base.0)),
+        ],
+        vec!["cpu boot".into(), boot],
+        vec!["ram".into(), ranges(&p.ram)],
+        vec!["mmio".into(), ranges(&p.mmio)],
+    ];
+    rows.push(vec![
+        "hypervisor".into(),
+        format!(
+            "{} {}, loaded at {}",
+            range(p.hypervisor.start.0, p.hypervisor.size),
+            size(p.hypervisor.size),
+            hx(p.load_addr.0)
+        ),
+    ]);
+    o.push_str(&columns(&rows, ""));
+
+    let _ = writeln!(o);
+    let mut rows = vec![[
+        "ID",
+        "VMID",
+        "NAME",
+        "CRITICALITY",
+        "CORES",
+        "ENTRY",
+        "BOOT-ARG",
+    ]
+    .map(String::from)
+    .to_vec()];
+    for part in &cfg.partitions {
+        let cores: Vec<String> = part.cores.iter().map(u8::to_string).collect();
+        rows.push(vec![
+            part.id.to_string(),
+            part.vmid.to_string(),
+            part.name.clone(),
+            match part.criticality {
+                Criticality::Critical => "critical".into(),
+                Criticality::NonCritical => "non-critical".into(),
+            },
+            cores.join(","),
+            hx(part.entry.0),
+            hx(part.boot_arg),
+        ]);
+    }
+    o.push_str(&columns(&rows, ""));
+
+    for part in &cfg.partitions {
+        let _ = writeln!(o, "\npartition {} `{}`", part.id, part.name);
+        let mut rows = Vec::new();
+        for m in &part.memory {
+            let mut extra = String::new();
+            if !m.shared_with.is_empty() {
+                extra = format!("shared with {}", m.shared_with.join(", "));
+            }
+            rows.push(vec![
+                "memory".into(),
+                m.name.clone(),
+                perms(m.perms),
+                format!("IPA {}", range(m.ipa.0, m.size)),
+                format!("PA {}", range(m.pa.0, m.size)),
+                size(m.size),
+                extra,
+            ]);
+        }
+        for d in &part.devices {
+            let irqs: Vec<String> = d.irqs.iter().map(u32::to_string).collect();
+            let mut extra = Vec::new();
+            if !irqs.is_empty() {
+                extra.push(format!("irqs {}", irqs.join(",")));
+            }
+            match d.kind {
+                DeviceKind::Passthrough {
+                    pa,
+                    ipa,
+                    size: sz,
+                    dma,
+                } => {
+                    if dma {
+                        extra.push("dma".into());
+                    }
+                    if !d.shared_with.is_empty() {
+                        extra.push(format!("shared with {}", d.shared_with.join(", ")));
+                    }
+                    rows.push(vec![
+                        "device".into(),
+                        d.name.clone(),
+                        "passthrough".into(),
+                        format!("IPA {}", range(ipa.0, sz)),
+                        format!("PA {}", range(pa.0, sz)),
+                        size(sz),
+                        extra.join("; "),
+                    ]);
+                }
+                DeviceKind::VirtualUart { ipa } => rows.push(vec![
+                    "device".into(),
+                    d.name.clone(),
+                    "virtual-uart".into(),
+                    format!("IPA {}", range(ipa.0, 0x1000)),
+                    "(emulated)".into(),
+                    String::new(),
+                    extra.join("; "),
+                ]),
+            }
+        }
+        for i in &part.images {
+            rows.push(vec![
+                "image".into(),
+                i.name.clone(),
+                format!("{} bytes", i.len),
+                format!("IPA {}", range(i.load.0, i.len)),
+                String::new(),
+                String::new(),
+                i.path.display().to_string(),
+            ]);
+        }
+        o.push_str(&columns(&rows, "  "));
+        let f = &part.fault_policy;
+        let _ = writeln!(
+            o,
+            "  faults  access-violation={} illegal-instruction={} system-reset={} system-off={}; at most {} restarts per {} ms",
+            action(f.access_violation),
+            action(f.illegal_instruction),
+            action(f.system_reset),
+            action(f.system_off),
+            f.max_restarts,
+            f.restart_window_ms
+        );
+    }
+
+    // Who owns which physical memory, in address order: the view to review
+    // isolation by.
+    let _ = writeln!(o, "\nphysical memory map");
+    let mut map: Vec<(u64, u64, String)> =
+        vec![(p.hypervisor.start.0, p.hypervisor.size, "hypervisor".into())];
+    for part in &cfg.partitions {
+        for m in &part.memory {
+            let owner = format!("{}:{}", part.name, m.name);
+            match map
+                .iter_mut()
+                .find(|(b, s, _)| *b == m.pa.0 && *s == m.size)
+            {
+                Some(entry) => {
+                    entry.2.push_str(", ");
+                    entry.2.push_str(&owner);
+                }
+                None => map.push((m.pa.0, m.size, owner)),
+            }
+        }
+    }
+    map.sort();
+    let rows: Vec<Vec<String>> = map
+        .into_iter()
+        .map(|(b, s, who)| vec![range(b, s), size(s), who])
+        .collect();
+    o.push_str(&columns(&rows, "  "));
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    #[test]
+    fn table_lists_partitions_and_memory_map() {
+        let path = Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/good.toml"
+        ));
+        let cfg = crate::load(path).unwrap_or_else(|d| panic!("{d}"));
+        let t = super::partition_table(&cfg);
+        assert!(
+            t.contains("ID  VMID  NAME   CRITICALITY   CORES  ENTRY"),
+            "{t}"
+        );
+        assert!(t.contains("0   1     rtos   critical      0"), "{t}");
+        assert!(t.contains("1   2     linux  non-critical  1,2,3"), "{t}");
+        assert!(
+            t.contains("[0x4900_0000, 0x4900_1000)  4 KiB    rtos:shm, linux:shm"),
+            "{t}"
+        );
+        assert!(
+            t.contains("[0x4000_0000, 0x4800_0000)  128 MiB  hypervisor"),
+            "{t}"
+        );
+    }
+}

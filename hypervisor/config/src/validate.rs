@@ -1,0 +1,1791 @@
+//! The rules of `rules.rs`, applied to a parsed file.
+//!
+//! The validator keeps going after an error so that one run reports as much
+//! as it can. A value that breaks a basic rule (a range of size 0, say) is
+//! left out of the later cross-checks, so that one mistake does not produce a
+//! cascade of follow-on errors.
+
+use std::collections::HashMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use septum_core::config::MAX_CPUS;
+use toml::Spanned;
+
+use super::diag::{Diagnostic, Span};
+use super::model::{
+    self, Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, FaultPolicy, Gic,
+    GicVersion, GuestPhysAddr, GuestRange, Perms, PhysAddr, PhysRange, Uart, UartKind,
+    DEFAULT_FAULT_POLICY,
+};
+use super::rules::Rule;
+use super::schema as s;
+use super::util::{hex, normalize, range};
+
+/// Stage-2 page size: the unit of every mapping.
+pub const PAGE: u64 = 0x1000;
+/// Size of the IPA space (39 bits: three-level stage-2 tables from level 1).
+pub const IPA_LIMIT: u128 = 1 << 39;
+/// Shared peripheral interrupts.
+pub const SPIS: std::ops::RangeInclusive<u64> = 32..=1019;
+/// Private peripheral interrupts.
+pub const PPIS: std::ops::RangeInclusive<u64> = 16..=31;
+/// GICv3 frames are 64 KiB; a redistributor has at least two of them.
+const GIC_V3_FRAME: u64 = 0x1_0000;
+/// GICv2 frame sizes (architectural register maps; GIC-400 layout).
+const GICD_V2_SIZE: u64 = 0x1000;
+const GICC_V2_SIZE: u64 = 0x2000;
+const GICH_V2_SIZE: u64 = 0x2000;
+const GICV_V2_SIZE: u64 = 0x2000;
+/// Number of release addresses `septum_core::config::CpuBoot::SpinTable` holds.
+const SPIN_TABLE_SLOTS: usize = 3;
+
+fn v<T: Copy>(x: &Spanned<T>) -> T {
+    *x.get_ref()
+}
+
+fn hx(x: u64) -> String {
+    hex(x.into())
+}
+
+fn aligned(x: u64, align: u64) -> bool {
+    x & (align - 1) == 0
+}
+
+fn pa_range(base: u64, size: u64) -> PhysRange {
+    PhysRange::new(PhysAddr(base), size)
+}
+
+fn ipa_range(base: u64, size: u64) -> GuestRange {
+    GuestRange::new(GuestPhysAddr(base), size)
+}
+
+fn ends_above_ipa_space(r: &GuestRange) -> bool {
+    u128::from(r.start.0) + u128::from(r.size) > IPA_LIMIT
+}
+
+/// A memory region that passed its basic checks (ranges are `None` when not).
+struct Mem<'a> {
+    part: usize,
+    r: &'a s::MemRegion,
+    pa: Option<PhysRange>,
+    ipa: Option<GuestRange>,
+}
+
+/// A device and its ranges (`pa` only for passthrough).
+struct Dev<'a> {
+    part: usize,
+    d: &'a s::Device,
+    pa: Option<PhysRange>,
+    ipa: Option<GuestRange>,
+}
+
+impl Dev<'_> {
+    fn shared_with(&self) -> &[Spanned<String>] {
+        self.d
+            .shared_with
+            .as_ref()
+            .map_or(&[], |l| l.get_ref().as_slice())
+    }
+
+    fn dma(&self) -> bool {
+        self.d.dma.as_ref().is_some_and(v)
+    }
+}
+
+/// What an image file turned out to be.
+struct ImageFile {
+    path: PathBuf,
+    len: u64,
+}
+
+struct Validator<'a> {
+    file: &'a s::File,
+    base_dir: &'a Path,
+    errs: Vec<Diagnostic>,
+    // Platform facts that passed their rules, for the partition checks.
+    cpus: Option<u64>,
+    ram: Vec<PhysRange>,
+    mmio: Vec<PhysRange>,
+    hyp: Option<PhysRange>,
+    /// GIC frames and the console page: never given to a partition.
+    reserved: Vec<(String, PhysRange, Span)>,
+    maintenance_irq: u64,
+    mems: Vec<Mem<'a>>,
+    devs: Vec<Dev<'a>>,
+    /// Per partition, per image.
+    images: Vec<Vec<Option<ImageFile>>>,
+}
+
+/// Checks `file` (the parsed text of `path`); image paths are relative to
+/// `base_dir`. Returns the validated configuration or every error found.
+pub fn validate(
+    file: &s::File,
+    path: &Path,
+    base_dir: &Path,
+) -> Result<model::ValidatedConfig, Vec<Diagnostic>> {
+    let mut val = Validator {
+        file,
+        base_dir,
+        errs: Vec::new(),
+        cpus: None,
+        ram: Vec::new(),
+        mmio: Vec::new(),
+        hyp: None,
+        reserved: Vec::new(),
+        maintenance_irq: 0,
+        mems: Vec::new(),
+        devs: Vec::new(),
+        images: Vec::new(),
+    };
+    val.platform();
+    val.partitions();
+    if val.errs.is_empty() {
+        Ok(val.build(path))
+    } else {
+        Err(val.errs)
+    }
+}
+
+impl<'a> Validator<'a> {
+    fn push(&mut self, d: Diagnostic) {
+        self.errs.push(d);
+    }
+
+    fn err(&mut self, rule: Rule, span: impl Into<Option<Span>>, msg: impl Into<String>) {
+        self.errs.push(Diagnostic::new(rule, span, msg));
+    }
+
+    fn part_name(&self, i: usize) -> &'a str {
+        self.file.partition[i].get_ref().name.get_ref()
+    }
+
+    /// CFG-19: `size` of `what` must not be 0.
+    fn nonempty(&mut self, what: &str, size: &Spanned<u64>) -> bool {
+        if v(size) == 0 {
+            self.err(Rule::RangeEmpty, size.span(), format!("{what} has size 0"));
+            return false;
+        }
+        true
+    }
+
+    /// CFG-20: `base + size` must fit in 64 bits.
+    fn no_overflow(
+        &mut self,
+        what: &str,
+        key: &str,
+        base: &Spanned<u64>,
+        size: &Spanned<u64>,
+    ) -> bool {
+        if v(base).checked_add(v(size)).is_none() {
+            self.err(
+                Rule::RangeOverflow,
+                size.span(),
+                format!(
+                    "{what}: {key} {} + size {} overflows the 64-bit address space",
+                    hx(v(base)),
+                    hx(v(size))
+                ),
+            );
+            return false;
+        }
+        true
+    }
+
+    fn in_ram(&self, r: &PhysRange) -> bool {
+        self.ram.iter().any(|b| b.contains_span(r.start, r.size))
+    }
+
+    fn in_mmio(&self, r: &PhysRange) -> bool {
+        self.mmio.iter().any(|w| w.contains_span(r.start, r.size))
+    }
+
+    // ---------------------------------------------------------------- platform
+
+    fn platform(&mut self) {
+        let p = self.file.platform.get_ref();
+
+        let cpus = v(&p.cpus);
+        if cpus == 0 || cpus > MAX_CPUS as u64 {
+            self.err(
+                Rule::PlatformCpus,
+                p.cpus.span(),
+                format!("platform.cpus is {cpus}; it must be between 1 and {MAX_CPUS}"),
+            );
+        } else {
+            self.cpus = Some(cpus);
+        }
+
+        self.memory_map(p);
+        self.hypervisor_region(p);
+        self.console(p);
+        self.gic(p);
+        self.cpu_boot(p);
+    }
+
+    fn memory_map(&mut self, p: &'a s::Platform) {
+        let mut seen: Vec<(&str, PhysRange, Span)> = Vec::new();
+        for (key, kind, list) in [
+            ("ram", "RAM bank", &p.ram),
+            ("mmio", "MMIO window", &p.mmio),
+        ] {
+            if list.get_ref().is_empty() {
+                self.err(
+                    Rule::PlatformMemoryMap,
+                    list.span(),
+                    format!("platform.{key} is empty: at least one {kind} is needed"),
+                );
+            }
+            for r in list.get_ref() {
+                let rr = r.get_ref();
+                if !self.nonempty(kind, &rr.size)
+                    || !self.no_overflow(kind, "base", &rr.base, &rr.size)
+                {
+                    continue;
+                }
+                for (name, val) in [("base", &rr.base), ("size", &rr.size)] {
+                    if !aligned(v(val), PAGE) {
+                        self.err(
+                            Rule::PlatformMemoryMap,
+                            val.span(),
+                            format!("{kind} {name} {} is not 4 KiB aligned", hx(v(val))),
+                        );
+                    }
+                }
+                let this = pa_range(v(&rr.base), v(&rr.size));
+                for (other_kind, other, other_span) in &seen {
+                    if other.overlaps(&this) {
+                        self.push(
+                            Diagnostic::new(
+                                Rule::PlatformMemoryMap,
+                                r.span(),
+                                format!(
+                                    "{kind} {} overlaps {other_kind} {}",
+                                    range(this.start.0, this.size),
+                                    range(other.start.0, other.size)
+                                ),
+                            )
+                            .note(
+                                other_span.clone(),
+                                format!("the {other_kind} is declared here"),
+                            ),
+                        );
+                    }
+                }
+                seen.push((kind, this, r.span()));
+                if key == "ram" {
+                    self.ram.push(this);
+                } else {
+                    self.mmio.push(this);
+                }
+            }
+        }
+    }
+
+    fn hypervisor_region(&mut self, p: &'a s::Platform) {
+        let h = p.hypervisor.get_ref();
+        let what = "the hypervisor region";
+        if self.nonempty(what, &h.size) && self.no_overflow(what, "base", &h.base, &h.size) {
+            for (name, val) in [("base", &h.base), ("size", &h.size)] {
+                if !aligned(v(val), PAGE) {
+                    self.err(
+                        Rule::HypervisorRegion,
+                        val.span(),
+                        format!("hypervisor {name} {} is not 4 KiB aligned", hx(v(val))),
+                    );
+                }
+            }
+            let r = pa_range(v(&h.base), v(&h.size));
+            if !self.ram.is_empty() && !self.in_ram(&r) {
+                self.err(
+                    Rule::HypervisorRegion,
+                    p.hypervisor.span(),
+                    format!(
+                        "the hypervisor region {} is not inside one RAM bank",
+                        range(r.start.0, r.size)
+                    ),
+                );
+            }
+            self.hyp = Some(r);
+        }
+
+        let la = v(&p.load_addr);
+        if !aligned(la, PAGE) {
+            self.err(
+                Rule::LoadAddr,
+                p.load_addr.span(),
+                format!("load-addr {} is not 4 KiB aligned", hx(la)),
+            );
+        }
+        if let Some(h) = self.hyp {
+            if !h.contains(PhysAddr(la)) {
+                self.push(
+                    Diagnostic::new(
+                        Rule::LoadAddr,
+                        p.load_addr.span(),
+                        format!(
+                            "load-addr {} is outside the hypervisor region {}",
+                            hx(la),
+                            range(h.start.0, h.size)
+                        ),
+                    )
+                    .note(
+                        p.hypervisor.span(),
+                        "the hypervisor region is declared here",
+                    ),
+                );
+            }
+        }
+    }
+
+    fn console(&mut self, p: &'a s::Platform) {
+        let c = p.console.get_ref();
+        // The whole page: that is the unit a partition could be given.
+        let page = pa_range(v(&c.base) & !(PAGE - 1), PAGE);
+        self.reserved
+            .push(("the console UART page".into(), page, c.base.span()));
+        if !self.mmio.is_empty() && !self.in_mmio(&page) {
+            self.err(
+                Rule::PlatformMmio,
+                c.base.span(),
+                format!(
+                    "the console UART page {} is not inside a platform MMIO window",
+                    range(page.start.0, page.size)
+                ),
+            );
+        }
+    }
+
+    fn gic(&mut self, p: &'a s::Platform) {
+        let g = p.gic.get_ref();
+        let version = v(&g.version);
+        let m = v(&g.maintenance_irq);
+        self.maintenance_irq = m;
+        if !PPIS.contains(&m) {
+            self.err(
+                Rule::MaintenanceIrq,
+                g.maintenance_irq.span(),
+                format!("maintenance-irq {m} is not a PPI (16..=31)"),
+            );
+        }
+
+        type Key<'k> = (&'static str, Option<&'k Spanned<u64>>);
+        let v3_keys: [Key; 2] = [
+            ("gicr", g.gicr.as_ref()),
+            ("gicr-stride", g.gicr_stride.as_ref()),
+        ];
+        let v2_keys: [Key; 3] = [
+            ("gicc", g.gicc.as_ref()),
+            ("gich", g.gich.as_ref()),
+            ("gicv", g.gicv.as_ref()),
+        ];
+        let (needed, forbidden, other): (&[Key], &[Key], u64) = match version {
+            3 => (&v3_keys, &v2_keys, 2),
+            2 => (&v2_keys, &v3_keys, 3),
+            _ => {
+                self.err(
+                    Rule::GicForm,
+                    g.version.span(),
+                    format!("gic.version is {version}; it must be 2 or 3"),
+                );
+                return;
+            }
+        };
+        let mut complete = true;
+        for (key, val) in needed {
+            if val.is_none() {
+                complete = false;
+                self.err(
+                    Rule::GicForm,
+                    p.gic.span(),
+                    format!("a GICv{version} needs `{key}`"),
+                );
+            }
+        }
+        for (key, val) in forbidden {
+            if let Some(val) = val {
+                self.err(
+                    Rule::GicForm,
+                    val.span(),
+                    format!("`{key}` is a GICv{other} key; it does not apply to a GICv{version}"),
+                );
+            }
+        }
+        if !complete {
+            return;
+        }
+
+        // (name, base, size, alignment)
+        let mut frames: Vec<(&str, &Spanned<u64>, Option<u64>, u64)> = Vec::new();
+        match (version, &g.gicr, &g.gicr_stride, &g.gicc, &g.gich, &g.gicv) {
+            (3, Some(gicr), Some(stride), ..) => {
+                frames.push(("GICD", &g.gicd, Some(GIC_V3_FRAME), GIC_V3_FRAME));
+                let st = v(stride);
+                let stride_ok = st >= 2 * GIC_V3_FRAME && aligned(st, GIC_V3_FRAME);
+                if !stride_ok {
+                    self.err(
+                        Rule::GicForm,
+                        stride.span(),
+                        format!(
+                            "gicr-stride {} must be a multiple of 64 KiB and at least 128 KiB (two frames per redistributor)",
+                            hx(st)
+                        ),
+                    );
+                }
+                // The redistributors of every core, as one block.
+                let size = self
+                    .cpus
+                    .filter(|_| stride_ok)
+                    .and_then(|n| st.checked_mul(n));
+                frames.push(("GICR", gicr, size, GIC_V3_FRAME));
+            }
+            (2, _, _, Some(gicc), Some(gich), Some(gicv)) => {
+                frames.push(("GICD", &g.gicd, Some(GICD_V2_SIZE), PAGE));
+                frames.push(("GICC", gicc, Some(GICC_V2_SIZE), PAGE));
+                frames.push(("GICH", gich, Some(GICH_V2_SIZE), PAGE));
+                frames.push(("GICV", gicv, Some(GICV_V2_SIZE), PAGE));
+            }
+            _ => return,
+        }
+
+        for (name, base, size, align) in frames {
+            let b = v(base);
+            if !aligned(b, align) {
+                self.err(
+                    Rule::GicForm,
+                    base.span(),
+                    format!(
+                        "{name} base {} is not aligned to {}",
+                        hx(b),
+                        super::util::size(align)
+                    ),
+                );
+            }
+            let Some(size) = size else { continue };
+            if b.checked_add(size).is_none() {
+                self.err(
+                    Rule::RangeOverflow,
+                    base.span(),
+                    format!(
+                        "the {name} frame at {} (size {}) overflows the 64-bit address space",
+                        hx(b),
+                        hx(size)
+                    ),
+                );
+                continue;
+            }
+            let r = pa_range(b, size);
+            if !self.mmio.is_empty() && !self.in_mmio(&r) {
+                self.err(
+                    Rule::PlatformMmio,
+                    base.span(),
+                    format!(
+                        "the {name} frame {} is not inside a platform MMIO window",
+                        range(b, size)
+                    ),
+                );
+            }
+            let label = format!("the GIC {name} frame");
+            for (other, o, o_span) in &self.reserved {
+                if o.overlaps(&r) {
+                    let d = Diagnostic::new(
+                        Rule::PlatformMmio,
+                        base.span(),
+                        format!(
+                            "{label} {} overlaps {other} {}",
+                            range(b, size),
+                            range(o.start.0, o.size)
+                        ),
+                    )
+                    .note(o_span.clone(), format!("{other} is declared here"));
+                    self.errs.push(d);
+                }
+            }
+            self.reserved.push((label, r, base.span()));
+        }
+    }
+
+    fn cpu_boot(&mut self, p: &'a s::Platform) {
+        let b = p.cpu_boot.get_ref();
+        match v(&b.method) {
+            s::BootMethod::Psci => {
+                if let Some(r) = &b.release {
+                    self.err(
+                        Rule::CpuBoot,
+                        r.span(),
+                        "`release` belongs to spin-table; psci takes `conduit`",
+                    );
+                }
+                match &b.conduit {
+                    None => self.err(
+                        Rule::CpuBoot,
+                        p.cpu_boot.span(),
+                        "psci needs `conduit = \"smc\"` or `conduit = \"hvc\"`",
+                    ),
+                    Some(c) if c.get_ref() == "smc" || c.get_ref() == "hvc" => {}
+                    Some(c) => self.err(
+                        Rule::CpuBoot,
+                        c.span(),
+                        format!("conduit {:?} is neither \"smc\" nor \"hvc\"", c.get_ref()),
+                    ),
+                }
+            }
+            s::BootMethod::SpinTable => {
+                if let Some(c) = &b.conduit {
+                    self.err(
+                        Rule::CpuBoot,
+                        c.span(),
+                        "`conduit` belongs to psci; spin-table takes `release`",
+                    );
+                }
+                let Some(rel) = &b.release else {
+                    self.err(
+                        Rule::CpuBoot,
+                        p.cpu_boot.span(),
+                        "spin-table needs `release`: one address per secondary core (cpus - 1)",
+                    );
+                    return;
+                };
+                if let Some(cpus) = self.cpus {
+                    let want = (cpus - 1) as usize;
+                    if want > SPIN_TABLE_SLOTS {
+                        self.err(
+                            Rule::CpuBoot,
+                            b.method.span(),
+                            format!(
+                                "spin-table boots at most {} cores ({SPIN_TABLE_SLOTS} release addresses); platform.cpus is {cpus}",
+                                SPIN_TABLE_SLOTS + 1
+                            ),
+                        );
+                    } else if rel.get_ref().len() != want {
+                        self.err(
+                            Rule::CpuBoot,
+                            rel.span(),
+                            format!(
+                                "spin-table has {} release addresses; platform.cpus = {cpus} needs exactly {want}",
+                                rel.get_ref().len()
+                            ),
+                        );
+                    }
+                }
+                for a in rel.get_ref() {
+                    let x = v(a);
+                    if !aligned(x, 8) {
+                        self.err(
+                            Rule::CpuBoot,
+                            a.span(),
+                            format!("release address {} is not 8-byte aligned", hx(x)),
+                        );
+                    } else if !self.ram.is_empty() && !self.in_ram(&pa_range(x, 8)) {
+                        self.err(
+                            Rule::CpuBoot,
+                            a.span(),
+                            format!("release address {} is not in RAM", hx(x)),
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    // -------------------------------------------------------------- partitions
+
+    fn partitions(&mut self) {
+        let parts = &self.file.partition;
+        if parts.is_empty() {
+            self.err(
+                Rule::PartitionCount,
+                None,
+                "no [[partition]]: at least one partition is needed",
+            );
+            return;
+        }
+        self.names_and_criticality();
+        self.cores();
+        for (i, p) in parts.iter().enumerate() {
+            self.item_names(p.get_ref());
+            for r in p.get_ref().memory.get_ref() {
+                self.memory_region(i, r.get_ref());
+            }
+            for d in &p.get_ref().devices {
+                self.device(i, d);
+            }
+        }
+        self.shared_with();
+        self.memory_overlaps();
+        self.device_overlaps();
+        self.ipa_overlaps();
+        self.irq_uniqueness();
+        self.dma();
+        for (i, p) in parts.iter().enumerate() {
+            self.images(i, p.get_ref());
+            self.entry(i, p.get_ref());
+            self.fault_policy(p.get_ref());
+        }
+    }
+
+    fn names_and_criticality(&mut self) {
+        let parts = &self.file.partition;
+        let mut names: HashMap<&str, Span> = HashMap::new();
+        let mut critical: Vec<&Spanned<s::Criticality>> = Vec::new();
+        for p in parts {
+            let p = p.get_ref();
+            let name = p.name.get_ref().as_str();
+            if name.is_empty() {
+                self.err(
+                    Rule::PartitionName,
+                    p.name.span(),
+                    "partition name is empty",
+                );
+            } else if let Some(c) = name
+                .chars()
+                .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+            {
+                self.err(
+                    Rule::PartitionName,
+                    p.name.span(),
+                    format!("partition name {name:?} contains {c:?}; use only a-z, 0-9 and -"),
+                );
+            }
+            if let Some(first) = names.get(name) {
+                self.push(
+                    Diagnostic::new(
+                        Rule::PartitionNameUnique,
+                        p.name.span(),
+                        format!("there is already a partition named {name:?}"),
+                    )
+                    .note(first.clone(), "first defined here"),
+                );
+            } else {
+                names.insert(name, p.name.span());
+            }
+            if v(&p.criticality) == s::Criticality::Critical {
+                critical.push(&p.criticality);
+            }
+        }
+        match critical.as_slice() {
+            [] => self.err(
+                Rule::OneCritical,
+                parts[0].get_ref().criticality.span(),
+                "no partition is critical; exactly one must be",
+            ),
+            [_] => {}
+            [first, rest @ ..] => {
+                for c in rest {
+                    self.push(
+                        Diagnostic::new(
+                            Rule::OneCritical,
+                            c.span(),
+                            format!(
+                                "{} partitions are critical; exactly one may be",
+                                critical.len()
+                            ),
+                        )
+                        .note(first.span(), "the first critical partition"),
+                    );
+                }
+            }
+        }
+    }
+
+    fn cores(&mut self) {
+        let mut owner: HashMap<u64, (usize, Span)> = HashMap::new();
+        for (i, p) in self.file.partition.iter().enumerate() {
+            let p = p.get_ref();
+            let name = p.name.get_ref();
+            if p.cores.get_ref().is_empty() {
+                self.err(
+                    Rule::CoreNone,
+                    p.cores.span(),
+                    format!("partition `{name}` has no cores"),
+                );
+            }
+            let mut seen: HashMap<u64, Span> = HashMap::new();
+            for c in p.cores.get_ref() {
+                let n = v(c);
+                if let Some(cpus) = self.cpus {
+                    if n >= cpus {
+                        self.err(
+                            Rule::CoreExists,
+                            c.span(),
+                            format!(
+                                "core {n} does not exist: platform.cpus = {cpus}, so cores are 0..={}",
+                                cpus - 1
+                            ),
+                        );
+                        continue;
+                    }
+                }
+                if let Some(first) = seen.get(&n) {
+                    self.push(
+                        Diagnostic::new(
+                            Rule::CoreDuplicate,
+                            c.span(),
+                            format!("core {n} is listed twice in partition `{name}`"),
+                        )
+                        .note(first.clone(), "first listed here"),
+                    );
+                    continue;
+                }
+                seen.insert(n, c.span());
+                if let Some((j, s)) = owner.get(&n) {
+                    let d = Diagnostic::new(
+                        Rule::CoreShared,
+                        c.span(),
+                        format!(
+                            "core {n} already belongs to partition `{}`; cores are never shared",
+                            self.part_name(*j)
+                        ),
+                    )
+                    .note(s.clone(), "given away here");
+                    self.push(d);
+                } else {
+                    owner.insert(n, (i, c.span()));
+                }
+            }
+        }
+    }
+
+    fn item_names(&mut self, p: &'a s::Partition) {
+        let lists: [(&str, Vec<&Spanned<String>>); 3] = [
+            (
+                "memory region",
+                p.memory
+                    .get_ref()
+                    .iter()
+                    .map(|r| &r.get_ref().name)
+                    .collect(),
+            ),
+            (
+                "device",
+                p.devices.iter().map(|d| &d.get_ref().name).collect(),
+            ),
+            (
+                "image",
+                p.images.iter().map(|i| &i.get_ref().name).collect(),
+            ),
+        ];
+        for (kind, names) in lists {
+            let mut seen: HashMap<&str, Span> = HashMap::new();
+            for n in names {
+                if n.get_ref().is_empty() {
+                    self.err(Rule::ItemNames, n.span(), format!("{kind} name is empty"));
+                } else if let Some(first) = seen.get(n.get_ref().as_str()) {
+                    self.push(
+                        Diagnostic::new(
+                            Rule::ItemNames,
+                            n.span(),
+                            format!(
+                                "partition `{}` already has a {kind} named {:?}",
+                                p.name.get_ref(),
+                                n.get_ref()
+                            ),
+                        )
+                        .note(first.clone(), "first defined here"),
+                    );
+                } else {
+                    seen.insert(n.get_ref(), n.span());
+                }
+            }
+        }
+    }
+
+    fn memory_region(&mut self, part: usize, r: &'a s::MemRegion) {
+        let what = format!(
+            "memory region `{}` of partition `{}`",
+            r.name.get_ref(),
+            self.part_name(part)
+        );
+        for (key, val) in [("ipa", &r.ipa), ("pa", &r.pa), ("size", &r.size)] {
+            if !aligned(v(val), PAGE) {
+                self.err(
+                    Rule::MemAlign,
+                    val.span(),
+                    format!("{what}: {key} {} is not 4 KiB aligned", hx(v(val))),
+                );
+            }
+        }
+        let mut mem = Mem {
+            part,
+            r,
+            pa: None,
+            ipa: None,
+        };
+        if self.nonempty(&what, &r.size) {
+            if self.no_overflow(&what, "pa", &r.pa, &r.size) {
+                mem.pa = Some(pa_range(v(&r.pa), v(&r.size)));
+            }
+            if self.no_overflow(&what, "ipa", &r.ipa, &r.size) {
+                mem.ipa = Some(ipa_range(v(&r.ipa), v(&r.size)));
+            }
+        }
+        if let Some(pa) = mem.pa {
+            if !self.ram.is_empty() && !self.in_ram(&pa) {
+                let banks: Vec<String> =
+                    self.ram.iter().map(|b| range(b.start.0, b.size)).collect();
+                self.push(
+                    Diagnostic::new(
+                        Rule::MemInRam,
+                        r.pa.span(),
+                        format!(
+                            "{what}: PA range {} is not inside one RAM bank",
+                            range(pa.start.0, pa.size)
+                        ),
+                    )
+                    .note(None, format!("RAM banks: {}", banks.join(", "))),
+                );
+            }
+            if let Some(h) = self.hyp {
+                if h.overlaps(&pa) {
+                    self.push(
+                        Diagnostic::new(
+                            Rule::MemHypervisor,
+                            r.pa.span(),
+                            format!(
+                                "{what}: PA range {} overlaps the hypervisor region {}",
+                                range(pa.start.0, pa.size),
+                                range(h.start.0, h.size)
+                            ),
+                        )
+                        .note(
+                            self.file.platform.get_ref().hypervisor.span(),
+                            "the hypervisor region is declared here",
+                        ),
+                    );
+                }
+            }
+        }
+        if let Some(ipa) = mem.ipa {
+            if ends_above_ipa_space(&ipa) {
+                self.err(
+                    Rule::IpaLimit,
+                    r.ipa.span(),
+                    format!(
+                        "{what}: IPA range {} ends above 2^39 ({}), the top of the 39-bit IPA space",
+                        range(ipa.start.0, ipa.size),
+                        hex(IPA_LIMIT)
+                    ),
+                );
+            }
+        }
+        self.mems.push(mem);
+    }
+
+    fn device(&mut self, part: usize, ds: &'a Spanned<s::Device>) {
+        let d = ds.get_ref();
+        let what = format!(
+            "device `{}` of partition `{}`",
+            d.name.get_ref(),
+            self.part_name(part)
+        );
+        let mut dev = Dev {
+            part,
+            d,
+            pa: None,
+            ipa: None,
+        };
+        match v(&d.kind) {
+            s::DeviceKind::Passthrough => {
+                for (key, val) in [("pa", &d.pa), ("size", &d.size)] {
+                    if val.is_none() {
+                        self.err(
+                            Rule::DeviceForm,
+                            ds.span(),
+                            format!("{what}: a passthrough device needs `{key}`"),
+                        );
+                    }
+                }
+                if let (Some(pa), Some(size)) = (&d.pa, &d.size) {
+                    for (key, val) in [("pa", pa), ("ipa", &d.ipa), ("size", size)] {
+                        if !aligned(v(val), PAGE) {
+                            self.err(
+                                Rule::DeviceAlign,
+                                val.span(),
+                                format!("{what}: {key} {} is not 4 KiB aligned", hx(v(val))),
+                            );
+                        }
+                    }
+                    if self.nonempty(&what, size) {
+                        if self.no_overflow(&what, "pa", pa, size) {
+                            dev.pa = Some(pa_range(v(pa), v(size)));
+                        }
+                        if self.no_overflow(&what, "ipa", &d.ipa, size) {
+                            dev.ipa = Some(ipa_range(v(&d.ipa), v(size)));
+                        }
+                    }
+                }
+                if let (Some(r), Some(pa)) = (dev.pa, &d.pa) {
+                    if !self.mmio.is_empty() && !self.in_mmio(&r) {
+                        self.err(
+                            Rule::DeviceInMmio,
+                            pa.span(),
+                            format!(
+                                "{what}: PA range {} is not inside one platform MMIO window",
+                                range(r.start.0, r.size)
+                            ),
+                        );
+                    }
+                    let clashes: Vec<Diagnostic> = self
+                        .reserved
+                        .iter()
+                        .filter(|(_, res, _)| res.overlaps(&r))
+                        .map(|(label, res, res_span)| {
+                            Diagnostic::new(
+                                Rule::DeviceReserved,
+                                pa.span(),
+                                format!(
+                                    "{what}: PA range {} overlaps {label} {}, which only the hypervisor may use",
+                                    range(r.start.0, r.size),
+                                    range(res.start.0, res.size)
+                                ),
+                            )
+                            .note(res_span.clone(), format!("{label} is declared here"))
+                        })
+                        .collect();
+                    self.errs.extend(clashes);
+                }
+            }
+            s::DeviceKind::VirtualUart => {
+                let extra: [(&str, Option<Span>); 5] = [
+                    ("pa", d.pa.as_ref().map(Spanned::span)),
+                    ("size", d.size.as_ref().map(Spanned::span)),
+                    ("irqs", d.irqs.as_ref().map(Spanned::span)),
+                    ("dma", d.dma.as_ref().map(Spanned::span)),
+                    ("shared-with", d.shared_with.as_ref().map(Spanned::span)),
+                ];
+                for (key, span) in extra {
+                    if let Some(span) = span {
+                        self.err(
+                            Rule::DeviceForm,
+                            span,
+                            format!("{what}: `{key}` does not apply to a virtual-uart (it takes name, kind and ipa)"),
+                        );
+                    }
+                }
+                if !aligned(v(&d.ipa), PAGE) {
+                    self.err(
+                        Rule::DeviceAlign,
+                        d.ipa.span(),
+                        format!("{what}: ipa {} is not 4 KiB aligned", hx(v(&d.ipa))),
+                    );
+                }
+                if v(&d.ipa).checked_add(PAGE).is_some() {
+                    dev.ipa = Some(ipa_range(v(&d.ipa), PAGE));
+                }
+            }
+        }
+        match dev.ipa {
+            Some(ipa) if ends_above_ipa_space(&ipa) => self.err(
+                Rule::IpaLimit,
+                d.ipa.span(),
+                format!(
+                    "{what}: IPA range {} ends above 2^39 ({}), the top of the 39-bit IPA space",
+                    range(ipa.start.0, ipa.size),
+                    hex(IPA_LIMIT)
+                ),
+            ),
+            None if v(&d.kind) == s::DeviceKind::VirtualUart => self.err(
+                Rule::IpaLimit,
+                d.ipa.span(),
+                format!(
+                    "{what}: ipa {} is beyond the 39-bit IPA space",
+                    hx(v(&d.ipa))
+                ),
+            ),
+            _ => {}
+        }
+        for irq in d.irqs.iter().flat_map(|l| l.get_ref()) {
+            let n = v(irq);
+            if n == self.maintenance_irq {
+                self.err(
+                    Rule::IrqRange,
+                    irq.span(),
+                    format!("{what}: irq {n} is the GIC maintenance interrupt"),
+                );
+            } else if !SPIS.contains(&n) {
+                let kind = match n {
+                    0..=15 => " (it is an SGI)",
+                    16..=31 => " (it is a PPI, private to each core and owned by the hypervisor)",
+                    _ => "",
+                };
+                self.err(
+                    Rule::IrqRange,
+                    irq.span(),
+                    format!("{what}: irq {n} is not an SPI (32..=1019){kind}"),
+                );
+            }
+        }
+        self.devs.push(dev);
+    }
+
+    /// CFG-25: every shared-with entry names another, existing partition,
+    /// once, and that partition has the matching region or device.
+    fn shared_with(&mut self) {
+        let parts = &self.file.partition;
+        let mut errs = Vec::new();
+        for m in &self.mems {
+            let what = format!(
+                "memory region `{}` of partition `{}`",
+                m.r.name.get_ref(),
+                self.part_name(m.part)
+            );
+            for (q, e) in check_shared_list(&mut errs, parts, m.part, &what, &m.r.shared_with) {
+                let Some(pa) = m.pa else { continue };
+                if !self.mems.iter().any(|o| o.part == q && o.pa == Some(pa)) {
+                    errs.push(Diagnostic::new(
+                        Rule::SharedWith,
+                        e.span(),
+                        format!(
+                            "{what} is shared with `{}`, but `{}` has no memory region with the same PA range {}",
+                            e.get_ref(),
+                            e.get_ref(),
+                            range(pa.start.0, pa.size)
+                        ),
+                    ));
+                }
+            }
+        }
+        for d in &self.devs {
+            let what = format!(
+                "device `{}` of partition `{}`",
+                d.d.name.get_ref(),
+                self.part_name(d.part)
+            );
+            for (q, e) in check_shared_list(&mut errs, parts, d.part, &what, d.shared_with()) {
+                let Some(pa) = d.pa else { continue };
+                if !self
+                    .devs
+                    .iter()
+                    .any(|o| o.part == q && o.pa.is_some_and(|o| o.overlaps(&pa)))
+                {
+                    errs.push(Diagnostic::new(
+                        Rule::SharedWith,
+                        e.span(),
+                        format!(
+                            "{what} is shared with `{}`, but `{}` has no passthrough device overlapping {}",
+                            e.get_ref(),
+                            e.get_ref(),
+                            range(pa.start.0, pa.size)
+                        ),
+                    ));
+                }
+            }
+        }
+        self.errs.extend(errs);
+    }
+
+    fn lists(list: &[Spanned<String>], name: &str) -> bool {
+        list.iter().any(|e| e.get_ref() == name)
+    }
+
+    /// CFG-24.
+    fn memory_overlaps(&mut self) {
+        let mut errs = Vec::new();
+        for (j, b) in self.mems.iter().enumerate() {
+            let Some(bpa) = b.pa else { continue };
+            for a in &self.mems[..j] {
+                let Some(apa) = a.pa else { continue };
+                if !apa.overlaps(&bpa) {
+                    continue;
+                }
+                let (an, bn) = (self.part_name(a.part), self.part_name(b.part));
+                let msg = if a.part == b.part {
+                    format!(
+                        "memory regions `{}` {} and `{}` {} of partition `{an}` overlap in PA",
+                        a.r.name.get_ref(),
+                        range(apa.start.0, apa.size),
+                        b.r.name.get_ref(),
+                        range(bpa.start.0, bpa.size),
+                    )
+                } else {
+                    let mutual =
+                        Self::lists(&a.r.shared_with, bn) && Self::lists(&b.r.shared_with, an);
+                    if mutual && apa == bpa {
+                        continue;
+                    }
+                    let why = if mutual {
+                        "shared regions must have identical PA ranges"
+                    } else {
+                        "memory may overlap only when both regions name each other's partition in shared-with"
+                    };
+                    format!(
+                        "memory region `{}` of partition `{bn}` {} overlaps memory region `{}` of partition `{an}` {}: {why}",
+                        b.r.name.get_ref(),
+                        range(bpa.start.0, bpa.size),
+                        a.r.name.get_ref(),
+                        range(apa.start.0, apa.size),
+                    )
+                };
+                errs.push(
+                    Diagnostic::new(Rule::MemOverlap, b.r.pa.span(), msg)
+                        .note(a.r.pa.span(), "the other region"),
+                );
+            }
+        }
+        self.errs.extend(errs);
+    }
+
+    /// CFG-32.
+    fn device_overlaps(&mut self) {
+        let mut errs = Vec::new();
+        for (j, b) in self.devs.iter().enumerate() {
+            let (Some(bpa), Some(bspan)) = (b.pa, b.d.pa.as_ref().map(Spanned::span)) else {
+                continue;
+            };
+            for a in &self.devs[..j] {
+                let (Some(apa), Some(aspan)) = (a.pa, a.d.pa.as_ref().map(Spanned::span)) else {
+                    continue;
+                };
+                if !apa.overlaps(&bpa) {
+                    continue;
+                }
+                let (an, bn) = (self.part_name(a.part), self.part_name(b.part));
+                if a.part != b.part
+                    && Self::lists(a.shared_with(), bn)
+                    && Self::lists(b.shared_with(), an)
+                {
+                    continue;
+                }
+                let why = if a.part == b.part {
+                    "devices of one partition must not overlap"
+                } else {
+                    "devices may overlap only when both name each other's partition in shared-with"
+                };
+                errs.push(
+                    Diagnostic::new(
+                        Rule::DeviceOverlap,
+                        bspan.clone(),
+                        format!(
+                            "device `{}` of partition `{bn}` {} overlaps device `{}` of partition `{an}` {}: {why}",
+                            b.d.name.get_ref(),
+                            range(bpa.start.0, bpa.size),
+                            a.d.name.get_ref(),
+                            range(apa.start.0, apa.size)
+                        ),
+                    )
+                    .note(aspan, "the other device"),
+                );
+            }
+        }
+        self.errs.extend(errs);
+    }
+
+    /// CFG-26: a partition's memory and devices at distinct IPAs.
+    fn ipa_overlaps(&mut self) {
+        let mut items: Vec<(usize, String, GuestRange, Span)> = Vec::new();
+        for m in &self.mems {
+            if let Some(ipa) = m.ipa {
+                items.push((
+                    m.part,
+                    format!("memory region `{}`", m.r.name.get_ref()),
+                    ipa,
+                    m.r.ipa.span(),
+                ));
+            }
+        }
+        for d in &self.devs {
+            if let Some(ipa) = d.ipa {
+                items.push((
+                    d.part,
+                    format!("device `{}`", d.d.name.get_ref()),
+                    ipa,
+                    d.d.ipa.span(),
+                ));
+            }
+        }
+        let mut errs = Vec::new();
+        for (j, (bp, bn, br, bs)) in items.iter().enumerate() {
+            for (ap, an, ar, as_) in &items[..j] {
+                if ap == bp && ar.overlaps(br) {
+                    errs.push(
+                        Diagnostic::new(
+                            Rule::IpaOverlap,
+                            bs.clone(),
+                            format!(
+                                "in partition `{}`, {bn} at IPA {} overlaps {an} at IPA {}",
+                                self.part_name(*bp),
+                                range(br.start.0, br.size),
+                                range(ar.start.0, ar.size)
+                            ),
+                        )
+                        .note(as_.clone(), "the other range"),
+                    );
+                }
+            }
+        }
+        self.errs.extend(errs);
+    }
+
+    /// CFG-34.
+    fn irq_uniqueness(&mut self) {
+        // (irq, device index, span), in file order.
+        let mut all: Vec<(u64, usize, Span)> = Vec::new();
+        for (i, d) in self.devs.iter().enumerate() {
+            for irq in d.d.irqs.iter().flat_map(|l| l.get_ref()) {
+                all.push((v(irq), i, irq.span()));
+            }
+        }
+        let mut errs = Vec::new();
+        for (k, (irq, bi, bspan)) in all.iter().enumerate() {
+            let b = &self.devs[*bi];
+            for (_, ai, aspan) in all[..k].iter().filter(|(n, ..)| n == irq) {
+                let a = &self.devs[*ai];
+                let (an, bn) = (self.part_name(a.part), self.part_name(b.part));
+                let msg = if ai == bi {
+                    format!(
+                        "irq {irq} is listed twice for device `{}`",
+                        b.d.name.get_ref()
+                    )
+                } else if a.part == b.part {
+                    format!(
+                        "irq {irq} of device `{}` is already used by device `{}` of the same partition `{bn}`",
+                        b.d.name.get_ref(),
+                        a.d.name.get_ref()
+                    )
+                } else if Self::lists(a.shared_with(), bn) && Self::lists(b.shared_with(), an) {
+                    continue;
+                } else {
+                    format!(
+                        "irq {irq} of device `{}` (partition `{bn}`) is already routed to device `{}` of partition `{an}`; only shared devices may share an irq",
+                        b.d.name.get_ref(),
+                        a.d.name.get_ref()
+                    )
+                };
+                errs.push(
+                    Diagnostic::new(Rule::IrqUnique, bspan.clone(), msg)
+                        .note(aspan.clone(), "first used here"),
+                );
+                break;
+            }
+        }
+        self.errs.extend(errs);
+    }
+
+    /// CFG-35: without an IOMMU a device's DMA addresses are physical, so the
+    /// guest's idea of "physical" (the IPA) must be the real one.
+    fn dma(&mut self) {
+        let mut errs = Vec::new();
+        for d in self.devs.iter().filter(|d| d.dma()) {
+            let dma_span = d.d.dma.as_ref().map(Spanned::span);
+            for m in self.mems.iter().filter(|m| m.part == d.part) {
+                let (ipa, pa) = (v(&m.r.ipa), v(&m.r.pa));
+                if ipa != pa {
+                    errs.push(
+                        Diagnostic::new(
+                            Rule::DmaIdentity,
+                            m.r.ipa.span(),
+                            format!(
+                                "DMA masters need identity mapping (no IOMMU): partition `{}` owns DMA-capable device `{}`, so memory region `{}` needs ipa == pa (it has ipa {}, pa {})",
+                                self.part_name(d.part),
+                                d.d.name.get_ref(),
+                                m.r.name.get_ref(),
+                                hx(ipa),
+                                hx(pa)
+                            ),
+                        )
+                        .note(dma_span.clone(), "dma = true here"),
+                    );
+                }
+            }
+        }
+        self.errs.extend(errs);
+    }
+
+    /// The partition's memory regions that passed their checks.
+    fn regions_of(&self, part: usize) -> impl Iterator<Item = (&'a s::MemRegion, GuestRange)> + '_ {
+        self.mems
+            .iter()
+            .filter(move |m| m.part == part)
+            .filter_map(|m| m.ipa.map(|ipa| (m.r, ipa)))
+    }
+
+    /// CFG-36..39.
+    fn images(&mut self, part: usize, p: &'a s::Partition) {
+        let pname = p.name.get_ref();
+        let mut files = Vec::new();
+        for img in &p.images {
+            let img = img.get_ref();
+            let what = format!("image `{}` of partition `{pname}`", img.name.get_ref());
+            let rel = img.file.get_ref();
+            let tried = normalize(&self.base_dir.join(rel));
+            let opened = fs::File::open(&tried).and_then(|f| f.metadata());
+            let file = match opened {
+                Err(e) => {
+                    self.err(
+                        Rule::ImageFile,
+                        img.file.span(),
+                        format!(
+                            "{what}: cannot read {rel:?}: tried {}: {e}",
+                            tried.display()
+                        ),
+                    );
+                    None
+                }
+                Ok(m) if !m.is_file() => {
+                    self.err(
+                        Rule::ImageFile,
+                        img.file.span(),
+                        format!(
+                            "{what}: {rel:?} is not a regular file (tried {})",
+                            tried.display()
+                        ),
+                    );
+                    None
+                }
+                Ok(m) => match fs::canonicalize(&tried) {
+                    Ok(path) if path.to_str().is_some() => Some(ImageFile { path, len: m.len() }),
+                    Ok(path) => {
+                        self.err(
+                            Rule::ImageFile,
+                            img.file.span(),
+                            format!(
+                                "{what}: the path {} is not UTF-8, which include_bytes! needs",
+                                path.display()
+                            ),
+                        );
+                        None
+                    }
+                    Err(e) => {
+                        self.err(
+                            Rule::ImageFile,
+                            img.file.span(),
+                            format!("{what}: cannot resolve {}: {e}", tried.display()),
+                        );
+                        None
+                    }
+                },
+            };
+            if let Some(f) = &file {
+                if f.len == 0 {
+                    self.err(
+                        Rule::ImageEmpty,
+                        img.file.span(),
+                        format!("{what}: {} is empty", f.path.display()),
+                    );
+                } else {
+                    self.image_fits(part, img, &what, f.len);
+                }
+            }
+            files.push(file);
+        }
+
+        // CFG-39, between images whose size is known.
+        let mut placed: Vec<(GuestRange, &s::Image)> = Vec::new();
+        for (img, f) in p.images.iter().zip(&files) {
+            let img = img.get_ref();
+            let Some(f) = f.as_ref().filter(|f| f.len > 0) else {
+                continue;
+            };
+            let r = ipa_range(v(&img.load), f.len);
+            for (o, other) in &placed {
+                if o.overlaps(&r) {
+                    self.push(
+                        Diagnostic::new(
+                            Rule::ImageOverlap,
+                            img.load.span(),
+                            format!(
+                                "image `{}` {} overlaps image `{}` {} of partition `{pname}`",
+                                img.name.get_ref(),
+                                range(r.start.0, r.size),
+                                other.name.get_ref(),
+                                range(o.start.0, o.size)
+                            ),
+                        )
+                        .note(other.load.span(), "the other image"),
+                    );
+                }
+            }
+            placed.push((r, img));
+        }
+        self.images.push(files);
+    }
+
+    /// CFG-38.
+    fn image_fits(&mut self, part: usize, img: &s::Image, what: &str, len: u64) {
+        let load = v(&img.load);
+        let mut host = None;
+        for (r, ipa) in self.regions_of(part) {
+            if ipa.contains_span(GuestPhysAddr(load), len) {
+                return;
+            }
+            if ipa.contains(GuestPhysAddr(load)) {
+                host = Some((r, ipa));
+            }
+        }
+        let msg = match host {
+            Some((r, ipa)) => format!(
+                "{what}: {len} bytes loaded at {} end at {}, past the end of memory region `{}` {}",
+                hx(load),
+                hex(u128::from(load) + u128::from(len)),
+                r.name.get_ref(),
+                range(ipa.start.0, ipa.size)
+            ),
+            None => format!(
+                "{what}: load address {} is not inside any memory region of the partition",
+                hx(load)
+            ),
+        };
+        self.err(Rule::ImageFits, img.load.span(), msg);
+    }
+
+    /// CFG-40.
+    fn entry(&mut self, part: usize, p: &'a s::Partition) {
+        let e = v(&p.entry);
+        let hit = self
+            .regions_of(part)
+            .find(|(_, ipa)| ipa.contains(GuestPhysAddr(e)));
+        match hit {
+            Some((r, _)) if matches!(v(&r.perms), s::Perms::Rx | s::Perms::Rwx) => {}
+            Some((r, _)) => self.push(
+                Diagnostic::new(
+                    Rule::Entry,
+                    p.entry.span(),
+                    format!(
+                        "entry {} of partition `{}` lies in memory region `{}`, which is not executable",
+                        hx(e),
+                        p.name.get_ref(),
+                        r.name.get_ref()
+                    ),
+                )
+                .note(r.perms.span(), "its permissions"),
+            ),
+            None => self.err(
+                Rule::Entry,
+                p.entry.span(),
+                format!("entry {} of partition `{}` is not inside any of its memory regions", hx(e), p.name.get_ref()),
+            ),
+        }
+    }
+
+    /// CFG-41..43.
+    fn fault_policy(&mut self, p: &'a s::Partition) {
+        let Some(fp) = &p.fault_policy else { return };
+        let fp = fp.get_ref();
+        let pname = p.name.get_ref();
+        let critical = v(&p.criticality) == s::Criticality::Critical;
+        let actions = [
+            (
+                "access-violation",
+                &fp.access_violation,
+                DEFAULT_FAULT_POLICY.access_violation,
+            ),
+            (
+                "illegal-instruction",
+                &fp.illegal_instruction,
+                DEFAULT_FAULT_POLICY.illegal_instruction,
+            ),
+            (
+                "system-reset",
+                &fp.system_reset,
+                DEFAULT_FAULT_POLICY.system_reset,
+            ),
+            (
+                "system-off",
+                &fp.system_off,
+                DEFAULT_FAULT_POLICY.system_off,
+            ),
+        ];
+        for (key, val, _) in &actions {
+            let Some(val) = val else { continue };
+            match v(val) {
+                s::FaultAction::InjectAbort if matches!(*key, "system-reset" | "system-off") => self.err(
+                    Rule::InjectAbort,
+                    val.span(),
+                    format!("{key} = \"inject-abort\": a {key} request has no instruction to abort; use restart, stop or safe-state"),
+                ),
+                s::FaultAction::SafeState if !critical => self.err(
+                    Rule::SafeState,
+                    val.span(),
+                    format!("{key} = \"safe-state\" in non-critical partition `{pname}`: only the critical partition may stop the whole system"),
+                ),
+                _ => {}
+            }
+        }
+
+        let mut max = u64::from(DEFAULT_FAULT_POLICY.max_restarts);
+        let mut window = u64::from(DEFAULT_FAULT_POLICY.restart_window_ms);
+        for (key, val, out) in [
+            ("max-restarts", &fp.max_restarts, &mut max),
+            ("restart-window-ms", &fp.restart_window_ms, &mut window),
+        ] {
+            let Some(val) = val else { continue };
+            match u32::try_from(v(val)) {
+                Ok(x) => *out = u64::from(x),
+                Err(_) => self.err(
+                    Rule::RestartBudget,
+                    val.span(),
+                    format!("{key} is {}; it must be between 0 and {}", v(val), u32::MAX),
+                ),
+            }
+        }
+        if max > 0 && window == 0 {
+            let span = fp.restart_window_ms.as_ref().map(Spanned::span);
+            self.err(
+                Rule::RestartBudget,
+                span,
+                format!("restart-window-ms is 0 but max-restarts is {max}: the restart budget needs a window"),
+            );
+        }
+        if max == 0 && fp.max_restarts.is_some() {
+            for (key, val, default) in &actions {
+                let explicit = val.as_ref().map(|x| (v(x), x.span()));
+                let restart = match &explicit {
+                    Some((a, _)) => *a == s::FaultAction::Restart,
+                    None => *default == FaultAction::Restart,
+                };
+                if !restart {
+                    continue;
+                }
+                let (span, how) = match explicit {
+                    Some((_, span)) => (Some(span), "is"),
+                    None => (fp.max_restarts.as_ref().map(Spanned::span), "defaults to"),
+                };
+                self.err(
+                    Rule::RestartBudget,
+                    span,
+                    format!("{key} {how} \"restart\" but max-restarts = 0 forbids every restart; choose stop (or safe-state) or allow restarts"),
+                );
+            }
+        }
+    }
+
+    // ------------------------------------------------------------ build model
+
+    fn build(&self, path: &Path) -> model::ValidatedConfig {
+        let p = self.file.platform.get_ref();
+        let g = p.gic.get_ref();
+        let opt = |x: &Option<Spanned<u64>>| x.as_ref().map_or(0, v);
+        let gic = Gic {
+            version: if v(&g.version) == 2 {
+                GicVersion::V2
+            } else {
+                GicVersion::V3
+            },
+            gicd: PhysAddr(v(&g.gicd)),
+            gicr: PhysAddr(opt(&g.gicr)),
+            gicr_stride: opt(&g.gicr_stride),
+            gicc: PhysAddr(opt(&g.gicc)),
+            gich: PhysAddr(opt(&g.gich)),
+            gicv: PhysAddr(opt(&g.gicv)),
+            maintenance_irq: v(&g.maintenance_irq) as u32,
+        };
+        let b = p.cpu_boot.get_ref();
+        let cpu_boot = match v(&b.method) {
+            s::BootMethod::Psci => {
+                CpuBoot::Psci(match b.conduit.as_ref().map(|c| c.get_ref().as_str()) {
+                    Some("hvc") => Conduit::Hvc,
+                    _ => Conduit::Smc,
+                })
+            }
+            s::BootMethod::SpinTable => {
+                let mut release = [PhysAddr(0); SPIN_TABLE_SLOTS];
+                for (slot, a) in release
+                    .iter_mut()
+                    .zip(b.release.iter().flat_map(|r| r.get_ref()))
+                {
+                    *slot = PhysAddr(v(a));
+                }
+                CpuBoot::SpinTable { release }
+            }
+        };
+        let console = p.console.get_ref();
+        let platform = model::Platform {
+            board: match v(&p.board) {
+                s::Board::QemuVirt => Board::QemuVirt,
+                s::Board::Rpi4 => Board::RaspberryPi4,
+            },
+            cpus: v(&p.cpus) as u8,
+            ram: self.ram.clone(),
+            mmio: self.mmio.clone(),
+            hypervisor: self.hyp.unwrap_or(PhysRange::new(PhysAddr(0), 0)),
+            load_addr: PhysAddr(v(&p.load_addr)),
+            console: Uart {
+                kind: match v(&console.kind) {
+                    s::UartKind::Pl011 => UartKind::Pl011,
+                    s::UartKind::MiniUart => UartKind::MiniUart,
+                },
+                base: PhysAddr(v(&console.base)),
+            },
+            gic,
+            cpu_boot,
+        };
+        let partitions = self
+            .file
+            .partition
+            .iter()
+            .enumerate()
+            .map(|(id, ps)| self.build_partition(id, ps.get_ref()))
+            .collect();
+        model::ValidatedConfig {
+            name: path
+                .file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("config")
+                .to_owned(),
+            source: path.to_owned(),
+            platform,
+            partitions,
+        }
+    }
+
+    fn build_partition(&self, id: usize, p: &s::Partition) -> model::Partition {
+        let names =
+            |l: &[Spanned<String>]| l.iter().map(|n| n.get_ref().clone()).collect::<Vec<_>>();
+        let memory = p
+            .memory
+            .get_ref()
+            .iter()
+            .map(|r| {
+                let r = r.get_ref();
+                model::MemRegion {
+                    name: r.name.get_ref().clone(),
+                    ipa: GuestPhysAddr(v(&r.ipa)),
+                    pa: PhysAddr(v(&r.pa)),
+                    size: v(&r.size),
+                    perms: match v(&r.perms) {
+                        s::Perms::R => Perms::R,
+                        s::Perms::Rw => Perms::RW,
+                        s::Perms::Rx => Perms::RX,
+                        s::Perms::Rwx => Perms::RWX,
+                    },
+                    shared_with: names(&r.shared_with),
+                }
+            })
+            .collect();
+        let devices = p
+            .devices
+            .iter()
+            .map(|d| {
+                let d = d.get_ref();
+                let kind = match v(&d.kind) {
+                    s::DeviceKind::Passthrough => DeviceKind::Passthrough {
+                        pa: PhysAddr(d.pa.as_ref().map_or(0, v)),
+                        ipa: GuestPhysAddr(v(&d.ipa)),
+                        size: d.size.as_ref().map_or(0, v),
+                        dma: d.dma.as_ref().is_some_and(v),
+                    },
+                    s::DeviceKind::VirtualUart => DeviceKind::VirtualUart {
+                        ipa: GuestPhysAddr(v(&d.ipa)),
+                    },
+                };
+                model::Device {
+                    name: d.name.get_ref().clone(),
+                    kind,
+                    irqs: d
+                        .irqs
+                        .iter()
+                        .flat_map(|l| l.get_ref())
+                        .map(|i| v(i) as u32)
+                        .collect(),
+                    shared_with: d
+                        .shared_with
+                        .as_ref()
+                        .map_or_else(Vec::new, |l| names(l.get_ref())),
+                }
+            })
+            .collect();
+        let files = self.images.get(id).map_or(&[][..], Vec::as_slice);
+        let images = p
+            .images
+            .iter()
+            .zip(files)
+            .filter_map(|(img, f)| {
+                let (img, f) = (img.get_ref(), f.as_ref()?);
+                Some(model::Image {
+                    name: img.name.get_ref().clone(),
+                    path: f.path.clone(),
+                    len: f.len,
+                    load: GuestPhysAddr(v(&img.load)),
+                })
+            })
+            .collect();
+        let fp = p.fault_policy.as_ref().map(|f| f.get_ref());
+        let action = |x: Option<&Spanned<s::FaultAction>>, default: FaultAction| match x.map(v) {
+            None => default,
+            Some(s::FaultAction::InjectAbort) => FaultAction::InjectAbort,
+            Some(s::FaultAction::Restart) => FaultAction::Restart,
+            Some(s::FaultAction::Stop) => FaultAction::Stop,
+            Some(s::FaultAction::SafeState) => FaultAction::SafeState,
+        };
+        let d = DEFAULT_FAULT_POLICY;
+        let fault_policy = FaultPolicy {
+            access_violation: action(
+                fp.and_then(|f| f.access_violation.as_ref()),
+                d.access_violation,
+            ),
+            illegal_instruction: action(
+                fp.and_then(|f| f.illegal_instruction.as_ref()),
+                d.illegal_instruction,
+            ),
+            system_reset: action(fp.and_then(|f| f.system_reset.as_ref()), d.system_reset),
+            system_off: action(fp.and_then(|f| f.system_off.as_ref()), d.system_off),
+            max_restarts: fp
+                .and_then(|f| f.max_restarts.as_ref())
+                .map_or(d.max_restarts, |x| v(x) as u32),
+            restart_window_ms: fp
+                .and_then(|f| f.restart_window_ms.as_ref())
+                .map_or(d.restart_window_ms, |x| v(x) as u32),
+        };
+        model::Partition {
+            id,
+            name: p.name.get_ref().clone(),
+            criticality: match v(&p.criticality) {
+                s::Criticality::Critical => Criticality::Critical,
+                s::Criticality::NonCritical => Criticality::NonCritical,
+            },
+            vmid: (id + 1) as u16,
+            cores: p.cores.get_ref().iter().map(|c| v(c) as u8).collect(),
+            memory,
+            devices,
+            images,
+            entry: GuestPhysAddr(v(&p.entry)),
+            boot_arg: p.boot_arg.as_ref().map_or(0, v),
+            fault_policy,
+        }
+    }
+}
+
+/// The entries of one shared-with list that name another existing
+/// partition, once each; errors for the rest go to `errs`.
+fn check_shared_list<'l>(
+    errs: &mut Vec<Diagnostic>,
+    parts: &[Spanned<s::Partition>],
+    part: usize,
+    what: &str,
+    list: &'l [Spanned<String>],
+) -> Vec<(usize, &'l Spanned<String>)> {
+    let mut seen: HashMap<&str, Span> = HashMap::new();
+    let mut targets = Vec::new();
+    for e in list {
+        let n = e.get_ref().as_str();
+        if let Some(first) = seen.get(n) {
+            errs.push(
+                Diagnostic::new(
+                    Rule::SharedWith,
+                    e.span(),
+                    format!("{what}: shared-with lists `{n}` twice"),
+                )
+                .note(first.clone(), "first listed here"),
+            );
+            continue;
+        }
+        seen.insert(n, e.span());
+        match parts.iter().position(|p| p.get_ref().name.get_ref() == n) {
+            Some(q) if q == part => errs.push(Diagnostic::new(
+                Rule::SharedWith,
+                e.span(),
+                format!("{what}: shared-with names its own partition `{n}`"),
+            )),
+            Some(q) => targets.push((q, e)),
+            None => errs.push(Diagnostic::new(
+                Rule::SharedWith,
+                e.span(),
+                format!("{what}: shared-with names `{n}`, but there is no partition `{n}`"),
+            )),
+        }
+    }
+    targets
+}
+
+#[cfg(test)]
+mod tests;

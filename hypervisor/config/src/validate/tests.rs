@@ -1,0 +1,1265 @@
+//! One test per rule: each breaks the valid fixture tests/fixtures/good.toml
+//! in one way (or several related ways) and checks that exactly the intended
+//! rule fires, at the right place; boundary cases check what must still pass.
+
+use std::path::{Path, PathBuf};
+
+use super::super::diag::Diagnostics;
+use super::super::model::{FaultAction, ValidatedConfig};
+use super::super::rules::Rule;
+use super::super::{load_str, parse};
+
+const GOOD: &str = include_str!("../../tests/fixtures/good.toml");
+
+fn fixture_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/good.toml")
+}
+
+/// The fixture with each `old` (which must occur exactly once) replaced.
+fn patch(edits: &[(&str, &str)]) -> String {
+    let mut s = GOOD.to_owned();
+    for (old, new) in edits {
+        assert_eq!(
+            s.matches(old).count(),
+            1,
+            "fixture must contain {old:?} exactly once"
+        );
+        s = s.replacen(old, new, 1);
+    }
+    s
+}
+
+fn check(text: &str) -> Result<ValidatedConfig, Diagnostics> {
+    load_str(&fixture_path(), text)
+}
+
+#[track_caller]
+fn ok(text: &str) -> ValidatedConfig {
+    check(text).unwrap_or_else(|d| panic!("expected a valid configuration, got:\n{d}"))
+}
+
+/// Asserts that `text` breaks `rule` and no other rule, with some message
+/// containing `msg`.
+#[track_caller]
+fn fails(text: &str, rule: Rule, msg: &str) -> Diagnostics {
+    let d = fails_with(text, rule, msg);
+    assert!(
+        d.errors().iter().all(|e| e.rule == rule),
+        "expected only {}, got:\n{d}",
+        rule.id()
+    );
+    d
+}
+
+/// Like [`fails`], but other rules may fire too.
+#[track_caller]
+fn fails_with(text: &str, rule: Rule, msg: &str) -> Diagnostics {
+    let Err(d) = check(text) else {
+        panic!(
+            "expected {} to fire, but the configuration passed",
+            rule.id()
+        )
+    };
+    assert!(
+        d.errors()
+            .iter()
+            .any(|e| e.rule == rule && e.message.contains(msg)),
+        "expected {} with a message containing {msg:?}, got:\n{d}",
+        rule.id()
+    );
+    d
+}
+
+/// `good.toml:line:col` of the first occurrence of `needle` in `text[from..]`.
+fn loc(text: &str, needle: &str, from: usize) -> String {
+    let at = from
+        + text[from..]
+            .find(needle)
+            .unwrap_or_else(|| panic!("{needle:?} not in text"));
+    let line = text[..at].matches('\n').count() + 1;
+    let col = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+    format!("good.toml:{line}:{col}")
+}
+
+#[track_caller]
+fn assert_at(d: &Diagnostics, text: &str, needle: &str, from: usize) {
+    let want = loc(text, needle, from);
+    assert!(
+        d.to_string().contains(&want),
+        "expected an error at {want}:\n{d}"
+    );
+}
+
+const RTOS_RAM: &str =
+    r#"{ name = "ram", ipa = 0x4000_0000, pa = 0x4800_0000, size = 0x0100_0000, perms = "rwx" },"#;
+const RTOS_SHM: &str = r#"{ name = "shm", ipa = 0x5000_0000, pa = 0x4900_0000, size = 0x1000, perms = "rw", shared-with = ["linux"] },"#;
+const LINUX_RAM: &str =
+    r#"{ name = "ram", ipa = 0x4000_0000, pa = 0x5000_0000, size = 0x1000_0000, perms = "rwx" },"#;
+const LINUX_SHM: &str = r#"{ name = "shm", ipa = 0x7000_0000, pa = 0x4900_0000, size = 0x1000, perms = "rw", shared-with = ["rtos"] },"#;
+const VUART: &str = r#"{ name = "console", kind = "virtual-uart", ipa = 0x0900_0000 },"#;
+const UART1: &str = r#"{ name = "uart1", kind = "passthrough", pa = 0x0904_0000, ipa = 0x0904_0000, size = 0x1000, irqs = [40] },"#;
+const GIC: &str = "gic = { version = 3, gicd = 0x0800_0000, gicr = 0x080a_0000, gicr-stride = 0x2_0000, maintenance-irq = 25 }";
+const CPU_BOOT: &str = r#"cpu-boot = { method = "psci", conduit = "smc" }"#;
+const LINUX_CORES: &str = "cores = [1, 2, 3]";
+
+/// An extra region in the rtos partition.
+fn rtos_region(region: &str) -> String {
+    patch(&[(RTOS_RAM, &format!("{RTOS_RAM}\n    {region}"))])
+}
+
+/// An extra device in the rtos partition.
+fn rtos_device(device: &str) -> String {
+    patch(&[(VUART, &format!("{VUART}\n    {device}"))])
+}
+
+#[test]
+fn the_fixture_is_valid() {
+    let cfg = ok(GOOD);
+    assert_eq!(cfg.name, "good");
+    assert_eq!(cfg.partitions.len(), 2);
+    assert_eq!(cfg.partitions[0].vmid, 1);
+    assert_eq!(cfg.partitions[1].vmid, 2);
+    assert_eq!(cfg.partitions[1].id, 1);
+    assert_eq!(cfg.partitions[0].images[0].len, 43);
+    assert!(cfg.partitions[0].images[0].path.is_absolute());
+    // Defaults of omitted fault-policy keys.
+    let fp = cfg.partitions[0].fault_policy;
+    assert_eq!(fp.access_violation, FaultAction::InjectAbort);
+    assert_eq!(fp.illegal_instruction, FaultAction::InjectAbort);
+    assert_eq!(fp.system_reset, FaultAction::Restart);
+    assert_eq!(fp.system_off, FaultAction::SafeState);
+    assert_eq!((fp.max_restarts, fp.restart_window_ms), (3, 60_000));
+    assert_eq!(cfg.dependencies().len(), 4);
+}
+
+#[test]
+fn the_rpi4_fixture_is_valid() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rpi4.toml");
+    let text = std::fs::read_to_string(&path).unwrap();
+    if let Err(d) = load_str(&path, &text) {
+        panic!("{d}");
+    }
+}
+
+#[test]
+fn all_errors_are_reported_not_just_the_first() {
+    let text = patch(&[
+        ("cpus = 4", "cpus = 9"),
+        (LINUX_CORES, "cores = []"),
+        (
+            "fault-policy = { system-off",
+            "fault-policy = { system-reset = \"inject-abort\", system-off",
+        ),
+    ]);
+    let d = check(&text).unwrap_err();
+    for r in [Rule::PlatformCpus, Rule::CoreNone, Rule::InjectAbort] {
+        assert!(d.has(r), "missing {}:\n{d}", r.id());
+    }
+}
+
+/// CFG-00: syntax errors, unknown keys, wrong types and missing keys name
+/// file, line and column.
+#[test]
+fn cfg00_parse_errors() {
+    let text = patch(&[("cpus = 4", "cpus = 4\ncpu = 4")]);
+    let d = fails(&text, Rule::Parse, "unknown field `cpu`");
+    assert_at(&d, &text, "cpu = 4", 0);
+
+    let text = patch(&[("cpus = 4", "cpus = \"4\"")]);
+    let d = fails(&text, Rule::Parse, "invalid type");
+    assert_at(&d, &text, "\"4\"", 0);
+
+    let text = patch(&[("load-addr = 0x4020_0000", "load-addr = -1")]);
+    fails(&text, Rule::Parse, "expected u64");
+
+    let text = patch(&[("load-addr = 0x4020_0000\n", "")]);
+    fails(&text, Rule::Parse, "missing field `load-addr`");
+
+    let text = patch(&[("[platform]", "[platform")]);
+    fails(&text, Rule::Parse, "");
+
+    let text = patch(&[(RTOS_RAM, &RTOS_RAM.replace("\"rwx\"", "\"rwxs\""))]);
+    fails(&text, Rule::Parse, "unknown variant `rwxs`");
+
+    let d = super::super::load(Path::new("/nonexistent/septum.toml")).unwrap_err();
+    assert!(d.has(Rule::Parse));
+    assert!(
+        d.to_string()
+            .contains("/nonexistent/septum.toml:1:1: cannot read"),
+        "{d}"
+    );
+}
+
+/// CFG-01: 1 <= cpus <= MAX_CPUS.
+#[test]
+fn cfg01_cpu_count() {
+    ok(&patch(&[("cpus = 4", "cpus = 8")]));
+    let text = patch(&[("cpus = 4", "cpus = 9")]);
+    let d = fails(&text, Rule::PlatformCpus, "between 1 and 8");
+    assert_at(&d, &text, "9", 0);
+    fails(
+        &patch(&[("cpus = 4", "cpus = 0")]),
+        Rule::PlatformCpus,
+        "cpus is 0",
+    );
+}
+
+/// CFG-02: RAM and MMIO exist, are aligned and disjoint; touching is fine.
+#[test]
+fn cfg02_platform_memory_map() {
+    let ram = "ram = [{ base = 0x4000_0000, size = 0x8000_0000 }]";
+    fails(
+        &patch(&[(ram, "ram = []")]),
+        Rule::PlatformMemoryMap,
+        "platform.ram is empty",
+    );
+    fails(
+        &patch(&[(
+            "mmio = [{ base = 0x0800_0000, size = 0x3800_0000 }]",
+            "mmio = []",
+        )]),
+        Rule::PlatformMemoryMap,
+        "platform.mmio is empty",
+    );
+    // Unaligned size, which also makes the window run into RAM.
+    let d = fails(
+        &patch(&[("size = 0x3800_0000", "size = 0x3800_0800")]),
+        Rule::PlatformMemoryMap,
+        "size 0x3800_0800 is not 4 KiB aligned",
+    );
+    assert!(
+        d.errors().iter().any(|e| e.message.contains("overlaps")),
+        "{d}"
+    );
+    fails(
+        &patch(&[(ram, "ram = [{ base = 0x4000_0000, size = 0x8000_0000 }, { base = 0xbfff_f000, size = 0x2000 }]")]),
+        Rule::PlatformMemoryMap,
+        "RAM bank [0xbfff_f000, 0xc000_1000) overlaps RAM bank",
+    );
+    // Two touching banks; the MMIO window already touches RAM.
+    ok(&patch(&[(ram, "ram = [{ base = 0x4000_0000, size = 0x4000_0000 }, { base = 0x8000_0000, size = 0x4000_0000 }]")]));
+}
+
+/// CFG-03: hypervisor region aligned, inside one RAM bank (may end at its end).
+#[test]
+fn cfg03_hypervisor_region() {
+    let hyp = "hypervisor = { base = 0x4000_0000, size = 0x0800_0000 }";
+    fails(
+        &patch(&[(
+            hyp,
+            "hypervisor = { base = 0x4000_0000, size = 0x07ff_f800 }",
+        )]),
+        Rule::HypervisorRegion,
+        "hypervisor size 0x7ff_f800 is not 4 KiB aligned",
+    );
+    fails(
+        &patch(&[(
+            hyp,
+            "hypervisor = { base = 0x3ff0_0000, size = 0x0800_0000 }",
+        )]),
+        Rule::HypervisorRegion,
+        "is not inside one RAM bank",
+    );
+    ok(&patch(&[
+        (
+            hyp,
+            "hypervisor = { base = 0xb800_0000, size = 0x0800_0000 }",
+        ),
+        ("load-addr = 0x4020_0000", "load-addr = 0xb820_0000"),
+    ]));
+}
+
+/// CFG-04: load-addr aligned and inside the hypervisor region (end exclusive).
+#[test]
+fn cfg04_load_addr() {
+    let la = "load-addr = 0x4020_0000";
+    fails(
+        &patch(&[(la, "load-addr = 0x4020_0800")]),
+        Rule::LoadAddr,
+        "not 4 KiB aligned",
+    );
+    fails(
+        &patch(&[(la, "load-addr = 0x4800_0000")]),
+        Rule::LoadAddr,
+        "outside the hypervisor region",
+    );
+    ok(&patch(&[(la, "load-addr = 0x47ff_f000")]));
+    ok(&patch(&[(la, "load-addr = 0x4000_0000")]));
+}
+
+/// CFG-05: version 2 or 3, the right keys, aligned frames, sane stride.
+#[test]
+fn cfg05_gic_form() {
+    fails(
+        &patch(&[(GIC, &GIC.replace("version = 3", "version = 4"))]),
+        Rule::GicForm,
+        "must be 2 or 3",
+    );
+    fails(
+        &patch(&[(GIC, &GIC.replace("gicr = 0x080a_0000, ", ""))]),
+        Rule::GicForm,
+        "a GICv3 needs `gicr`",
+    );
+    fails(
+        &patch(&[(
+            GIC,
+            &GIC.replace("maintenance-irq", "gicc = 0x0801_0000, maintenance-irq"),
+        )]),
+        Rule::GicForm,
+        "`gicc` is a GICv2 key",
+    );
+    fails(
+        &patch(&[(
+            GIC,
+            &GIC.replace("gicr-stride = 0x2_0000", "gicr-stride = 0x1_0000"),
+        )]),
+        Rule::GicForm,
+        "gicr-stride 0x1_0000 must be a multiple of 64 KiB",
+    );
+    fails(
+        &patch(&[(
+            GIC,
+            &GIC.replace("gicd = 0x0800_0000", "gicd = 0x0800_1000"),
+        )]),
+        Rule::GicForm,
+        "GICD base 0x800_1000 is not aligned to 64 KiB",
+    );
+    fails(
+        &patch(&[(GIC, "gic = { version = 2, gicd = 0x0800_0000, gicc = 0x0801_0000, gicv = 0x0804_0000, maintenance-irq = 25 }")]),
+        Rule::GicForm,
+        "a GICv2 needs `gich`",
+    );
+    ok(&patch(&[(
+        GIC,
+        "gic = { version = 2, gicd = 0x0800_0000, gicc = 0x0801_0000, gich = 0x0803_0000, gicv = 0x0804_0000, maintenance-irq = 25 }",
+    )]));
+}
+
+/// CFG-06: the maintenance interrupt is a PPI.
+#[test]
+fn cfg06_maintenance_irq() {
+    for bad in [15, 32] {
+        let text = patch(&[(
+            GIC,
+            &GIC.replace("maintenance-irq = 25", &format!("maintenance-irq = {bad}")),
+        )]);
+        fails(&text, Rule::MaintenanceIrq, "is not a PPI");
+    }
+    for good in [16, 31] {
+        ok(&patch(&[(
+            GIC,
+            &GIC.replace("maintenance-irq = 25", &format!("maintenance-irq = {good}")),
+        )]));
+    }
+}
+
+/// CFG-07: console page and GIC frames inside MMIO, not overlapping each other.
+#[test]
+fn cfg07_platform_mmio() {
+    let console = r#"console = { kind = "pl011", base = 0x0900_0000 }"#;
+    fails(
+        &patch(&[(
+            console,
+            r#"console = { kind = "pl011", base = 0x0600_0000 }"#,
+        )]),
+        Rule::PlatformMmio,
+        "console UART page [0x600_0000, 0x600_1000) is not inside",
+    );
+    // GICR block of 4 cores * 128 KiB: ending one page past the window fails,
+    // ending exactly at its end passes.
+    fails(
+        &patch(&[(
+            GIC,
+            &GIC.replace("gicr = 0x080a_0000", "gicr = 0x3ffa_0000"),
+        )]),
+        Rule::PlatformMmio,
+        "the GICR frame [0x3ffa_0000, 0x4002_0000) is not inside",
+    );
+    ok(&patch(&[(
+        GIC,
+        &GIC.replace("gicr = 0x080a_0000", "gicr = 0x3ff8_0000"),
+    )]));
+    fails(
+        &patch(&[(
+            console,
+            r#"console = { kind = "pl011", base = 0x0800_f000 }"#,
+        )]),
+        Rule::PlatformMmio,
+        "overlaps the console UART page",
+    );
+}
+
+/// CFG-08: psci needs a valid conduit; spin-table needs cpus-1 good addresses.
+#[test]
+fn cfg08_cpu_boot() {
+    fails(
+        &patch(&[(CPU_BOOT, r#"cpu-boot = { method = "psci" }"#)]),
+        Rule::CpuBoot,
+        "psci needs `conduit",
+    );
+    fails(
+        &patch(&[(
+            CPU_BOOT,
+            r#"cpu-boot = { method = "psci", conduit = "svc" }"#,
+        )]),
+        Rule::CpuBoot,
+        "conduit \"svc\" is neither",
+    );
+    ok(&patch(&[(
+        CPU_BOOT,
+        r#"cpu-boot = { method = "psci", conduit = "hvc" }"#,
+    )]));
+    fails(
+        &patch(&[(
+            CPU_BOOT,
+            r#"cpu-boot = { method = "psci", conduit = "smc", release = [0x4000_00e0] }"#,
+        )]),
+        Rule::CpuBoot,
+        "`release` belongs to spin-table",
+    );
+    let spin = |rel: &str| {
+        patch(&[(
+            CPU_BOOT,
+            &format!(r#"cpu-boot = {{ method = "spin-table", release = [{rel}] }}"#),
+        )])
+    };
+    ok(&spin("0x4000_00e0, 0x4000_00e8, 0x4000_00f0"));
+    fails(
+        &spin("0x4000_00e0, 0x4000_00e8"),
+        Rule::CpuBoot,
+        "needs exactly 3",
+    );
+    fails(
+        &spin("0x4000_00e0, 0x4000_00e8, 0x4000_00f4"),
+        Rule::CpuBoot,
+        "not 8-byte aligned",
+    );
+    fails(
+        &spin("0xe0, 0x4000_00e8, 0x4000_00f0"),
+        Rule::CpuBoot,
+        "release address 0xe0 is not in RAM",
+    );
+    fails(
+        &patch(&[
+            (
+                CPU_BOOT,
+                r#"cpu-boot = { method = "spin-table", release = [0x4000_00e0, 0x4000_00e8, 0x4000_00f0, 0x4000_00f8] }"#,
+            ),
+            ("cpus = 4", "cpus = 5"),
+        ]),
+        Rule::CpuBoot,
+        "spin-table boots at most 4 cores",
+    );
+    fails(
+        &patch(&[(CPU_BOOT, r#"cpu-boot = { method = "spin-table" }"#)]),
+        Rule::CpuBoot,
+        "needs `release`",
+    );
+}
+
+/// CFG-10: at least one partition.
+#[test]
+fn cfg10_no_partition() {
+    let text = &GOOD[..GOOD.find("[[partition]]").unwrap()];
+    let d = fails(text, Rule::PartitionCount, "at least one partition");
+    assert!(d.to_string().contains("good.toml:1:1"), "{d}");
+}
+
+/// CFG-11: exactly one critical partition.
+#[test]
+fn cfg11_one_critical() {
+    let text = patch(&[
+        (
+            "criticality = \"critical\"",
+            "criticality = \"non-critical\"",
+        ),
+        ("fault-policy = { system-off = \"safe-state\" }", ""),
+    ]);
+    fails(&text, Rule::OneCritical, "no partition is critical");
+    let text = patch(&[(
+        "criticality = \"non-critical\"",
+        "criticality = \"critical\"",
+    )]);
+    let d = fails(&text, Rule::OneCritical, "2 partitions are critical");
+    assert_at(&d, &text, "\"critical\"\ncores = [1", 0);
+}
+
+/// CFG-12: names are non-empty, [a-z0-9-].
+#[test]
+fn cfg12_partition_name() {
+    let rename = |n: &str| {
+        patch(&[
+            ("name = \"linux\"", &format!("name = \"{n}\"")),
+            (
+                "shared-with = [\"linux\"]",
+                &format!("shared-with = [\"{n}\"]"),
+            ),
+        ])
+    };
+    fails(&rename("Linux"), Rule::PartitionName, "contains 'L'");
+    fails(&rename("linux_1"), Rule::PartitionName, "contains '_'");
+    fails(&rename(""), Rule::PartitionName, "partition name is empty");
+    ok(&rename("linux-2"));
+}
+
+const EXTRA: &str = r#"
+[[partition]]
+name = "extra"
+criticality = "non-critical"
+cores = [3]
+entry = 0x4000_0000
+memory = [{ name = "ram", ipa = 0x4000_0000, pa = 0x6000_0000, size = 0x1000, perms = "rx" }]
+"#;
+
+/// The fixture plus a third small partition on core 3.
+fn with_extra(extra: &str) -> String {
+    patch(&[(LINUX_CORES, "cores = [1, 2]")]) + extra
+}
+
+/// CFG-13: names are unique.
+#[test]
+fn cfg13_partition_name_unique() {
+    ok(&with_extra(EXTRA));
+    let text = with_extra(&EXTRA.replace("name = \"extra\"", "name = \"rtos\""));
+    let d = fails(
+        &text,
+        Rule::PartitionNameUnique,
+        "already a partition named \"rtos\"",
+    );
+    assert!(d.errors()[0].notes[0]
+        .message
+        .contains("first defined here"));
+}
+
+/// CFG-14: region, device and image names unique per list, non-empty.
+#[test]
+fn cfg14_item_names() {
+    fails(
+        &patch(&[(RTOS_SHM, &RTOS_SHM.replace("\"shm\"", "\"ram\""))]),
+        Rule::ItemNames,
+        "already has a memory region named \"ram\"",
+    );
+    fails(
+        &patch(&[(VUART, &VUART.replace("\"console\"", "\"\""))]),
+        Rule::ItemNames,
+        "device name is empty",
+    );
+    // The same name in different lists or partitions is fine.
+    ok(&patch(&[(VUART, &VUART.replace("\"console\"", "\"ram\""))]));
+}
+
+/// CFG-15: cores exist (the last one, cpus-1, does).
+#[test]
+fn cfg15_core_exists() {
+    let text = patch(&[(LINUX_CORES, "cores = [1, 2, 4]")]);
+    let d = fails(&text, Rule::CoreExists, "core 4 does not exist");
+    assert_at(&d, &text, "4]", 0);
+}
+
+/// CFG-16: no core twice in one partition.
+#[test]
+fn cfg16_core_duplicate() {
+    fails(
+        &patch(&[(LINUX_CORES, "cores = [1, 2, 2]")]),
+        Rule::CoreDuplicate,
+        "core 2 is listed twice",
+    );
+}
+
+/// CFG-17: at least one core.
+#[test]
+fn cfg17_core_none() {
+    fails(
+        &patch(&[(LINUX_CORES, "cores = []")]),
+        Rule::CoreNone,
+        "partition `linux` has no cores",
+    );
+}
+
+/// CFG-18: cores are never shared.
+#[test]
+fn cfg18_core_shared() {
+    let text = patch(&[(LINUX_CORES, "cores = [0, 1, 2]")]);
+    let d = fails(
+        &text,
+        Rule::CoreShared,
+        "core 0 already belongs to partition `rtos`",
+    );
+    assert_at(&d, &text, "0, 1, 2]", 0);
+}
+
+/// CFG-19: no range of size 0.
+#[test]
+fn cfg19_range_empty() {
+    fails(
+        &rtos_region(
+            r#"{ name = "x", ipa = 0x6000_0000, pa = 0x6000_0000, size = 0, perms = "r" },"#,
+        ),
+        Rule::RangeEmpty,
+        "memory region `x` of partition `rtos` has size 0",
+    );
+    fails(
+        &patch(&[(UART1, &UART1.replace("size = 0x1000", "size = 0"))]),
+        Rule::RangeEmpty,
+        "device `uart1` of partition `linux` has size 0",
+    );
+    fails(
+        &patch(&[("ram = [{ base = 0x4000_0000, size = 0x8000_0000 }]", "ram = [{ base = 0x4000_0000, size = 0x8000_0000 }, { base = 0x1_0000_0000, size = 0 }]")]),
+        Rule::RangeEmpty,
+        "RAM bank has size 0",
+    );
+    fails(
+        &patch(&[(
+            "hypervisor = { base = 0x4000_0000, size = 0x0800_0000 }",
+            "hypervisor = { base = 0x4000_0000, size = 0 }",
+        )]),
+        Rule::RangeEmpty,
+        "hypervisor region has size 0",
+    );
+}
+
+/// CFG-20: base + size beyond 2^64. TOML integers stop at 2^63 - 1, so the
+/// values are planted into the parsed file directly.
+#[test]
+fn cfg20_range_overflow() {
+    let dir = fixture_path().parent().unwrap().to_path_buf();
+    let run = |pa: u64| {
+        let mut file = parse::parse(GOOD).unwrap();
+        // The rtos RAM region, size 0x100_0000.
+        *file.partition[0].get_mut().memory.get_mut()[0]
+            .get_mut()
+            .pa
+            .get_mut() = pa;
+        super::validate(&file, &fixture_path(), &dir).unwrap_err()
+    };
+    let errs = run(u64::MAX - 0xfff);
+    assert!(
+        errs.iter().all(|e| e.rule == Rule::RangeOverflow),
+        "{errs:?}"
+    );
+    assert!(
+        errs[0]
+            .message
+            .contains("pa 0xffff_ffff_ffff_f000 + size 0x100_0000 overflows"),
+        "{errs:?}"
+    );
+    // A range ending exactly at 2^64 cannot be represented either.
+    let errs = run(0u64.wrapping_sub(0x100_0000));
+    assert!(
+        errs.iter().all(|e| e.rule == Rule::RangeOverflow),
+        "{errs:?}"
+    );
+    // One region size lower it fits in 64 bits (and then is simply not in RAM).
+    let errs = run(0u64.wrapping_sub(0x200_0000));
+    assert!(errs.iter().all(|e| e.rule == Rule::MemInRam), "{errs:?}");
+}
+
+/// CFG-21: memory region ipa, pa, size page-aligned.
+#[test]
+fn cfg21_memory_alignment() {
+    let text = patch(&[(
+        RTOS_RAM,
+        &RTOS_RAM.replace("ipa = 0x4000_0000", "ipa = 0x4000_0800"),
+    )]);
+    let d = fails(
+        &text,
+        Rule::MemAlign,
+        "ipa 0x4000_0800 is not 4 KiB aligned",
+    );
+    assert_at(&d, &text, "0x4000_0800", 0);
+    fails(
+        &patch(&[(
+            LINUX_RAM,
+            &LINUX_RAM.replace("size = 0x1000_0000", "size = 0x1000_0800"),
+        )]),
+        Rule::MemAlign,
+        "size 0x1000_0800 is not 4 KiB aligned",
+    );
+}
+
+/// CFG-22: memory inside one RAM bank; ending exactly at the bank's end is fine.
+#[test]
+fn cfg22_memory_in_ram() {
+    ok(&patch(&[(
+        RTOS_RAM,
+        &RTOS_RAM.replace("pa = 0x4800_0000", "pa = 0xbf00_0000"),
+    )]));
+    fails(
+        &patch(&[(
+            RTOS_RAM,
+            &RTOS_RAM.replace("pa = 0x4800_0000", "pa = 0xbf00_1000"),
+        )]),
+        Rule::MemInRam,
+        "PA range [0xbf00_1000, 0xc000_1000) is not inside one RAM bank",
+    );
+    // Across two touching banks: still not inside *one*.
+    fails(
+        &patch(&[
+            ("ram = [{ base = 0x4000_0000, size = 0x8000_0000 }]", "ram = [{ base = 0x4000_0000, size = 0x4000_0000 }, { base = 0x8000_0000, size = 0x4000_0000 }]"),
+            (RTOS_RAM, &RTOS_RAM.replace("pa = 0x4800_0000", "pa = 0x7ff0_0000")),
+        ]),
+        Rule::MemInRam,
+        "not inside one RAM bank",
+    );
+}
+
+/// CFG-23: memory never overlaps the hypervisor; touching its end is fine.
+#[test]
+fn cfg23_memory_vs_hypervisor() {
+    let text = patch(&[(
+        RTOS_RAM,
+        &RTOS_RAM.replace("pa = 0x4800_0000", "pa = 0x47ff_f000"),
+    )]);
+    let d = fails(
+        &text,
+        Rule::MemHypervisor,
+        "overlaps the hypervisor region [0x4000_0000, 0x4800_0000)",
+    );
+    assert_at(&d, &text, "0x47ff_f000", 0);
+    // The fixture's rtos RAM starts right at the hypervisor's end.
+    ok(GOOD);
+}
+
+/// CFG-24: PA overlap only for identical, mutually shared regions.
+#[test]
+fn cfg24_memory_overlap() {
+    let text = patch(&[(
+        LINUX_RAM,
+        &LINUX_RAM.replace("pa = 0x5000_0000", "pa = 0x48ff_f000"),
+    )]);
+    let d = fails(
+        &text,
+        Rule::MemOverlap,
+        "overlaps memory region `ram` of partition `rtos`",
+    );
+    assert_at(&d, &text, "0x48ff_f000", 0);
+    // Touching the shared page: fine.
+    ok(&patch(&[(
+        LINUX_RAM,
+        &LINUX_RAM.replace("pa = 0x5000_0000", "pa = 0x4900_1000"),
+    )]));
+    // Shared by one side only.
+    fails(
+        &patch(&[(
+            LINUX_SHM,
+            &LINUX_SHM.replace(r#", shared-with = ["rtos"]"#, ""),
+        )]),
+        Rule::MemOverlap,
+        "both regions name each other's partition",
+    );
+    // Mutually shared, but not identical.
+    fails_with(
+        &patch(&[(
+            LINUX_SHM,
+            &LINUX_SHM.replace("size = 0x1000", "size = 0x2000"),
+        )]),
+        Rule::MemOverlap,
+        "identical PA ranges",
+    );
+    // Within one partition.
+    fails(
+        &rtos_region(
+            r#"{ name = "alias", ipa = 0x6000_0000, pa = 0x4880_0000, size = 0x1000, perms = "r" },"#,
+        ),
+        Rule::MemOverlap,
+        "of partition `rtos` overlap in PA",
+    );
+}
+
+/// CFG-25: shared-with names another existing partition that reciprocates.
+#[test]
+fn cfg25_shared_with() {
+    fails(
+        &patch(&[(
+            RTOS_SHM,
+            &RTOS_SHM.replace(r#"["linux"]"#, r#"["linux", "nobody"]"#),
+        )]),
+        Rule::SharedWith,
+        "there is no partition `nobody`",
+    );
+    fails(
+        &patch(&[(
+            RTOS_SHM,
+            &RTOS_SHM.replace(r#"["linux"]"#, r#"["linux", "rtos"]"#),
+        )]),
+        Rule::SharedWith,
+        "names its own partition `rtos`",
+    );
+    fails(
+        &patch(&[(
+            RTOS_SHM,
+            &RTOS_SHM.replace(r#"["linux"]"#, r#"["linux", "linux"]"#),
+        )]),
+        Rule::SharedWith,
+        "lists `linux` twice",
+    );
+    // Declared shared, but linux has nothing there.
+    fails(
+        &patch(&[(
+            LINUX_SHM,
+            r#"{ name = "shm", ipa = 0x7000_0000, pa = 0x4900_1000, size = 0x1000, perms = "rw" },"#,
+        )]),
+        Rule::SharedWith,
+        "`linux` has no memory region with the same PA range [0x4900_0000, 0x4900_1000)",
+    );
+    fails(
+        &patch(&[(
+            UART1,
+            &UART1.replace("irqs = [40]", r#"irqs = [40], shared-with = ["rtos"]"#),
+        )]),
+        Rule::SharedWith,
+        "`rtos` has no passthrough device overlapping",
+    );
+}
+
+/// CFG-26: one partition's IPA ranges are disjoint (memory and devices).
+#[test]
+fn cfg26_ipa_overlap() {
+    let text = patch(&[(
+        RTOS_SHM,
+        &RTOS_SHM.replace("ipa = 0x5000_0000", "ipa = 0x40ff_f000"),
+    )]);
+    let d = fails(
+        &text,
+        Rule::IpaOverlap,
+        "memory region `shm` at IPA [0x40ff_f000, 0x4100_0000) overlaps memory region `ram`",
+    );
+    assert_at(&d, &text, "0x40ff_f000", 0);
+    ok(&patch(&[(
+        RTOS_SHM,
+        &RTOS_SHM.replace("ipa = 0x5000_0000", "ipa = 0x4100_0000"),
+    )]));
+    fails(
+        &patch(&[(
+            VUART,
+            &VUART.replace("ipa = 0x0900_0000", "ipa = 0x4000_0000"),
+        )]),
+        Rule::IpaOverlap,
+        "device `console` at IPA [0x4000_0000, 0x4000_1000) overlaps memory region `ram`",
+    );
+    // Different partitions may use the same IPAs (both RAMs start at 0x4000_0000).
+    ok(GOOD);
+}
+
+/// CFG-27: IPA ranges end at or below 2^39.
+#[test]
+fn cfg27_ipa_limit() {
+    ok(&patch(&[(
+        RTOS_SHM,
+        &RTOS_SHM.replace("ipa = 0x5000_0000", "ipa = 0x7f_ffff_f000"),
+    )]));
+    fails(
+        &patch(&[(
+            RTOS_SHM,
+            &RTOS_SHM.replace("ipa = 0x5000_0000", "ipa = 0x80_0000_0000"),
+        )]),
+        Rule::IpaLimit,
+        "ends above 2^39",
+    );
+    fails(
+        &patch(&[(
+            VUART,
+            &VUART.replace("ipa = 0x0900_0000", "ipa = 0x80_0000_0000"),
+        )]),
+        Rule::IpaLimit,
+        "ends above 2^39",
+    );
+}
+
+/// CFG-28: the keys each device kind takes.
+#[test]
+fn cfg28_device_form() {
+    fails(
+        &patch(&[(UART1, &UART1.replace(", pa = 0x0904_0000", ""))]),
+        Rule::DeviceForm,
+        "a passthrough device needs `pa`",
+    );
+    fails(
+        &patch(&[(
+            VUART,
+            &VUART.replace("ipa = 0x0900_0000", "ipa = 0x0900_0000, irqs = [33]"),
+        )]),
+        Rule::DeviceForm,
+        "`irqs` does not apply to a virtual-uart",
+    );
+}
+
+/// CFG-29: device addresses page-aligned.
+#[test]
+fn cfg29_device_alignment() {
+    fails(
+        &patch(&[(
+            UART1,
+            &UART1.replace(", pa = 0x0904_0000", ", pa = 0x0904_0800"),
+        )]),
+        Rule::DeviceAlign,
+        "pa 0x904_0800 is not 4 KiB aligned",
+    );
+    fails(
+        &patch(&[(
+            VUART,
+            &VUART.replace("ipa = 0x0900_0000", "ipa = 0x0900_0800"),
+        )]),
+        Rule::DeviceAlign,
+        "ipa 0x900_0800 is not 4 KiB aligned",
+    );
+}
+
+/// CFG-30: passthrough inside one MMIO window; the last page is fine.
+#[test]
+fn cfg30_device_in_mmio() {
+    fails(
+        &patch(&[(
+            UART1,
+            &UART1.replace(", pa = 0x0904_0000", ", pa = 0x4000_0000"),
+        )]),
+        Rule::DeviceInMmio,
+        "PA range [0x4000_0000, 0x4000_1000) is not inside one platform MMIO window",
+    );
+    ok(&patch(&[(
+        UART1,
+        &UART1.replace(", pa = 0x0904_0000", ", pa = 0x3fff_f000"),
+    )]));
+}
+
+/// CFG-31: the GIC and the console page stay with the hypervisor.
+#[test]
+fn cfg31_device_reserved() {
+    let at = |pa: &str| {
+        patch(&[(
+            UART1,
+            &UART1.replace(", pa = 0x0904_0000", &format!(", pa = {pa}")),
+        )])
+    };
+    fails(
+        &at("0x0800_0000"),
+        Rule::DeviceReserved,
+        "overlaps the GIC GICD frame",
+    );
+    fails(
+        &at("0x0900_0000"),
+        Rule::DeviceReserved,
+        "overlaps the console UART page",
+    );
+    // Last page of the GICR block of 4 cores, then the page after it.
+    fails(
+        &at("0x0811_f000"),
+        Rule::DeviceReserved,
+        "overlaps the GIC GICR frame",
+    );
+    ok(&at("0x0812_0000"));
+}
+
+/// CFG-32: passthrough PA ranges disjoint unless mutually shared.
+#[test]
+fn cfg32_device_overlap() {
+    let dev = r#"{ name = "uart1", kind = "passthrough", pa = 0x0904_0000, ipa = 0x0a00_0000, size = 0x1000 },"#;
+    let text = rtos_device(dev);
+    let d = fails(
+        &text,
+        Rule::DeviceOverlap,
+        "devices may overlap only when both name each other's partition",
+    );
+    assert!(d.errors()[0].notes[0].message.contains("the other device"));
+    ok(&patch(&[
+        (
+            VUART,
+            &format!(
+                "{VUART}\n    {}",
+                dev.replace("size = 0x1000", r#"size = 0x1000, shared-with = ["linux"]"#)
+            ),
+        ),
+        (
+            UART1,
+            &UART1.replace("irqs = [40]", r#"irqs = [40], shared-with = ["rtos"]"#),
+        ),
+    ]));
+    fails(
+        &patch(&[(
+            UART1,
+            &format!(
+                "{UART1}\n    {}",
+                dev.replace("0x0a00_0000", "0x0a00_1000")
+                    .replace("uart1", "uart1b")
+            ),
+        )]),
+        Rule::DeviceOverlap,
+        "devices of one partition must not overlap",
+    );
+}
+
+/// CFG-33: irqs are SPIs, 32..=1019.
+#[test]
+fn cfg33_irq_range() {
+    let irqs = |l: &str| {
+        patch(&[(
+            UART1,
+            &UART1.replace("irqs = [40]", &format!("irqs = [{l}]")),
+        )])
+    };
+    fails(
+        &irqs("31"),
+        Rule::IrqRange,
+        "irq 31 is not an SPI (32..=1019) (it is a PPI",
+    );
+    fails(&irqs("1020"), Rule::IrqRange, "irq 1020 is not an SPI");
+    fails(&irqs("3"), Rule::IrqRange, "it is an SGI");
+    ok(&irqs("32, 1019"));
+    // The maintenance interrupt (normally a PPI, so CFG-06 fires too).
+    let text = patch(&[(
+        GIC,
+        &GIC.replace("maintenance-irq = 25", "maintenance-irq = 40"),
+    )]);
+    fails_with(
+        &text,
+        Rule::IrqRange,
+        "irq 40 is the GIC maintenance interrupt",
+    );
+}
+
+/// CFG-34: one owner per irq, unless the devices are shared.
+#[test]
+fn cfg34_irq_unique() {
+    let other = r#"{ name = "gpio", kind = "passthrough", pa = 0x0903_0000, ipa = 0x0903_0000, size = 0x1000, irqs = [40] },"#;
+    fails(&rtos_device(other), Rule::IrqUnique, "irq 40 of device `uart1` (partition `linux`) is already routed to device `gpio` of partition `rtos`");
+    fails(
+        &patch(&[(UART1, &UART1.replace("irqs = [40]", "irqs = [40, 41, 40]"))]),
+        Rule::IrqUnique,
+        "irq 40 is listed twice for device `uart1`",
+    );
+    // A device shared by both partitions may deliver its irq to both.
+    ok(&patch(&[
+        (
+            VUART,
+            &format!(
+                "{VUART}\n    {}",
+                UART1.replace("irqs = [40]", r#"irqs = [40], shared-with = ["linux"]"#)
+            ),
+        ),
+        (
+            UART1,
+            &UART1.replace("irqs = [40]", r#"irqs = [40], shared-with = ["rtos"]"#),
+        ),
+    ]));
+}
+
+/// CFG-35: DMA masters need identity mapping (no IOMMU).
+#[test]
+fn cfg35_dma_identity() {
+    let text = patch(&[(
+        UART1,
+        &UART1.replace("irqs = [40]", "irqs = [40], dma = true"),
+    )]);
+    let d = fails(
+        &text,
+        Rule::DmaIdentity,
+        "DMA masters need identity mapping (no IOMMU)",
+    );
+    assert_eq!(
+        d.len(),
+        2,
+        "both linux regions are not identity-mapped:\n{d}"
+    );
+    // Identity-mapped linux (shared page mapped at its PA too): fine.
+    ok(&patch(&[
+        (
+            UART1,
+            &UART1.replace("irqs = [40]", "irqs = [40], dma = true"),
+        ),
+        (
+            LINUX_RAM,
+            &LINUX_RAM.replace("ipa = 0x4000_0000", "ipa = 0x5000_0000"),
+        ),
+        (
+            LINUX_SHM,
+            &LINUX_SHM.replace("ipa = 0x7000_0000", "ipa = 0x4900_0000"),
+        ),
+        (
+            "entry = 0x4020_0000\nboot-arg",
+            "entry = 0x5020_0000\nboot-arg",
+        ),
+        (
+            r#"file = "linux.bin", load = 0x4020_0000"#,
+            r#"file = "linux.bin", load = 0x5020_0000"#,
+        ),
+        (
+            r#"file = "rtos.bin", load = 0x4400_0000"#,
+            r#"file = "rtos.bin", load = 0x5400_0000"#,
+        ),
+    ]));
+}
+
+/// CFG-36: image files exist; the message says which path was tried.
+#[test]
+fn cfg36_image_file() {
+    let text = patch(&[(
+        r#"file = "rtos.bin", load = 0x4020_0000"#,
+        r#"file = "../missing/rtos.bin", load = 0x4020_0000"#,
+    )]);
+    let d = fails(
+        &text,
+        Rule::ImageFile,
+        "cannot read \"../missing/rtos.bin\": tried ",
+    );
+    let tried = std::fs::canonicalize(env!("CARGO_MANIFEST_DIR"))
+        .unwrap()
+        .join("tests/missing/rtos.bin");
+    assert!(d.to_string().contains(&tried.display().to_string()), "{d}");
+    assert_at(&d, &text, "\"../missing/rtos.bin\"", 0);
+    // A directory is not an image.
+    fails(
+        &patch(&[(
+            r#"file = "rtos.bin", load = 0x4020_0000"#,
+            r#"file = ".", load = 0x4020_0000"#,
+        )]),
+        Rule::ImageFile,
+        "is not a regular file",
+    );
+}
+
+/// CFG-37: image files are not empty.
+#[test]
+fn cfg37_image_empty() {
+    fails(
+        &patch(&[(
+            r#"file = "rtos.bin", load = 0x4020_0000"#,
+            r#"file = "empty.bin", load = 0x4020_0000"#,
+        )]),
+        Rule::ImageEmpty,
+        "is empty",
+    );
+}
+
+/// CFG-38: an image fits in one region; ending exactly at its end is fine.
+#[test]
+fn cfg38_image_fits() {
+    let load = |at: &str| {
+        patch(&[(
+            r#"file = "rtos.bin", load = 0x4020_0000"#,
+            &format!(r#"file = "rtos.bin", load = {at}"#),
+        )])
+    };
+    // rtos.bin is 43 bytes; rtos RAM ends at 0x4100_0000.
+    ok(&load(&format!("{:#x}", 0x4100_0000 - 43)));
+    fails(
+        &load(&format!("{:#x}", 0x4100_0000 - 42)),
+        Rule::ImageFits,
+        "past the end of memory region `ram` [0x4000_0000, 0x4100_0000)",
+    );
+    fails(
+        &load("0x6000_0000"),
+        Rule::ImageFits,
+        "load address 0x6000_0000 is not inside any memory region",
+    );
+}
+
+/// CFG-39: a partition's images don't overlap; touching is fine.
+#[test]
+fn cfg39_image_overlap() {
+    let dtb = r#"file = "rtos.bin", load = 0x4400_0000"#;
+    // linux.bin is 51 bytes at 0x4020_0000.
+    ok(&patch(&[(
+        dtb,
+        &format!(r#"file = "rtos.bin", load = {:#x}"#, 0x4020_0000 + 51),
+    )]));
+    fails(
+        &patch(&[(
+            dtb,
+            &format!(r#"file = "rtos.bin", load = {:#x}"#, 0x4020_0000 + 50),
+        )]),
+        Rule::ImageOverlap,
+        "image `dtb` [0x4020_0032, 0x4020_005d) overlaps image `kernel`",
+    );
+}
+
+/// CFG-40: the entry point lies in an executable region.
+#[test]
+fn cfg40_entry() {
+    let entry = "entry = 0x4020_0000\nmemory";
+    fails(
+        &patch(&[(entry, "entry = 0x6000_0000\nmemory")]),
+        Rule::Entry,
+        "is not inside any of its memory regions",
+    );
+    let text = patch(&[(entry, "entry = 0x5000_0000\nmemory")]);
+    let d = fails(
+        &text,
+        Rule::Entry,
+        "lies in memory region `shm`, which is not executable",
+    );
+    assert_at(&d, &text, "0x5000_0000\nmemory", 0);
+    ok(&patch(&[(entry, "entry = 0x40ff_fffc\nmemory")]));
+}
+
+/// CFG-41: inject-abort only for faults.
+#[test]
+fn cfg41_inject_abort() {
+    let fp = "fault-policy = { system-off = \"safe-state\" }";
+    fails(
+        &patch(&[(
+            fp,
+            "fault-policy = { system-reset = \"inject-abort\", system-off = \"safe-state\" }",
+        )]),
+        Rule::InjectAbort,
+        "system-reset = \"inject-abort\"",
+    );
+    fails(
+        &patch(&[(fp, "fault-policy = { system-off = \"inject-abort\" }")]),
+        Rule::InjectAbort,
+        "system-off = \"inject-abort\"",
+    );
+    ok(&patch(&[(fp, "fault-policy = { access-violation = \"inject-abort\", illegal-instruction = \"inject-abort\" }")]));
+}
+
+/// CFG-42: safe-state only in the critical partition.
+#[test]
+fn cfg42_safe_state() {
+    let fp = "fault-policy = { access-violation = \"stop\",";
+    fails(
+        &patch(&[(fp, "fault-policy = { access-violation = \"safe-state\",")]),
+        Rule::SafeState,
+        "non-critical partition `linux`",
+    );
+    ok(&patch(&[("fault-policy = { system-off = \"safe-state\" }", "fault-policy = { access-violation = \"safe-state\", illegal-instruction = \"safe-state\", system-reset = \"safe-state\", system-off = \"safe-state\" }")]));
+}
+
+/// CFG-43: the restart budget.
+#[test]
+fn cfg43_restart_budget() {
+    let fp = "max-restarts = 5, restart-window-ms = 10000";
+    let with = |s: &str| patch(&[(fp, s)]);
+    fails(
+        &with("max-restarts = -1, restart-window-ms = 10000"),
+        Rule::RestartBudget,
+        "max-restarts is -1",
+    );
+    fails(
+        &with("max-restarts = 4294967296, restart-window-ms = 10000"),
+        Rule::RestartBudget,
+        "between 0 and 4294967295",
+    );
+    fails(
+        &with("max-restarts = 5, restart-window-ms = 0"),
+        Rule::RestartBudget,
+        "restart-window-ms is 0",
+    );
+    // No restarts at all, while system-reset is left at its default "restart".
+    let d = fails(
+        &with("max-restarts = 0"),
+        Rule::RestartBudget,
+        "system-reset defaults to \"restart\"",
+    );
+    let text = with("max-restarts = 0");
+    assert_at(&d, &text, "0 }\n", text.rfind("max-restarts").unwrap());
+    fails(
+        &with("system-off = \"restart\", system-reset = \"stop\", max-restarts = 0"),
+        Rule::RestartBudget,
+        "system-off is \"restart\"",
+    );
+    ok(&with(
+        "system-reset = \"stop\", max-restarts = 0, restart-window-ms = 0",
+    ));
+    ok(&with(
+        "max-restarts = 4294967295, restart-window-ms = 4294967295",
+    ));
+}

@@ -1,0 +1,95 @@
+//! The `septum-config` command line: exit codes and outputs.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn run(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_septum-config"))
+        .args(args)
+        .output()
+        .expect("runs")
+}
+
+fn fixture(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[test]
+fn check_ok_and_failing() {
+    let out = run(&["check", &fixture("good.toml")]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "ok: 2 partitions\n");
+
+    let bad = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../qemu/configs/bad/shared-core.toml");
+    let out = run(&["check", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("error[CFG-18]: ") && err.contains("shared-core.toml:"),
+        "{err}"
+    );
+    assert!(out.stdout.is_empty());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    for args in [
+        &[][..],
+        &["frobnicate", "x.toml"],
+        &["check"],
+        &["generate", "x.toml"],
+    ] {
+        let out = run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("usage: septum-config"),
+            "{args:?}"
+        );
+    }
+    assert_eq!(run(&["--help"]).status.code(), Some(0));
+    let rules = text(&run(&["rules"]).stdout);
+    assert!(
+        rules.contains("CFG-35  DMA masters need identity mapping (no IOMMU)"),
+        "{rules}"
+    );
+}
+
+#[test]
+fn generate_writes_config_and_summary() {
+    let out_dir: PathBuf =
+        std::env::temp_dir().join(format!("septum-config-test-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = run(&[
+        "generate",
+        &fixture("rpi4.toml"),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let code = std::fs::read_to_string(out_dir.join("config.rs")).unwrap();
+    assert!(code.contains("pub static CONFIG: ::septum_core::config::SystemConfig"));
+    assert!(code.contains("board: Board::RaspberryPi4,"));
+    let summary = std::fs::read_to_string(out_dir.join("summary.txt")).unwrap();
+    assert!(
+        summary.contains("spin table, release at 0xe0, 0xe8, 0xf0"),
+        "{summary}"
+    );
+    let _ = std::fs::remove_dir_all(&out_dir);
+}
+
+#[test]
+fn table_prints_partitions() {
+    let out = run(&["table", &fixture("good.toml")]);
+    assert_eq!(out.status.code(), Some(0));
+    let t = text(&out.stdout);
+    assert!(t.contains("linux  non-critical  1,2,3"), "{t}");
+    assert!(t.contains("physical memory map"), "{t}");
+}

@@ -1,0 +1,135 @@
+//! The generated code compiles against septum-core and carries the values of
+//! the configuration (build.rs generates it from tests/fixtures/*.toml).
+
+mod good {
+    include!(concat!(env!("OUT_DIR"), "/fixture_good.rs"));
+}
+
+mod rpi4 {
+    include!(concat!(env!("OUT_DIR"), "/fixture_rpi4.rs"));
+}
+
+use septum_core::addr::{GuestPhysAddr, PhysAddr, PhysRange};
+use septum_core::config::{
+    Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, GicVersion, Perms, UartKind,
+};
+
+#[test]
+fn qemu_virt_fixture() {
+    assert_eq!(good::LOAD_ADDR, 0x4020_0000);
+    assert_eq!(good::HYP_BASE, 0x4000_0000);
+    assert_eq!(good::HYP_SIZE, 0x0800_0000);
+    let c = &good::CONFIG;
+    assert_eq!(c.name, "good");
+    assert!(c.source.ends_with("tests/fixtures/good.toml"));
+    let p = &c.platform;
+    assert_eq!(p.board, Board::QemuVirt);
+    assert_eq!(p.cpus, 4);
+    assert_eq!(p.ram, &[PhysRange::new(PhysAddr(0x4000_0000), 0x8000_0000)]);
+    assert_eq!(
+        p.mmio,
+        &[PhysRange::new(PhysAddr(0x0800_0000), 0x3800_0000)]
+    );
+    assert_eq!(
+        p.hypervisor,
+        PhysRange::new(PhysAddr(0x4000_0000), 0x0800_0000)
+    );
+    assert_eq!(p.load_addr, PhysAddr(0x4020_0000));
+    assert_eq!(p.console.kind, UartKind::Pl011);
+    assert_eq!(p.console.base, PhysAddr(0x0900_0000));
+    assert_eq!(p.gic.version, GicVersion::V3);
+    assert_eq!(p.gic.gicd, PhysAddr(0x0800_0000));
+    assert_eq!(p.gic.gicr, PhysAddr(0x080a_0000));
+    assert_eq!(p.gic.gicr_stride, 0x2_0000);
+    assert_eq!(p.gic.maintenance_irq, 25);
+    assert_eq!(p.cpu_boot, CpuBoot::Psci(Conduit::Smc));
+
+    assert_eq!(c.partitions.len(), 2);
+    let rtos = &c.partitions[0];
+    assert_eq!((rtos.id, rtos.name, rtos.vmid), (0, "rtos", 1));
+    assert_eq!(rtos.criticality, Criticality::Critical);
+    assert_eq!(rtos.cores, &[0]);
+    assert_eq!(rtos.entry, GuestPhysAddr(0x4020_0000));
+    assert_eq!(rtos.boot_arg, 0);
+    assert_eq!(rtos.memory.len(), 2);
+    assert_eq!(rtos.memory[0].ipa, GuestPhysAddr(0x4000_0000));
+    assert_eq!(rtos.memory[0].pa, PhysAddr(0x4800_0000));
+    assert_eq!(rtos.memory[0].size, 0x0100_0000);
+    assert_eq!(rtos.memory[0].perms, Perms::RWX);
+    assert!(!rtos.memory[0].shared);
+    assert_eq!(rtos.memory[1].perms, Perms::RW);
+    assert!(rtos.memory[1].shared);
+    assert!(matches!(
+        rtos.devices[0].kind,
+        DeviceKind::VirtualUart {
+            ipa: GuestPhysAddr(0x0900_0000)
+        }
+    ));
+    assert_eq!(rtos.images.len(), 1);
+    assert_eq!(rtos.images[0].data, include_bytes!("fixtures/rtos.bin"));
+    assert_eq!(rtos.images[0].load, GuestPhysAddr(0x4020_0000));
+    assert_eq!(rtos.fault_policy.system_off, FaultAction::SafeState);
+    assert_eq!(rtos.fault_policy.access_violation, FaultAction::InjectAbort);
+    assert_eq!(rtos.fault_policy.system_reset, FaultAction::Restart);
+    assert_eq!(
+        (
+            rtos.fault_policy.max_restarts,
+            rtos.fault_policy.restart_window_ms
+        ),
+        (3, 60_000)
+    );
+
+    let linux = &c.partitions[1];
+    assert_eq!((linux.id, linux.name, linux.vmid), (1, "linux", 2));
+    assert_eq!(linux.criticality, Criticality::NonCritical);
+    assert_eq!(linux.cores, &[1, 2, 3]);
+    assert_eq!(linux.boot_arg, 0x4400_0000);
+    assert_eq!(linux.devices[0].irqs, &[40]);
+    assert!(matches!(
+        linux.devices[0].kind,
+        DeviceKind::Passthrough {
+            pa: PhysAddr(0x0904_0000),
+            ipa: GuestPhysAddr(0x0904_0000),
+            size: 0x1000,
+            dma: false
+        }
+    ));
+    assert_eq!(linux.images[0].data, include_bytes!("fixtures/linux.bin"));
+    assert_eq!(linux.images[1].data, include_bytes!("fixtures/rtos.bin"));
+    assert_eq!(linux.fault_policy.access_violation, FaultAction::Stop);
+    assert_eq!(
+        (
+            linux.fault_policy.max_restarts,
+            linux.fault_policy.restart_window_ms
+        ),
+        (5, 10_000)
+    );
+}
+
+#[test]
+fn rpi4_fixture() {
+    let p = &rpi4::CONFIG.platform;
+    assert_eq!(p.board, Board::RaspberryPi4);
+    assert_eq!(p.ram.len(), 2);
+    assert_eq!(p.console.kind, UartKind::MiniUart);
+    assert_eq!(p.gic.version, GicVersion::V2);
+    assert_eq!(p.gic.gicc, PhysAddr(0xff84_2000));
+    assert_eq!(p.gic.gich, PhysAddr(0xff84_4000));
+    assert_eq!(p.gic.gicv, PhysAddr(0xff84_6000));
+    assert_eq!(p.gic.gicr, PhysAddr(0));
+    assert_eq!(
+        p.cpu_boot,
+        CpuBoot::SpinTable {
+            release: [PhysAddr(0xe0), PhysAddr(0xe8), PhysAddr(0xf0)]
+        }
+    );
+    let linux = &rpi4::CONFIG.partitions[1];
+    assert!(matches!(
+        linux.devices[0].kind,
+        DeviceKind::Passthrough { dma: true, .. }
+    ));
+    assert_eq!(linux.fault_policy.system_reset, FaultAction::Stop);
+    assert_eq!(linux.fault_policy.max_restarts, 0);
+    assert_eq!(rpi4::LOAD_ADDR, 0x20_0000);
+    assert_eq!((rpi4::HYP_BASE, rpi4::HYP_SIZE), (0, 0x200_0000));
+}

@@ -1,0 +1,228 @@
+//! The static system configuration compiled into the hypervisor.
+//!
+//! The host tool `septum-config` parses and validates a partition TOML file
+//! and emits Rust source that builds one [`SystemConfig`] value out of these
+//! types. Nothing here is parsed at run time: a configuration that reaches the
+//! hypervisor has already passed every rule in `septum-config`'s validator.
+//! The hypervisor still re-checks the few facts it can observe at boot (the
+//! device tree firmware hands over must agree with [`Platform`]).
+
+use crate::addr::{GuestPhysAddr, GuestRange, PhysAddr, PhysRange};
+
+/// Largest number of physical cores any supported platform has.
+pub const MAX_CPUS: usize = 8;
+
+/// The whole system: one platform, its partitions.
+#[derive(Debug)]
+pub struct SystemConfig {
+    /// Short name of the configuration (the TOML file's stem), for the boot log.
+    pub name: &'static str,
+    /// Path of the TOML file this was generated from, for the boot log.
+    pub source: &'static str,
+    pub platform: Platform,
+    pub partitions: &'static [Partition],
+}
+
+/// The board as data: everything that differs between machines.
+#[derive(Debug)]
+pub struct Platform {
+    pub board: Board,
+    /// Number of physical cores; core `n` has MPIDR affinity 0 equal to `n`.
+    pub cpus: u8,
+    /// RAM banks as the hardware has them.
+    pub ram: &'static [PhysRange],
+    /// MMIO windows in which passthrough devices may live.
+    pub mmio: &'static [PhysRange],
+    /// RAM reserved for the hypervisor (image, stacks, heap, page tables).
+    /// Never mapped into any partition.
+    pub hypervisor: PhysRange,
+    /// Address the hypervisor image is linked for and loaded at.
+    pub load_addr: PhysAddr,
+    /// The hypervisor's console.
+    pub console: Uart,
+    pub gic: Gic,
+    pub cpu_boot: CpuBoot,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Board {
+    QemuVirt,
+    RaspberryPi4,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UartKind {
+    Pl011,
+    /// The BCM2835 auxiliary mini-UART (Raspberry Pi).
+    MiniUart,
+}
+
+#[derive(Clone, Copy, Debug)]
+pub struct Uart {
+    pub kind: UartKind,
+    pub base: PhysAddr,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicVersion {
+    V2,
+    V3,
+}
+
+/// Physical GIC layout.
+#[derive(Clone, Copy, Debug)]
+pub struct Gic {
+    pub version: GicVersion,
+    /// Distributor.
+    pub gicd: PhysAddr,
+    /// GICv3: first redistributor; core `n`'s frame is at `gicr + n * gicr_stride`.
+    pub gicr: PhysAddr,
+    pub gicr_stride: u64,
+    /// GICv2: CPU interface, hypervisor control and virtual CPU interface.
+    pub gicc: PhysAddr,
+    pub gich: PhysAddr,
+    pub gicv: PhysAddr,
+    /// INTID of the maintenance interrupt (a PPI).
+    pub maintenance_irq: u32,
+}
+
+/// How the hypervisor starts the secondary cores.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CpuBoot {
+    /// PSCI `CPU_ON` through firmware, with the given conduit.
+    Psci(Conduit),
+    /// A spin table: core `n` (n >= 1) polls `release[n - 1]`.
+    SpinTable { release: [PhysAddr; 3] },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Conduit {
+    Smc,
+    Hvc,
+}
+
+/// One partition: a virtual machine with statically assigned resources.
+#[derive(Debug)]
+pub struct Partition {
+    /// Index in [`SystemConfig::partitions`].
+    pub id: usize,
+    pub name: &'static str,
+    pub criticality: Criticality,
+    /// Stage-2 VMID (non-zero, unique).
+    pub vmid: u16,
+    /// Physical cores; vCPU `i` is pinned to `cores[i]`; vCPU 0 boots first.
+    pub cores: &'static [u8],
+    pub memory: &'static [MemRegion],
+    pub devices: &'static [Device],
+    /// Images copied into partition memory before it starts.
+    pub images: &'static [Image],
+    /// Where vCPU 0 starts.
+    pub entry: GuestPhysAddr,
+    /// Value of x0 at entry (for Linux: the device tree's address).
+    pub boot_arg: u64,
+    pub fault_policy: FaultPolicy,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Criticality {
+    Critical,
+    NonCritical,
+}
+
+/// Access rights of a memory region at stage 2.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Perms {
+    pub read: bool,
+    pub write: bool,
+    pub exec: bool,
+}
+
+impl Perms {
+    pub const RWX: Perms = Perms { read: true, write: true, exec: true };
+    pub const RW: Perms = Perms { read: true, write: true, exec: false };
+    pub const RX: Perms = Perms { read: true, write: false, exec: true };
+    pub const R: Perms = Perms { read: true, write: false, exec: false };
+}
+
+/// Normal memory given to a partition.
+#[derive(Clone, Copy, Debug)]
+pub struct MemRegion {
+    pub name: &'static str,
+    pub ipa: GuestPhysAddr,
+    pub pa: PhysAddr,
+    pub size: u64,
+    pub perms: Perms,
+    /// True when the TOML declares the region shared with another partition.
+    pub shared: bool,
+}
+
+impl MemRegion {
+    pub const fn guest_range(&self) -> GuestRange {
+        GuestRange::new(self.ipa, self.size)
+    }
+    pub const fn phys_range(&self) -> PhysRange {
+        PhysRange::new(self.pa, self.size)
+    }
+}
+
+/// A device given to a partition.
+#[derive(Clone, Copy, Debug)]
+pub struct Device {
+    pub name: &'static str,
+    pub kind: DeviceKind,
+    /// Physical INTIDs (SPIs) routed to the partition, injected with the same number.
+    pub irqs: &'static [u32],
+}
+
+#[derive(Clone, Copy, Debug)]
+pub enum DeviceKind {
+    /// Real MMIO mapped at stage 2 (as device memory).
+    Passthrough {
+        pa: PhysAddr,
+        ipa: GuestPhysAddr,
+        size: u64,
+        /// The device masters DMA (the partition must then be identity-mapped).
+        dma: bool,
+    },
+    /// A PL011 emulated by the hypervisor; output goes to the hypervisor's
+    /// console, each line tagged with the partition's name.
+    VirtualUart { ipa: GuestPhysAddr },
+}
+
+/// An image copied into partition memory at boot.
+#[derive(Clone, Copy, Debug)]
+pub struct Image {
+    pub name: &'static str,
+    /// The pristine copy inside the hypervisor image (never mapped to a guest).
+    pub data: &'static [u8],
+    pub load: GuestPhysAddr,
+}
+
+/// What the hypervisor does when a partition misbehaves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultAction {
+    /// Inject a synchronous external abort / undefined instruction into the guest.
+    InjectAbort,
+    /// Reload and restart the partition (within the restart budget).
+    Restart,
+    /// Stop the partition's vCPUs; the rest of the system runs on.
+    Stop,
+    /// Stop every partition and raise the alarm (critical partitions only).
+    SafeState,
+}
+
+/// The per-event policy of a partition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaultPolicy {
+    /// A stage-2 fault: access outside the partition's memory and devices.
+    pub access_violation: FaultAction,
+    /// An instruction the partition may not use (SMC, trapped system register, ...).
+    pub illegal_instruction: FaultAction,
+    /// The guest asked to reset itself (PSCI SYSTEM_RESET).
+    pub system_reset: FaultAction,
+    /// The guest asked to power off (PSCI SYSTEM_OFF) or all its vCPUs turned off.
+    pub system_off: FaultAction,
+    /// Restart budget: at most `max_restarts` within `window_ms`; then stop.
+    pub max_restarts: u32,
+    pub restart_window_ms: u32,
+}

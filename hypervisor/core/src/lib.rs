@@ -1,0 +1,17 @@
+//! Septum's hardware-independent logic.
+//!
+//! Everything here is plain Rust that builds for `aarch64-unknown-none` (inside
+//! the hypervisor) and for the host (where `cargo test` exercises it). Nothing
+//! in this crate touches hardware: the hypervisor's `arch` module feeds it
+//! register values and applies the decisions it returns.
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+pub mod addr;
+pub mod config;
+pub mod esr;
+pub mod fault;
+pub mod inject;
+pub mod pgtable;
+pub mod vgic;
+pub mod vuart;

@@ -113,8 +113,14 @@ macro_rules! range_impl {
                     return false;
                 }
                 // Compare as u128 so that ranges ending at 2^64 are handled.
-                let (a0, a1) = (self.start.0 as u128, self.start.0 as u128 + self.size as u128);
-                let (b0, b1) = (other.start.0 as u128, other.start.0 as u128 + other.size as u128);
+                let (a0, a1) = (
+                    self.start.0 as u128,
+                    self.start.0 as u128 + self.size as u128,
+                );
+                let (b0, b1) = (
+                    other.start.0 as u128,
+                    other.start.0 as u128 + other.size as u128,
+                );
                 a0 < b1 && b0 < a1
             }
         }

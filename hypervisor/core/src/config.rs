@@ -138,10 +138,26 @@ pub struct Perms {
 }
 
 impl Perms {
-    pub const RWX: Perms = Perms { read: true, write: true, exec: true };
-    pub const RW: Perms = Perms { read: true, write: true, exec: false };
-    pub const RX: Perms = Perms { read: true, write: false, exec: true };
-    pub const R: Perms = Perms { read: true, write: false, exec: false };
+    pub const RWX: Perms = Perms {
+        read: true,
+        write: true,
+        exec: true,
+    };
+    pub const RW: Perms = Perms {
+        read: true,
+        write: true,
+        exec: false,
+    };
+    pub const RX: Perms = Perms {
+        read: true,
+        write: false,
+        exec: true,
+    };
+    pub const R: Perms = Perms {
+        read: true,
+        write: false,
+        exec: false,
+    };
 }
 
 /// Normal memory given to a partition.

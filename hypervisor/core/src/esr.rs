@@ -1,6 +1,6 @@
 //! Decoding of the exception syndrome (ESR_EL2) of guest exits.
 //!
-//! Layout: EC [31:26], IL [25], ISS [24:0]. Everything decoded here comes
+//! Layout: EC `[31:26]`, IL `[25]`, ISS `[24:0]`. Everything decoded here comes
 //! from a guest's behaviour, so every field value has a defined result.
 
 use crate::addr::GuestPhysAddr;
@@ -85,7 +85,7 @@ impl ExceptionClass {
     }
 }
 
-/// EC field, bits [31:26].
+/// EC field, bits `[31:26]`.
 pub const fn ec(esr: u64) -> u8 {
     ((esr >> 26) & 0x3f) as u8
 }
@@ -100,27 +100,39 @@ pub const fn il(esr: u64) -> bool {
     esr & (1 << 25) != 0
 }
 
-/// ISS, bits [24:0].
+/// ISS, bits `[24:0]`.
 pub const fn iss(esr: u64) -> u32 {
     (esr & 0x1ff_ffff) as u32
 }
 
-/// A fault status code (DFSC / IFSC, ISS bits [5:0]) classified. Levels are
+/// A fault status code (DFSC / IFSC, ISS bits `[5:0]`) classified. Levels are
 /// `i8` because FEAT_LPA2 adds level -1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FaultStatus {
-    AddressSize { level: i8 },
-    Translation { level: i8 },
-    AccessFlag { level: i8 },
-    Permission { level: i8 },
+    AddressSize {
+        level: i8,
+    },
+    Translation {
+        level: i8,
+    },
+    AccessFlag {
+        level: i8,
+    },
+    Permission {
+        level: i8,
+    },
     /// Synchronous external abort, not on a table walk.
     SyncExternal,
     /// Synchronous external abort on a translation table walk.
-    SyncExternalOnWalk { level: i8 },
+    SyncExternalOnWalk {
+        level: i8,
+    },
     /// Synchronous parity or ECC error on a memory access, not on a walk.
     SyncParity,
     /// Synchronous parity or ECC error on a translation table walk.
-    SyncParityOnWalk { level: i8 },
+    SyncParityOnWalk {
+        level: i8,
+    },
     /// Synchronous tag check fault (MTE).
     TagCheck,
     Alignment,
@@ -182,7 +194,7 @@ pub struct DataAbortIss {
     pub ea: bool,
     /// FAR is not valid.
     pub fnv: bool,
-    /// ISV: bits [23:14] (access size, register...) are valid.
+    /// ISV: bits `[23:14]` (access size, register...) are valid.
     pub isv: bool,
 }
 
@@ -282,8 +294,8 @@ pub enum AbortDecodeError {
     NoSyndrome,
 }
 
-/// The faulting IPA of a stage-2 abort: HPFAR_EL2.FIPA (bits [43:4], holding
-/// IPA[51:12]) shifted into place, with the page offset from FAR_EL2.
+/// The faulting IPA of a stage-2 abort: HPFAR_EL2.FIPA (bits `[43:4]`, holding
+/// `IPA[51:12]`) shifted into place, with the page offset from FAR_EL2.
 pub const fn fault_ipa(hpfar: u64, far: u64) -> GuestPhysAddr {
     let fipa = (hpfar >> 4) & ((1 << 40) - 1);
     GuestPhysAddr::new((fipa << 12) | (far & 0xfff))
@@ -345,7 +357,7 @@ pub struct SysRegAccess {
 }
 
 /// A system register's encoding as one number, for `match`:
-/// `op0:op1:CRn:CRm:op2` packed into bits [15:0] as in the MRS/MSR
+/// `op0:op1:CRn:CRm:op2` packed into bits `[15:0]` as in the MRS/MSR
 /// instruction's immediate.
 pub const fn encode(op0: u8, op1: u8, crn: u8, crm: u8, op2: u8) -> u32 {
     ((op0 as u32 & 0b11) << 14)
@@ -378,14 +390,18 @@ impl SysRegAccess {
     ///
     /// The generic timer (CRn = 14, CRm 0..=3) is not included.
     pub const fn is_debug_or_pmu(&self) -> bool {
-        let pmu_spe = self.op0 == 3 && self.crn == 9 && self.crm >= 9 && self.crm <= 14 && (self.op1 == 0 || self.op1 == 3);
+        let pmu_spe = self.op0 == 3
+            && self.crn == 9
+            && self.crm >= 9
+            && self.crm <= 14
+            && (self.op1 == 0 || self.op1 == 3);
         let pmev = self.op0 == 3 && self.op1 == 3 && self.crn == 14 && self.crm >= 8;
         self.op0 == 2 || pmu_spe || pmev
     }
 }
 
-/// Decodes the ISS of a trapped MSR/MRS: Op0 [21:20], Op2 [19:17],
-/// Op1 [16:14], CRn [13:10], Rt [9:5], CRm [4:1], Direction [0] (1 = read).
+/// Decodes the ISS of a trapped MSR/MRS: Op0 `[21:20]`, Op2 `[19:17]`,
+/// Op1 `[16:14]`, CRn `[13:10]`, Rt `[9:5]`, CRm `[4:1]`, Direction `[0]` (1 = read).
 /// The exception class is not checked: call this for EC 0x18 only.
 pub const fn decode_sysreg(esr: u64) -> SysRegAccess {
     let iss = iss(esr);
@@ -447,36 +463,72 @@ mod tests {
             assert_eq!(exception_class(e << 26 | IL | 0x1ff_ffff), c, "EC {e:#x}");
         }
         // Bits above 31 (ISS2) do not disturb the class.
-        assert_eq!(exception_class(0xffff_ffff_0000_0000 | (0x16 << 26)), ExceptionClass::Hvc64);
+        assert_eq!(
+            exception_class(0xffff_ffff_0000_0000 | (0x16 << 26)),
+            ExceptionClass::Hvc64
+        );
         assert!(il(IL));
         assert_eq!(iss(u64::MAX), 0x1ff_ffff);
     }
 
     #[test]
     fn fault_status_codes() {
-        assert_eq!(FaultStatus::from_fsc(0x04), FaultStatus::Translation { level: 0 });
-        assert_eq!(FaultStatus::from_fsc(0x07), FaultStatus::Translation { level: 3 });
-        assert_eq!(FaultStatus::from_fsc(0x2b), FaultStatus::Translation { level: -1 });
-        assert_eq!(FaultStatus::from_fsc(0x09), FaultStatus::AccessFlag { level: 1 });
-        assert_eq!(FaultStatus::from_fsc(0x0f), FaultStatus::Permission { level: 3 });
-        assert_eq!(FaultStatus::from_fsc(0x01), FaultStatus::AddressSize { level: 1 });
+        assert_eq!(
+            FaultStatus::from_fsc(0x04),
+            FaultStatus::Translation { level: 0 }
+        );
+        assert_eq!(
+            FaultStatus::from_fsc(0x07),
+            FaultStatus::Translation { level: 3 }
+        );
+        assert_eq!(
+            FaultStatus::from_fsc(0x2b),
+            FaultStatus::Translation { level: -1 }
+        );
+        assert_eq!(
+            FaultStatus::from_fsc(0x09),
+            FaultStatus::AccessFlag { level: 1 }
+        );
+        assert_eq!(
+            FaultStatus::from_fsc(0x0f),
+            FaultStatus::Permission { level: 3 }
+        );
+        assert_eq!(
+            FaultStatus::from_fsc(0x01),
+            FaultStatus::AddressSize { level: 1 }
+        );
         assert_eq!(FaultStatus::from_fsc(0x10), FaultStatus::SyncExternal);
-        assert_eq!(FaultStatus::from_fsc(0x15), FaultStatus::SyncExternalOnWalk { level: 1 });
+        assert_eq!(
+            FaultStatus::from_fsc(0x15),
+            FaultStatus::SyncExternalOnWalk { level: 1 }
+        );
         assert_eq!(FaultStatus::from_fsc(0x21), FaultStatus::Alignment);
         assert_eq!(FaultStatus::from_fsc(0x30), FaultStatus::TlbConflict);
         assert_eq!(FaultStatus::from_fsc(0x3f), FaultStatus::Other(0x3f));
         // Only the low 6 bits count.
-        assert_eq!(FaultStatus::from_fsc(0xc4), FaultStatus::Translation { level: 0 });
+        assert_eq!(
+            FaultStatus::from_fsc(0xc4),
+            FaultStatus::Translation { level: 0 }
+        );
     }
 
     #[test]
     fn decode_store_word() {
         // str w3, [x0] to IPA 0x0800_0104.
-        let a = decode_data_abort(dabt(2, 3, true, false, false), 0x0800_0 << 4, 0xffff_0000_0000_0104).unwrap();
+        let a = decode_data_abort(
+            dabt(2, 3, true, false, false),
+            0x8000 << 4,
+            0xffff_0000_0000_0104,
+        )
+        .unwrap();
         assert_eq!(a.ipa, GuestPhysAddr::new(0x0800_0104));
-        assert_eq!((a.width, a.write, a.reg, a.sign_extend, a.sixty_four), (4, true, 3, false, false));
+        assert_eq!(
+            (a.width, a.write, a.reg, a.sign_extend, a.sixty_four),
+            (4, true, 3, false, false)
+        );
     }
 
+    /// REQ-FLT-2: every access size and register decodes.
     #[test]
     fn decode_widths_and_registers() {
         for (sas, w) in [(0, 1), (1, 2), (2, 4), (3, 8)] {
@@ -493,31 +545,58 @@ mod tests {
     #[test]
     fn ipa_uses_all_fipa_bits() {
         // FIPA holds IPA[51:12] in HPFAR bits [43:4]; bits above are ignored.
-        let hpfar = (0xf_ffff_ffffu64 << 4) | (0xfu64 << 44) | 0xf;
+        let hpfar = (0xff_ffff_ffffu64 << 4) | (0xfu64 << 44) | 0xf;
         let a = decode_data_abort(dabt(2, 0, false, false, false), hpfar, 0xabc).unwrap();
         assert_eq!(a.ipa, GuestPhysAddr::new(0x000f_ffff_ffff_fabc));
-        assert_eq!(fault_ipa(0x12345 << 4, 0xffff_ffff_ffff_f008), GuestPhysAddr::new(0x1234_5008));
+        assert_eq!(
+            fault_ipa(0x12345 << 4, 0xffff_ffff_ffff_f008),
+            GuestPhysAddr::new(0x1234_5008)
+        );
     }
 
+    /// REQ-FLT-2: aborts that cannot be emulated are refused with a reason.
     #[test]
     fn refusals() {
         let ok = dabt(2, 1, true, false, false);
         assert!(decode_data_abort(ok, 0, 0).is_ok());
-        assert_eq!(decode_data_abort(ok & !(1 << 24), 0, 0), Err(AbortDecodeError::NoSyndrome));
-        assert_eq!(decode_data_abort(ok | (1 << 7), 0, 0), Err(AbortDecodeError::StageOneWalk));
-        assert_eq!(decode_data_abort(ok | (1 << 9), 0, 0), Err(AbortDecodeError::ExternalAbort));
-        assert_eq!(decode_data_abort(ok | (1 << 8), 0, 0), Err(AbortDecodeError::CacheMaintenance));
-        assert_eq!(decode_data_abort(ok | (1 << 10), 0, 0), Err(AbortDecodeError::FarNotValid));
+        assert_eq!(
+            decode_data_abort(ok & !(1 << 24), 0, 0),
+            Err(AbortDecodeError::NoSyndrome)
+        );
+        assert_eq!(
+            decode_data_abort(ok | (1 << 7), 0, 0),
+            Err(AbortDecodeError::StageOneWalk)
+        );
+        assert_eq!(
+            decode_data_abort(ok | (1 << 9), 0, 0),
+            Err(AbortDecodeError::ExternalAbort)
+        );
+        assert_eq!(
+            decode_data_abort(ok | (1 << 8), 0, 0),
+            Err(AbortDecodeError::CacheMaintenance)
+        );
+        assert_eq!(
+            decode_data_abort(ok | (1 << 10), 0, 0),
+            Err(AbortDecodeError::FarNotValid)
+        );
         let perm = (ok & !0x3f) | 0x0f;
         assert_eq!(
             decode_data_abort(perm, 0, 0),
-            Err(AbortDecodeError::NotTranslationFault(FaultStatus::Permission { level: 3 }))
+            Err(AbortDecodeError::NotTranslationFault(
+                FaultStatus::Permission { level: 3 }
+            ))
         );
         let af = (ok & !0x3f) | 0x0b;
         assert!(decode_data_abort(af, 0, 0).is_ok());
         let same_el = (ok & !(0x3f << 26)) | (0x25 << 26);
-        assert_eq!(decode_data_abort(same_el, 0, 0), Err(AbortDecodeError::NotDataAbort(0x25)));
-        assert_eq!(decode_data_abort(0x16 << 26, 0, 0), Err(AbortDecodeError::NotDataAbort(0x16)));
+        assert_eq!(
+            decode_data_abort(same_el, 0, 0),
+            Err(AbortDecodeError::NotDataAbort(0x25))
+        );
+        assert_eq!(
+            decode_data_abort(0x16 << 26, 0, 0),
+            Err(AbortDecodeError::NotDataAbort(0x16))
+        );
     }
 
     #[test]
@@ -546,12 +625,21 @@ mod tests {
         // ldrsh x0 with a positive value.
         assert_eq!(acc(2, true, true).load_value(0x7fff), 0x7fff);
         // ldrsw x0.
-        assert_eq!(extend_read(&acc(4, true, true), 0x8000_0000), 0xffff_ffff_8000_0000);
+        assert_eq!(
+            extend_read(&acc(4, true, true), 0x8000_0000),
+            0xffff_ffff_8000_0000
+        );
         // ldr w0 ignores device garbage above 32 bits.
-        assert_eq!(acc(4, false, false).load_value(0xdead_beef_1234_5678), 0x1234_5678);
+        assert_eq!(
+            acc(4, false, false).load_value(0xdead_beef_1234_5678),
+            0x1234_5678
+        );
         // ldr x0.
         assert_eq!(acc(8, false, true).load_value(u64::MAX), u64::MAX);
-        assert_eq!(acc(8, true, true).load_value(0x8000_0000_0000_0000), 0x8000_0000_0000_0000);
+        assert_eq!(
+            acc(8, true, true).load_value(0x8000_0000_0000_0000),
+            0x8000_0000_0000_0000
+        );
         // Stores truncate.
         assert_eq!(acc(2, false, false).store_value(0x1_2345), 0x2345);
     }
@@ -561,17 +649,34 @@ mod tests {
         // msr ICC_SGI1R_EL1, x5: Op0 3, Op2 5, Op1 0, CRn 12, Rt 5, CRm 11, write.
         let iss = (3 << 20) | (5 << 17) | (12 << 10) | (5 << 5) | (11 << 1);
         let a = decode_sysreg((0x18 << 26) | IL | iss);
-        assert_eq!(a, SysRegAccess { op0: 3, op1: 0, crn: 12, crm: 11, op2: 5, rt: 5, read: false });
+        assert_eq!(
+            a,
+            SysRegAccess {
+                op0: 3,
+                op1: 0,
+                crn: 12,
+                crm: 11,
+                op2: 5,
+                rt: 5,
+                read: false
+            }
+        );
         assert_eq!(a.key(), ICC_SGI1R_EL1);
         assert_ne!(ICC_SGI1R_EL1, ICC_ASGI1R_EL1);
         // mrs x30, PMCR_EL0 (3, 3, 9, 12, 0).
         let iss = (3 << 20) | (3 << 14) | (9 << 10) | (30 << 5) | (12 << 1) | 1;
         let a = decode_sysreg((0x18 << 26) | iss);
-        assert_eq!((a.op0, a.op1, a.crn, a.crm, a.op2, a.rt, a.read), (3, 3, 9, 12, 0, 30, true));
+        assert_eq!(
+            (a.op0, a.op1, a.crn, a.crm, a.op2, a.rt, a.read),
+            (3, 3, 9, 12, 0, 30, true)
+        );
         assert!(a.is_debug_or_pmu());
         // Every field at its maximum decodes independently.
         let a = decode_sysreg(0x1ff_ffff);
-        assert_eq!((a.op0, a.op1, a.crn, a.crm, a.op2, a.rt, a.read), (3, 7, 15, 15, 7, 31, true));
+        assert_eq!(
+            (a.op0, a.op1, a.crn, a.crm, a.op2, a.rt, a.read),
+            (3, 7, 15, 15, 7, 31, true)
+        );
     }
 
     #[test]
@@ -584,7 +689,15 @@ mod tests {
 
     #[test]
     fn debug_and_pmu_classification() {
-        let r = |op0, op1, crn, crm, op2| SysRegAccess { op0, op1, crn, crm, op2, rt: 0, read: true };
+        let r = |op0, op1, crn, crm, op2| SysRegAccess {
+            op0,
+            op1,
+            crn,
+            crm,
+            op2,
+            rt: 0,
+            read: true,
+        };
         assert!(r(2, 0, 1, 0, 4).is_debug_or_pmu()); // OSLAR_EL1
         assert!(r(2, 0, 0, 2, 2).is_debug_or_pmu()); // MDSCR_EL1
         assert!(r(2, 3, 0, 1, 0).is_debug_or_pmu()); // MDCCSR_EL0

@@ -28,8 +28,18 @@ impl RestartBudget {
     /// configuration that leaves the window empty). `max` is clamped to
     /// [`RESTART_BUDGET_CAPACITY`].
     pub const fn new(max: u32, window_ms: u32) -> Self {
-        let max = if max as usize > RESTART_BUDGET_CAPACITY { RESTART_BUDGET_CAPACITY } else { max as usize };
-        Self { stamps: [0; RESTART_BUDGET_CAPACITY], head: 0, len: 0, max, window_ms: window_ms as u64 }
+        let max = if max as usize > RESTART_BUDGET_CAPACITY {
+            RESTART_BUDGET_CAPACITY
+        } else {
+            max as usize
+        };
+        Self {
+            stamps: [0; RESTART_BUDGET_CAPACITY],
+            head: 0,
+            len: 0,
+            max,
+            window_ms: window_ms as u64,
+        }
     }
 
     /// The (clamped) number of restarts allowed per window.
@@ -46,7 +56,9 @@ impl RestartBudget {
         }
         while self.len > 0 {
             let t = self.stamps[self.head];
-            if t.saturating_add(self.window_ms) <= now_ms {
+            // `now < t` (a clock that went backwards) keeps the entry.
+            let expired = matches!(now_ms.checked_sub(t), Some(age) if age >= self.window_ms);
+            if expired {
                 self.head = (self.head + 1) % RESTART_BUDGET_CAPACITY;
                 self.len -= 1;
             } else {
@@ -85,6 +97,7 @@ impl RestartBudget {
 mod tests {
     use super::*;
 
+    /// REQ-FLT-1: restarts are bounded by the budget.
     #[test]
     fn allows_max_then_refuses_within_window() {
         let mut b = RestartBudget::new(3, 1000);
@@ -96,13 +109,20 @@ mod tests {
         assert_eq!(b.used(999), 3);
     }
 
+    /// REQ-FLT-1: the restart budget is a sliding window.
     #[test]
     fn window_slides() {
         let mut b = RestartBudget::new(2, 1000);
         assert!(b.try_consume(100));
         assert!(b.try_consume(500));
-        assert!(!b.try_consume(1099), "the restart at 100 is still inside (100 + 1000 > 1099)");
-        assert!(b.try_consume(1100), "exactly one window later it has expired");
+        assert!(
+            !b.try_consume(1099),
+            "the restart at 100 is still inside (100 + 1000 > 1099)"
+        );
+        assert!(
+            b.try_consume(1100),
+            "exactly one window later it has expired"
+        );
         assert!(!b.try_consume(1499));
         assert!(b.try_consume(1500));
         assert_eq!(b.used(1500), 2);
@@ -116,7 +136,10 @@ mod tests {
         for t in 1..100 {
             assert!(!b.try_consume(t));
         }
-        assert!(b.try_consume(100), "refused attempts must not extend the window");
+        assert!(
+            b.try_consume(100),
+            "refused attempts must not extend the window"
+        );
     }
 
     #[test]
@@ -163,7 +186,7 @@ mod tests {
         assert!(b.try_consume(1000));
         assert!(b.try_consume(5)); // earlier than the first: kept
         assert!(!b.try_consume(6));
-        // Near u64::MAX the window arithmetic saturates instead of wrapping.
+        // Near u64::MAX the window arithmetic neither wraps nor saturates.
         let mut b = RestartBudget::new(1, 100);
         assert!(b.try_consume(u64::MAX - 10));
         assert!(!b.try_consume(u64::MAX));

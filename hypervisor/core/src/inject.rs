@@ -35,9 +35,9 @@ pub struct Injected {
 /// Why an exception cannot be injected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum InjectError {
-    /// The guest was in AArch32 state (SPSR.M[4] = 1): not supported; stop it.
+    /// The guest was in AArch32 state (`SPSR.M[4]` = 1): not supported; stop it.
     AArch32,
-    /// SPSR_EL2.M does not describe EL0t, EL1t or EL1h (raw M[3:0]): the
+    /// SPSR_EL2.M does not describe EL0t, EL1t or EL1h (raw `M[3:0]`): the
     /// exception did not come from a guest.
     BadMode(u8),
 }
@@ -80,7 +80,12 @@ const FSC_SYNC_EXTERNAL: u64 = 0x10;
 /// SPAN = 1 (PSTATE.PAN kept as it was) and DSSBS = 0 (SSBS cleared, the
 /// conservative speculation setting). Exact for CPUs without FEAT_PAN and
 /// FEAT_SSBS, such as the Cortex-A72.
-pub fn compute(spsr_el2: u64, elr_el2: u64, vbar_el1: u64, what: Injection) -> Result<Injected, InjectError> {
+pub fn compute(
+    spsr_el2: u64,
+    elr_el2: u64,
+    vbar_el1: u64,
+    what: Injection,
+) -> Result<Injected, InjectError> {
     compute_with_sctlr(spsr_el2, elr_el2, vbar_el1, SCTLR_SPAN, what)
 }
 
@@ -113,12 +118,16 @@ pub fn compute_with_sctlr(
         other => return Err(InjectError::BadMode(other as u8)),
     };
     let (ec, iss, far) = match what {
-        Injection::DataAbort { far } => {
-            (if same_el { EC_DABT_SAME } else { EC_DABT_LOWER }, FSC_SYNC_EXTERNAL, far)
-        }
-        Injection::InstructionAbort { far } => {
-            (if same_el { EC_IABT_SAME } else { EC_IABT_LOWER }, FSC_SYNC_EXTERNAL, far)
-        }
+        Injection::DataAbort { far } => (
+            if same_el { EC_DABT_SAME } else { EC_DABT_LOWER },
+            FSC_SYNC_EXTERNAL,
+            far,
+        ),
+        Injection::InstructionAbort { far } => (
+            if same_el { EC_IABT_SAME } else { EC_IABT_LOWER },
+            FSC_SYNC_EXTERNAL,
+            far,
+        ),
         Injection::Undefined => (EC_UNKNOWN, 0, 0),
     };
     let mut pstate = M_EL1H | DAIF | (spsr_el2 & (NZCV | DIT | PAN));
@@ -147,6 +156,7 @@ mod tests {
     const PC: u64 = 0xffff_8000_1234_5678;
     const FAR: u64 = 0xffff_0000_dead_b000;
 
+    /// REQ-FLT-1: an injected abort looks architectural to the guest.
     #[test]
     fn data_abort_from_el1h() {
         let spsr = 0x6000_03c5; // Z, C, EL1h, DAIF masked.
@@ -184,7 +194,13 @@ mod tests {
         assert_eq!(r.esr_el1, 0x8600_0010); // EC 0x21
         assert_eq!(r.far_el1, PC);
         assert_eq!(r.elr_el2, VBAR + 0x200);
-        let r = compute(0x0, 0x40_0000, VBAR, Injection::InstructionAbort { far: 0x40_0000 }).unwrap();
+        let r = compute(
+            0x0,
+            0x40_0000,
+            VBAR,
+            Injection::InstructionAbort { far: 0x40_0000 },
+        )
+        .unwrap();
         assert_eq!(r.esr_el1, 0x8200_0010); // EC 0x20
         assert_eq!(r.elr_el2, VBAR + 0x400);
         let r = compute(0x4, PC, VBAR, Injection::InstructionAbort { far: PC }).unwrap();
@@ -203,14 +219,24 @@ mod tests {
         }
     }
 
+    /// REQ-FLT-1: AArch32 or non-guest state is refused (the partition is stopped).
     #[test]
     fn refused_modes() {
         // AArch32 user / svc.
-        assert_eq!(compute(0x10, PC, VBAR, Injection::Undefined), Err(InjectError::AArch32));
-        assert_eq!(compute(0x13, PC, VBAR, Injection::Undefined), Err(InjectError::AArch32));
+        assert_eq!(
+            compute(0x10, PC, VBAR, Injection::Undefined),
+            Err(InjectError::AArch32)
+        );
+        assert_eq!(
+            compute(0x13, PC, VBAR, Injection::Undefined),
+            Err(InjectError::AArch32)
+        );
         // EL2 and EL3 modes, and reserved encodings.
         for m in [0x8u64, 0x9, 0xc, 0xd, 0x1, 0x2, 0x3, 0x6, 0x7, 0xf] {
-            assert_eq!(compute(m, PC, VBAR, Injection::Undefined), Err(InjectError::BadMode(m as u8)));
+            assert_eq!(
+                compute(m, PC, VBAR, Injection::Undefined),
+                Err(InjectError::BadMode(m as u8))
+            );
         }
     }
 
@@ -219,7 +245,7 @@ mod tests {
         let r = compute(0x5, PC, 0x4000_07ff, Injection::Undefined).unwrap();
         assert_eq!(r.elr_el2, 0x4000_0200);
         let r = compute(0x5, PC, u64::MAX, Injection::Undefined).unwrap();
-        assert_eq!(r.elr_el2, (u64::MAX & !0x7ff).wrapping_add(0x200));
+        assert_eq!(r.elr_el2, (!0x7ffu64).wrapping_add(0x200));
     }
 
     #[test]
@@ -237,7 +263,14 @@ mod tests {
         let r = compute_with_sctlr(0x0, PC, VBAR, 0, Injection::Undefined).unwrap();
         assert_eq!(r.spsr_el2, PAN | 0x3c5);
         // DSSBS = 1: SSBS set.
-        let r = compute_with_sctlr(0x5, PC, VBAR, SCTLR_SPAN | SCTLR_DSSBS, Injection::Undefined).unwrap();
+        let r = compute_with_sctlr(
+            0x5,
+            PC,
+            VBAR,
+            SCTLR_SPAN | SCTLR_DSSBS,
+            Injection::Undefined,
+        )
+        .unwrap();
         assert_eq!(r.spsr_el2, SSBS | 0x3c5);
         // SSBS of the old state is not carried over.
         let r = compute(SSBS | 0x5, PC, VBAR, Injection::Undefined).unwrap();

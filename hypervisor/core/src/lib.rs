@@ -13,5 +13,6 @@ pub mod esr;
 pub mod fault;
 pub mod inject;
 pub mod pgtable;
+pub mod psci;
 pub mod vgic;
 pub mod vuart;

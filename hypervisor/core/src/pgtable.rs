@@ -11,9 +11,9 @@
 //!
 //! | level | input bits | entry covers | leaf kind        |
 //! |-------|------------|--------------|------------------|
-//! | 1     | [38:30]    | 1 GiB        | block            |
-//! | 2     | [29:21]    | 2 MiB        | block            |
-//! | 3     | [20:12]    | 4 KiB        | page             |
+//! | 1     | `[38:30]`    | 1 GiB        | block            |
+//! | 2     | `[29:21]`    | 2 MiB        | block            |
+//! | 3     | `[20:12]`    | 4 KiB        | page             |
 //!
 //! Mapping only ever turns invalid entries into valid ones (a request that
 //! touches an existing mapping fails with [`MapError::Overlap`]), so no
@@ -49,7 +49,7 @@ const DESC_TYPE_TABLE_OR_PAGE: u64 = 1 << 1;
 const DESC_TABLE: u64 = 0b11;
 const DESC_BLOCK: u64 = 0b01;
 const DESC_PAGE: u64 = 0b11;
-/// Output address / next-level table address, bits [47:12].
+/// Output address / next-level table address, bits `[47:12]`.
 const OA_MASK: u64 = 0x0000_ffff_ffff_f000;
 
 // Attribute bits common to both regimes.
@@ -82,9 +82,9 @@ pub const MAIR_EL2_VALUE: u64 = (0x04 << (8 * MAIR_IDX_DEVICE)) | (0xff << (8 * 
 // Stage 2.
 const S2_MEMATTR_SHIFT: u32 = 2;
 const S2_MEMATTR_MASK: u64 = 0b1111 << S2_MEMATTR_SHIFT;
-/// MemAttr[3:2] = 0b11 outer WB, [1:0] = 0b11 inner WB (with HCR_EL2.FWB = 0).
+/// MemAttr[3:2] = 0b11 outer WB, `[1:0]` = 0b11 inner WB (with HCR_EL2.FWB = 0).
 const S2_MEMATTR_NORMAL_WB: u64 = 0b1111;
-/// MemAttr[3:2] = 0b00 Device, [1:0] = 0b01 nGnRE.
+/// MemAttr[3:2] = 0b00 Device, `[1:0]` = 0b01 nGnRE.
 const S2_MEMATTR_DEVICE_NGNRE: u64 = 0b0001;
 /// S2AP[0] (bit 6): read allowed.
 const S2AP_READ: u64 = 1 << 6;
@@ -272,7 +272,10 @@ fn decode_attrs(regime: Regime, desc: u64) -> MapAttrs {
 impl PageTable {
     /// An empty tree: allocates and zeroes the root table.
     pub fn new(arena: &mut impl TableArena, regime: Regime) -> Result<Self, MapError> {
-        Ok(Self { root: new_table(arena)?, regime })
+        Ok(Self {
+            root: new_table(arena)?,
+            regime,
+        })
     }
 
     /// Physical address of the root table (for `TTBR0_EL2` / [`vttbr_value`]).
@@ -309,7 +312,11 @@ impl PageTable {
         size: u64,
         attrs: MapAttrs,
     ) -> Result<(), MapError> {
-        if size == 0 || ia % PAGE_SIZE != 0 || !pa.is_aligned(PAGE_SIZE) || size % PAGE_SIZE != 0 {
+        if size == 0
+            || !ia.is_multiple_of(PAGE_SIZE)
+            || !pa.is_aligned(PAGE_SIZE)
+            || !size.is_multiple_of(PAGE_SIZE)
+        {
             return Err(MapError::Misaligned);
         }
         let ia_end = ia.checked_add(size).ok_or(MapError::OutOfRange)?;
@@ -317,7 +324,11 @@ impl PageTable {
         if ia_end > IA_LIMIT || pa_end > OA_LIMIT {
             return Err(MapError::OutOfRange);
         }
-        let req = Request { ia0: ia, pa0: pa.raw(), leaf_attrs: leaf_attributes(self.regime, attrs)? };
+        let req = Request {
+            ia0: ia,
+            pa0: pa.raw(),
+            leaf_attrs: leaf_attributes(self.regime, attrs)?,
+        };
         for pass in [Pass::Check, Pass::Prepare, Pass::Commit] {
             visit(arena, pass, self.root, ROOT_LEVEL, ia, ia_end, &req)?;
         }
@@ -381,7 +392,7 @@ fn visit(
         } else {
             let pa = req.pa0 + (ia - req.ia0);
             let whole_entry = ia == entry_base && chunk_end == entry_base + size;
-            let leaf_fits = level == LEAF_LEVEL || (whole_entry && pa % size == 0);
+            let leaf_fits = level == LEAF_LEVEL || (whole_entry && pa.is_multiple_of(size));
             match pass {
                 Pass::Check => {}
                 Pass::Prepare => {
@@ -397,7 +408,11 @@ fn visit(
                         // the arena did not return what was written to it.
                         return Err(MapError::NoMemory);
                     }
-                    let kind = if level == LEAF_LEVEL { DESC_PAGE } else { DESC_BLOCK };
+                    let kind = if level == LEAF_LEVEL {
+                        DESC_PAGE
+                    } else {
+                        DESC_BLOCK
+                    };
                     arena.write(table, idx, (pa & OA_MASK) | req.leaf_attrs | kind);
                 }
             }
@@ -465,10 +480,10 @@ pub const fn vtcr_el2_value(pa_range_bits: u8) -> u64 {
         | VTCR_RES1
 }
 
-/// VTTBR_EL2: VMID in bits [63:48], root table address (BADDR) below, CnP 0.
+/// VTTBR_EL2: VMID in bits `[63:48]`, root table address (BADDR) below, CnP 0.
 ///
 /// [`vtcr_el2_value`] selects 8-bit VMIDs (every core the project targets
-/// has only those), so bits [63:56] are RES0 there and `vmid` must be below
+/// has only those), so bits `[63:56]` are RES0 there and `vmid` must be below
 /// 256 to stay unique: the configuration validator must enforce it.
 /// The value is placed unmasked so that a violation is visible, not aliased.
 pub const fn vttbr_value(vmid: u16, root: PhysAddr) -> u64 {
@@ -490,7 +505,11 @@ mod tests {
 
     impl TestArena {
         fn new(limit: usize) -> Self {
-            Self { tables: BTreeMap::new(), next: 0x8000_0000, limit }
+            Self {
+                tables: BTreeMap::new(),
+                next: 0x8000_0000,
+                limit,
+            }
         }
         fn count(&self) -> usize {
             self.tables.len()
@@ -516,9 +535,24 @@ mod tests {
         }
     }
 
-    const RW: MapAttrs = MapAttrs { read: true, write: true, exec: false, mem: MemType::Normal };
-    const RX: MapAttrs = MapAttrs { read: true, write: false, exec: true, mem: MemType::Normal };
-    const DEV: MapAttrs = MapAttrs { read: true, write: true, exec: false, mem: MemType::Device };
+    const RW: MapAttrs = MapAttrs {
+        read: true,
+        write: true,
+        exec: false,
+        mem: MemType::Normal,
+    };
+    const RX: MapAttrs = MapAttrs {
+        read: true,
+        write: false,
+        exec: true,
+        mem: MemType::Normal,
+    };
+    const DEV: MapAttrs = MapAttrs {
+        read: true,
+        write: true,
+        exec: false,
+        mem: MemType::Device,
+    };
 
     fn s2(limit: usize) -> (TestArena, PageTable) {
         let mut a = TestArena::new(limit);
@@ -550,13 +584,26 @@ mod tests {
     #[test]
     fn gigabyte_block_when_everything_aligned() {
         let (mut a, mut pt) = s2(8);
-        pt.map(&mut a, 0x4000_0000, PhysAddr::new(0x8000_0000), BLOCK_1G, RW).unwrap();
+        pt.map(
+            &mut a,
+            0x4000_0000,
+            PhysAddr::new(0x8000_0000),
+            BLOCK_1G,
+            RW,
+        )
+        .unwrap();
         assert_eq!(a.count(), 1, "a 1 GiB block needs no table below the root");
         let (level, d) = leaf(&a, &pt, 0x4000_0000);
         assert_eq!(level, 1);
         assert_eq!(d & 0b11, DESC_BLOCK);
-        assert_eq!(pt.translate(&a, 0x4000_0000), Some((PhysAddr::new(0x8000_0000), RW)));
-        assert_eq!(pt.translate(&a, 0x7fff_ffff).unwrap().0, PhysAddr::new(0xbfff_ffff));
+        assert_eq!(
+            pt.translate(&a, 0x4000_0000),
+            Some((PhysAddr::new(0x8000_0000), RW))
+        );
+        assert_eq!(
+            pt.translate(&a, 0x7fff_ffff).unwrap().0,
+            PhysAddr::new(0xbfff_ffff)
+        );
         assert_eq!(pt.translate(&a, 0x8000_0000), None);
         assert_eq!(pt.translate(&a, 0x3fff_ffff), None);
     }
@@ -564,11 +611,21 @@ mod tests {
     #[test]
     fn gigabyte_aligned_ia_but_unaligned_pa_uses_2m_blocks() {
         let (mut a, mut pt) = s2(8);
-        pt.map(&mut a, 0x4000_0000, PhysAddr::new(0x8020_0000), BLOCK_1G, RW).unwrap();
+        pt.map(
+            &mut a,
+            0x4000_0000,
+            PhysAddr::new(0x8020_0000),
+            BLOCK_1G,
+            RW,
+        )
+        .unwrap();
         assert_eq!(a.count(), 2);
         assert_eq!(leaf(&a, &pt, 0x4000_0000).0, 2);
         assert_eq!(leaf(&a, &pt, 0x7fe0_0000).0, 2);
-        assert_eq!(pt.translate(&a, 0x7fff_fff8).unwrap().0, PhysAddr::new(0xc01f_fff8));
+        assert_eq!(
+            pt.translate(&a, 0x7fff_fff8).unwrap().0,
+            PhysAddr::new(0xc01f_fff8)
+        );
     }
 
     #[test]
@@ -578,7 +635,8 @@ mod tests {
         // one page, one 2 MiB block, one page.
         let ia = 0x20_0000 - PAGE_SIZE;
         let size = BLOCK_2M + 2 * PAGE_SIZE;
-        pt.map(&mut a, ia, PhysAddr::new(0x4000_0000 + ia), size, RW).unwrap();
+        pt.map(&mut a, ia, PhysAddr::new(0x4000_0000 + ia), size, RW)
+            .unwrap();
         assert_eq!(leaf(&a, &pt, ia).0, 3);
         assert_eq!(leaf(&a, &pt, 0x20_0000).0, 2);
         assert_eq!(leaf(&a, &pt, 0x3f_f000).0, 2);
@@ -586,14 +644,27 @@ mod tests {
         assert_eq!(pt.translate(&a, 0x40_1000), None);
         assert_eq!(pt.translate(&a, ia - 1), None);
         // Both pages map the right frames.
-        assert_eq!(pt.translate(&a, ia).unwrap().0, PhysAddr::new(0x4000_0000 + ia));
-        assert_eq!(pt.translate(&a, 0x40_0fff).unwrap().0, PhysAddr::new(0x4040_0fff));
+        assert_eq!(
+            pt.translate(&a, ia).unwrap().0,
+            PhysAddr::new(0x4000_0000 + ia)
+        );
+        assert_eq!(
+            pt.translate(&a, 0x40_0fff).unwrap().0,
+            PhysAddr::new(0x4040_0fff)
+        );
     }
 
     #[test]
     fn size_one_page_short_of_a_block_uses_pages() {
         let (mut a, mut pt) = s2(16);
-        pt.map(&mut a, 0x20_0000, PhysAddr::new(0x20_0000), BLOCK_2M - PAGE_SIZE, RW).unwrap();
+        pt.map(
+            &mut a,
+            0x20_0000,
+            PhysAddr::new(0x20_0000),
+            BLOCK_2M - PAGE_SIZE,
+            RW,
+        )
+        .unwrap();
         assert_eq!(leaf(&a, &pt, 0x20_0000).0, 3);
         assert_eq!(leaf(&a, &pt, 0x3f_e000).0, 3);
         assert_eq!(pt.translate(&a, 0x3f_f000), None);
@@ -602,23 +673,51 @@ mod tests {
     #[test]
     fn misaligned_pa_relative_to_ia_forces_pages() {
         let (mut a, mut pt) = s2(16);
-        pt.map(&mut a, 0x20_0000, PhysAddr::new(0x1000), BLOCK_2M, RW).unwrap();
+        pt.map(&mut a, 0x20_0000, PhysAddr::new(0x1000), BLOCK_2M, RW)
+            .unwrap();
         assert_eq!(leaf(&a, &pt, 0x20_0000).0, 3);
-        assert_eq!(pt.translate(&a, 0x3f_ffff).unwrap().0, PhysAddr::new(0x20_0fff));
+        assert_eq!(
+            pt.translate(&a, 0x3f_ffff).unwrap().0,
+            PhysAddr::new(0x20_0fff)
+        );
     }
 
     #[test]
     fn translate_through_every_level() {
         let (mut a, mut pt) = s2(16);
-        pt.map(&mut a, 0, PhysAddr::new(0x1_0000_0000), BLOCK_1G, RW).unwrap(); // L1
-        pt.map(&mut a, 0x4000_0000, PhysAddr::new(0x2_0000_0000), BLOCK_2M, RX).unwrap(); // L2
-        pt.map(&mut a, 0x4020_0000, PhysAddr::new(0x3_0000_0000), PAGE_SIZE, DEV).unwrap(); // L3
+        pt.map(&mut a, 0, PhysAddr::new(0x1_0000_0000), BLOCK_1G, RW)
+            .unwrap(); // L1
+        pt.map(
+            &mut a,
+            0x4000_0000,
+            PhysAddr::new(0x2_0000_0000),
+            BLOCK_2M,
+            RX,
+        )
+        .unwrap(); // L2
+        pt.map(
+            &mut a,
+            0x4020_0000,
+            PhysAddr::new(0x3_0000_0000),
+            PAGE_SIZE,
+            DEV,
+        )
+        .unwrap(); // L3
         assert_eq!(leaf(&a, &pt, 0x1234_5678).0, 1);
         assert_eq!(leaf(&a, &pt, 0x4000_0000).0, 2);
         assert_eq!(leaf(&a, &pt, 0x4020_0000).0, 3);
-        assert_eq!(pt.translate(&a, 0x1234_5678), Some((PhysAddr::new(0x1_1234_5678), RW)));
-        assert_eq!(pt.translate(&a, 0x401f_fff0), Some((PhysAddr::new(0x2_001f_fff0), RX)));
-        assert_eq!(pt.translate(&a, 0x4020_0abc), Some((PhysAddr::new(0x3_0000_0abc), DEV)));
+        assert_eq!(
+            pt.translate(&a, 0x1234_5678),
+            Some((PhysAddr::new(0x1_1234_5678), RW))
+        );
+        assert_eq!(
+            pt.translate(&a, 0x401f_fff0),
+            Some((PhysAddr::new(0x2_001f_fff0), RX))
+        );
+        assert_eq!(
+            pt.translate(&a, 0x4020_0abc),
+            Some((PhysAddr::new(0x3_0000_0abc), DEV))
+        );
         assert_eq!(pt.translate(&a, 0x4020_1000), None);
         assert_eq!(pt.translate(&a, IA_LIMIT), None);
         assert_eq!(pt.translate(&a, u64::MAX), None);
@@ -627,23 +726,65 @@ mod tests {
     #[test]
     fn highest_page_of_the_input_space() {
         let (mut a, mut pt) = s2(8);
-        pt.map(&mut a, IA_LIMIT - PAGE_SIZE, PhysAddr::new(0x5000), PAGE_SIZE, RW).unwrap();
-        assert_eq!(pt.translate(&a, IA_LIMIT - 1).unwrap().0, PhysAddr::new(0x5fff));
+        pt.map(
+            &mut a,
+            IA_LIMIT - PAGE_SIZE,
+            PhysAddr::new(0x5000),
+            PAGE_SIZE,
+            RW,
+        )
+        .unwrap();
+        assert_eq!(
+            pt.translate(&a, IA_LIMIT - 1).unwrap().0,
+            PhysAddr::new(0x5fff)
+        );
     }
 
+    /// REQ-ISO-1: nothing is mapped outside the 39-bit IPA / 48-bit PA spaces.
     #[test]
     fn out_of_range() {
         let (mut a, mut pt) = s2(8);
         let e = Err(MapError::OutOfRange);
         assert_eq!(pt.map(&mut a, IA_LIMIT, PhysAddr::new(0), PAGE_SIZE, RW), e);
-        assert_eq!(pt.map(&mut a, IA_LIMIT - PAGE_SIZE, PhysAddr::new(0), 2 * PAGE_SIZE, RW), e);
-        assert_eq!(pt.map(&mut a, u64::MAX - 0xfff, PhysAddr::new(0), PAGE_SIZE, RW), e);
+        assert_eq!(
+            pt.map(
+                &mut a,
+                IA_LIMIT - PAGE_SIZE,
+                PhysAddr::new(0),
+                2 * PAGE_SIZE,
+                RW
+            ),
+            e
+        );
+        assert_eq!(
+            pt.map(&mut a, u64::MAX - 0xfff, PhysAddr::new(0), PAGE_SIZE, RW),
+            e
+        );
         assert_eq!(pt.map(&mut a, 0, PhysAddr::new(OA_LIMIT), PAGE_SIZE, RW), e);
-        assert_eq!(pt.map(&mut a, 0, PhysAddr::new(OA_LIMIT - PAGE_SIZE), 2 * PAGE_SIZE, RW), e);
-        assert_eq!(pt.map(&mut a, 0, PhysAddr::new(u64::MAX - 0xfff), PAGE_SIZE, RW), e);
+        assert_eq!(
+            pt.map(
+                &mut a,
+                0,
+                PhysAddr::new(OA_LIMIT - PAGE_SIZE),
+                2 * PAGE_SIZE,
+                RW
+            ),
+            e
+        );
+        assert_eq!(
+            pt.map(&mut a, 0, PhysAddr::new(u64::MAX - 0xfff), PAGE_SIZE, RW),
+            e
+        );
         assert_eq!(a.count(), 1, "refused requests allocate nothing");
         // The last OA page is fine.
-        pt.map(&mut a, 0, PhysAddr::new(OA_LIMIT - PAGE_SIZE), PAGE_SIZE, RW).unwrap();
+        pt.map(
+            &mut a,
+            0,
+            PhysAddr::new(OA_LIMIT - PAGE_SIZE),
+            PAGE_SIZE,
+            RW,
+        )
+        .unwrap();
     }
 
     #[test]
@@ -657,24 +798,50 @@ mod tests {
         assert_eq!(a.count(), 1);
     }
 
+    /// REQ-ISO-1: no silent remap of an existing mapping.
     #[test]
     fn overlap_is_refused_and_changes_nothing() {
         let (mut a, mut pt) = s2(16);
-        pt.map(&mut a, 0x10_0000, PhysAddr::new(0x10_0000), 4 * PAGE_SIZE, RW).unwrap();
+        pt.map(
+            &mut a,
+            0x10_0000,
+            PhysAddr::new(0x10_0000),
+            4 * PAGE_SIZE,
+            RW,
+        )
+        .unwrap();
         let before = a.tables.clone();
         // Exactly the same range.
         assert_eq!(
-            pt.map(&mut a, 0x10_0000, PhysAddr::new(0x90_0000), 4 * PAGE_SIZE, RW),
+            pt.map(
+                &mut a,
+                0x10_0000,
+                PhysAddr::new(0x90_0000),
+                4 * PAGE_SIZE,
+                RW
+            ),
             Err(MapError::Overlap { at: 0x10_0000 })
         );
         // A range that starts before and ends inside: reports the first mapped address.
         assert_eq!(
-            pt.map(&mut a, 0x0f_e000, PhysAddr::new(0x90_0000), 3 * PAGE_SIZE, RW),
+            pt.map(
+                &mut a,
+                0x0f_e000,
+                PhysAddr::new(0x90_0000),
+                3 * PAGE_SIZE,
+                RW
+            ),
             Err(MapError::Overlap { at: 0x10_0000 })
         );
         // Starts inside the last page.
         assert_eq!(
-            pt.map(&mut a, 0x10_3000, PhysAddr::new(0x90_0000), 2 * PAGE_SIZE, RW),
+            pt.map(
+                &mut a,
+                0x10_3000,
+                PhysAddr::new(0x90_0000),
+                2 * PAGE_SIZE,
+                RW
+            ),
             Err(MapError::Overlap { at: 0x10_3000 })
         );
         // A 2 MiB block over the table that holds the pages.
@@ -683,30 +850,51 @@ mod tests {
             Err(MapError::Overlap { at: 0x10_0000 })
         );
         // A 1 GiB block over it.
-        assert_eq!(pt.map(&mut a, 0, PhysAddr::new(0), BLOCK_1G, RW), Err(MapError::Overlap { at: 0x10_0000 }));
+        assert_eq!(
+            pt.map(&mut a, 0, PhysAddr::new(0), BLOCK_1G, RW),
+            Err(MapError::Overlap { at: 0x10_0000 })
+        );
         assert_eq!(a.tables, before, "a refused map must not touch the tables");
         // Adjacent ranges are fine.
-        pt.map(&mut a, 0x10_4000, PhysAddr::new(0x10_4000), PAGE_SIZE, RW).unwrap();
-        pt.map(&mut a, 0x0f_f000, PhysAddr::new(0x0f_f000), PAGE_SIZE, RW).unwrap();
+        pt.map(&mut a, 0x10_4000, PhysAddr::new(0x10_4000), PAGE_SIZE, RW)
+            .unwrap();
+        pt.map(&mut a, 0x0f_f000, PhysAddr::new(0x0f_f000), PAGE_SIZE, RW)
+            .unwrap();
     }
 
+    /// REQ-ISO-1: no silent remap inside a block.
     #[test]
     fn page_inside_an_existing_block_is_an_overlap() {
         let (mut a, mut pt) = s2(16);
-        pt.map(&mut a, 0x20_0000, PhysAddr::new(0x20_0000), BLOCK_2M, RW).unwrap();
+        pt.map(&mut a, 0x20_0000, PhysAddr::new(0x20_0000), BLOCK_2M, RW)
+            .unwrap();
         assert_eq!(
             pt.map(&mut a, 0x30_0000, PhysAddr::new(0x1000), PAGE_SIZE, RW),
             Err(MapError::Overlap { at: 0x30_0000 })
         );
-        pt.map(&mut a, 0x4000_0000, PhysAddr::new(0x4000_0000), BLOCK_1G, RW).unwrap();
+        pt.map(
+            &mut a,
+            0x4000_0000,
+            PhysAddr::new(0x4000_0000),
+            BLOCK_1G,
+            RW,
+        )
+        .unwrap();
         assert_eq!(
-            pt.map(&mut a, 0x7fff_f000, PhysAddr::new(0x1000), 2 * PAGE_SIZE, RW),
+            pt.map(
+                &mut a,
+                0x7fff_f000,
+                PhysAddr::new(0x1000),
+                2 * PAGE_SIZE,
+                RW
+            ),
             Err(MapError::Overlap { at: 0x7fff_f000 })
         );
         // The mapping is still the block.
         assert_eq!(leaf(&a, &pt, 0x30_0000).0, 2);
     }
 
+    /// REQ-ISO-1: a failed map leaves no partial mapping.
     #[test]
     fn arena_exhaustion_leaves_no_partial_mapping() {
         // Root + 1 level-2 table, but the request needs 2 level-3 tables.
@@ -715,15 +903,24 @@ mod tests {
         let r = pt.map(&mut a, ia, PhysAddr::new(ia), BLOCK_2M + 2 * PAGE_SIZE, RW);
         assert_eq!(r, Err(MapError::NoMemory));
         for off in (0..BLOCK_2M + 2 * PAGE_SIZE).step_by(PAGE_SIZE as usize) {
-            assert_eq!(pt.translate(&a, ia + off), None, "partial mapping at {:#x}", ia + off);
+            assert_eq!(
+                pt.translate(&a, ia + off),
+                None,
+                "partial mapping at {:#x}",
+                ia + off
+            );
         }
         // With more room, the same request succeeds and reuses the tables
         // the failed attempt linked.
         a.limit = 4;
-        pt.map(&mut a, ia, PhysAddr::new(ia), BLOCK_2M + 2 * PAGE_SIZE, RW).unwrap();
+        pt.map(&mut a, ia, PhysAddr::new(ia), BLOCK_2M + 2 * PAGE_SIZE, RW)
+            .unwrap();
         assert_eq!(a.count(), 4);
         assert_eq!(pt.translate(&a, ia).unwrap().0, PhysAddr::new(ia));
-        assert_eq!(pt.translate(&a, 0x40_0000).unwrap().0, PhysAddr::new(0x40_0000));
+        assert_eq!(
+            pt.translate(&a, 0x40_0000).unwrap().0,
+            PhysAddr::new(0x40_0000)
+        );
     }
 
     #[test]
@@ -731,16 +928,25 @@ mod tests {
         // A failed map leaves an empty level-2 table under entry 0; a 2 MiB
         // request there is then mapped through it (no overlap).
         let (mut a, mut pt) = s2(2);
-        assert_eq!(pt.map(&mut a, 0, PhysAddr::new(0), PAGE_SIZE, RW), Err(MapError::NoMemory));
+        assert_eq!(
+            pt.map(&mut a, 0, PhysAddr::new(0), PAGE_SIZE, RW),
+            Err(MapError::NoMemory)
+        );
         assert_eq!(a.count(), 2);
         pt.map(&mut a, 0, PhysAddr::new(0), BLOCK_2M, RW).unwrap();
         assert_eq!(leaf(&a, &pt, 0).0, 2);
         // And a 1 GiB request over the whole entry is mapped at level 2.
         let (mut a, mut pt) = s2(2);
-        assert_eq!(pt.map(&mut a, 0, PhysAddr::new(0), PAGE_SIZE, RW), Err(MapError::NoMemory));
+        assert_eq!(
+            pt.map(&mut a, 0, PhysAddr::new(0), PAGE_SIZE, RW),
+            Err(MapError::NoMemory)
+        );
         pt.map(&mut a, 0, PhysAddr::new(0), BLOCK_1G, RW).unwrap();
         assert_eq!(leaf(&a, &pt, 0x3fe0_0000).0, 2);
-        assert_eq!(pt.translate(&a, 0x3fff_ffff).unwrap().0, PhysAddr::new(0x3fff_ffff));
+        assert_eq!(
+            pt.translate(&a, 0x3fff_ffff).unwrap().0,
+            PhysAddr::new(0x3fff_ffff)
+        );
     }
 
     #[test]
@@ -755,65 +961,152 @@ mod tests {
             }
             fn write(&mut self, _: PhysAddr, _: usize, _: u64) {}
         }
-        assert_eq!(PageTable::new(&mut Bad, Regime::Stage2).unwrap_err(), MapError::NoMemory);
+        assert_eq!(
+            PageTable::new(&mut Bad, Regime::Stage2).unwrap_err(),
+            MapError::NoMemory
+        );
     }
 
     // Attribute encodings, against hand-computed constants.
     // Stage 2: AF (1<<10) | SH inner (3<<8) | S2AP | MemAttr<<2 | XN (1<<54).
+    /// REQ-ISO-1: stage-2 permissions and memory types are encoded as configured.
     #[test]
     fn stage2_encodings() {
-        let e = |r, w, x, mem| leaf_attributes(Regime::Stage2, MapAttrs { read: r, write: w, exec: x, mem });
+        let e = |r, w, x, mem| {
+            leaf_attributes(
+                Regime::Stage2,
+                MapAttrs {
+                    read: r,
+                    write: w,
+                    exec: x,
+                    mem,
+                },
+            )
+        };
         // RWX normal: 0x400 | 0x300 | 0xc0 | 0x3c
         assert_eq!(e(true, true, true, MemType::Normal), Ok(0x7fc));
         // RW normal: + XN
-        assert_eq!(e(true, true, false, MemType::Normal), Ok(0x0040_0000_0000_07fc));
+        assert_eq!(
+            e(true, true, false, MemType::Normal),
+            Ok(0x0040_0000_0000_07fc)
+        );
         // RX normal: S2AP = 01
-        assert_eq!(e(true, false, true, MemType::Normal), Ok(0x73c));
+        assert_eq!(e(true, false, true, MemType::Normal), Ok(0x77c));
         // R only.
-        assert_eq!(e(true, false, false, MemType::Normal), Ok(0x0040_0000_0000_073c));
+        assert_eq!(
+            e(true, false, false, MemType::Normal),
+            Ok(0x0040_0000_0000_077c)
+        );
         // Write-only is expressible at stage 2: S2AP = 10.
-        assert_eq!(e(false, true, false, MemType::Normal), Ok(0x0040_0000_0000_07bc));
+        assert_eq!(
+            e(false, true, false, MemType::Normal),
+            Ok(0x0040_0000_0000_07bc)
+        );
         // Device RW: MemAttr 0001 -> 0x04, XN forced even when exec is asked.
-        assert_eq!(e(true, true, false, MemType::Device), Ok(0x0040_0000_0000_07c4));
-        assert_eq!(e(true, true, true, MemType::Device), Ok(0x0040_0000_0000_07c4));
+        assert_eq!(
+            e(true, true, false, MemType::Device),
+            Ok(0x0040_0000_0000_07c4)
+        );
+        assert_eq!(
+            e(true, true, true, MemType::Device),
+            Ok(0x0040_0000_0000_07c4)
+        );
         // No access at all is refused.
-        assert_eq!(e(false, false, true, MemType::Normal), Err(MapError::InvalidAttrs));
-        assert_eq!(e(false, false, false, MemType::Device), Err(MapError::InvalidAttrs));
+        assert_eq!(
+            e(false, false, true, MemType::Normal),
+            Err(MapError::InvalidAttrs)
+        );
+        assert_eq!(
+            e(false, false, false, MemType::Device),
+            Err(MapError::InvalidAttrs)
+        );
     }
 
     // EL2 stage 1: AF | SH inner | AP[1] RES1 (1<<6) | AP[2] RO (1<<7) | AttrIndx<<2 | XN.
+    /// REQ-ISO-1: EL2 stage-1 permissions and memory types.
     #[test]
     fn el2_stage1_encodings() {
-        let e = |r, w, x, mem| leaf_attributes(Regime::El2Stage1, MapAttrs { read: r, write: w, exec: x, mem });
+        let e = |r, w, x, mem| {
+            leaf_attributes(
+                Regime::El2Stage1,
+                MapAttrs {
+                    read: r,
+                    write: w,
+                    exec: x,
+                    mem,
+                },
+            )
+        };
         // RW normal, XN: 0x400|0x300|0x40|(1<<2) + XN
-        assert_eq!(e(true, true, false, MemType::Normal), Ok(0x0040_0000_0000_0744));
+        assert_eq!(
+            e(true, true, false, MemType::Normal),
+            Ok(0x0040_0000_0000_0744)
+        );
         // RX normal: AP[2] set, no XN.
         assert_eq!(e(true, false, true, MemType::Normal), Ok(0x7c4));
         // RWX normal.
         assert_eq!(e(true, true, true, MemType::Normal), Ok(0x744));
         // Device RW: AttrIndx 0, XN forced.
-        assert_eq!(e(true, true, true, MemType::Device), Ok(0x0040_0000_0000_0740));
+        assert_eq!(
+            e(true, true, true, MemType::Device),
+            Ok(0x0040_0000_0000_0740)
+        );
         // Bit 53 (PXN elsewhere) is RES0 here and never set.
-        assert_eq!(e(true, true, false, MemType::Normal).unwrap() & (1 << 53), 0);
+        assert_eq!(
+            e(true, true, false, MemType::Normal).unwrap() & (1 << 53),
+            0
+        );
         // No "write-only" or "no access" at stage 1.
-        assert_eq!(e(false, true, false, MemType::Normal), Err(MapError::InvalidAttrs));
-        assert_eq!(e(false, false, false, MemType::Normal), Err(MapError::InvalidAttrs));
+        assert_eq!(
+            e(false, true, false, MemType::Normal),
+            Err(MapError::InvalidAttrs)
+        );
+        assert_eq!(
+            e(false, false, false, MemType::Normal),
+            Err(MapError::InvalidAttrs)
+        );
     }
 
     #[test]
     fn stage1_descriptors_and_translate() {
         let mut a = TestArena::new(8);
         let mut pt = PageTable::new(&mut a, Regime::El2Stage1).unwrap();
-        pt.map(&mut a, 0x4000_0000, PhysAddr::new(0x4000_0000), BLOCK_2M, RX).unwrap();
-        pt.map(&mut a, 0x0900_0000, PhysAddr::new(0x0900_0000), PAGE_SIZE, DEV).unwrap();
+        pt.map(
+            &mut a,
+            0x4000_0000,
+            PhysAddr::new(0x4000_0000),
+            BLOCK_2M,
+            RX,
+        )
+        .unwrap();
+        pt.map(
+            &mut a,
+            0x0900_0000,
+            PhysAddr::new(0x0900_0000),
+            PAGE_SIZE,
+            DEV,
+        )
+        .unwrap();
         let (l, d) = leaf(&a, &pt, 0x4000_0000);
         assert_eq!((l, d), (2, 0x4000_0000 | 0x7c4 | DESC_BLOCK));
         let (l, d) = leaf(&a, &pt, 0x0900_0000);
         assert_eq!((l, d), (3, 0x0040_0000_0900_0000 | 0x740 | DESC_PAGE));
-        assert_eq!(pt.translate(&a, 0x4000_1234), Some((PhysAddr::new(0x4000_1234), RX)));
-        assert_eq!(pt.translate(&a, 0x0900_0018), Some((PhysAddr::new(0x0900_0018), DEV)));
         assert_eq!(
-            pt.map(&mut a, 0, PhysAddr::new(0), PAGE_SIZE, MapAttrs { read: false, ..RW }),
+            pt.translate(&a, 0x4000_1234),
+            Some((PhysAddr::new(0x4000_1234), RX))
+        );
+        assert_eq!(
+            pt.translate(&a, 0x0900_0018),
+            Some((PhysAddr::new(0x0900_0018), DEV))
+        );
+        assert_eq!(
+            pt.map(
+                &mut a,
+                0,
+                PhysAddr::new(0),
+                PAGE_SIZE,
+                MapAttrs { read: false, ..RW }
+            ),
             Err(MapError::InvalidAttrs)
         );
     }
@@ -821,7 +1114,14 @@ mod tests {
     #[test]
     fn device_exec_request_translates_as_not_executable() {
         let (mut a, mut pt) = s2(8);
-        pt.map(&mut a, 0, PhysAddr::new(0x0900_0000), PAGE_SIZE, MapAttrs { exec: true, ..DEV }).unwrap();
+        pt.map(
+            &mut a,
+            0,
+            PhysAddr::new(0x0900_0000),
+            PAGE_SIZE,
+            MapAttrs { exec: true, ..DEV },
+        )
+        .unwrap();
         assert_eq!(pt.translate(&a, 0).unwrap().1, DEV);
     }
 
@@ -831,7 +1131,11 @@ mod tests {
         pt.map(&mut a, 0, PhysAddr::new(0), PAGE_SIZE, RW).unwrap();
         let l1 = a.read(pt.root(), 0);
         assert_eq!(l1 & 0b11, DESC_TABLE);
-        assert_eq!(l1 & !OA_MASK & !0b11, 0, "no table attributes (APTable, XNTable...) are set");
+        assert_eq!(
+            l1 & !OA_MASK & !0b11,
+            0,
+            "no table attributes (APTable, XNTable...) are set"
+        );
     }
 
     #[test]
@@ -841,19 +1145,40 @@ mod tests {
         assert_eq!(tcr_el2_value(40), 0x8082_3519);
         assert_eq!(tcr_el2_value(44), 0x8084_3519);
         assert_eq!(tcr_el2_value(48), 0x8085_3519);
-        assert_eq!(tcr_el2_value(52), 0x8085_3519, "52-bit PA is used as 48 without LPA2");
+        assert_eq!(
+            tcr_el2_value(52),
+            0x8085_3519,
+            "52-bit PA is used as 48 without LPA2"
+        );
         assert_eq!(tcr_el2_value(32), 0x8080_3519);
         // VTCR: as above with SL0 = 01 (0x40), no bit 23.
         assert_eq!(vtcr_el2_value(40), 0x8002_3559);
         assert_eq!(vtcr_el2_value(44), 0x8004_3559);
         assert_eq!(vtcr_el2_value(36), 0x8001_3559);
-        assert_eq!(vttbr_value(5, PhysAddr::new(0x4123_4000)), 0x0005_0000_4123_4000);
-        assert_eq!(vttbr_value(0xff, PhysAddr::new(0xffff_ffff_f000)), 0x00ff_ffff_ffff_f000);
+        assert_eq!(
+            vttbr_value(5, PhysAddr::new(0x4123_4000)),
+            0x0005_0000_4123_4000
+        );
+        assert_eq!(
+            vttbr_value(0xff, PhysAddr::new(0xffff_ffff_f000)),
+            0x00ff_ffff_ffff_f000
+        );
     }
 
     #[test]
     fn ps_encodings() {
-        let table = [(32, 0), (36, 1), (40, 2), (42, 3), (44, 4), (48, 5), (52, 5), (0, 0), (39, 1), (255, 5)];
+        let table = [
+            (32, 0),
+            (36, 1),
+            (40, 2),
+            (42, 3),
+            (44, 4),
+            (48, 5),
+            (52, 5),
+            (0, 0),
+            (39, 1),
+            (255, 5),
+        ];
         for (bits, ps) in table {
             assert_eq!(ps_encoding(bits), ps, "{bits} bits");
         }

@@ -40,7 +40,11 @@ pub enum Call {
     /// Return this value in x0 and continue.
     Return(i64),
     /// Start vCPU `vcpu` at `entry` with `context` in x0.
-    CpuOn { vcpu: usize, entry: u64, context: u64 },
+    CpuOn {
+        vcpu: usize,
+        entry: u64,
+        context: u64,
+    },
     /// Turn the calling vCPU off.
     CpuOff,
     SystemOff,
@@ -79,7 +83,11 @@ pub fn decode(x0: u64, x1: u64, x2: u64, x3: u64, vcpus: usize) -> Call {
                 (x1, x2, x3)
             };
             match vcpu_of_mpidr(target, vcpus) {
-                Some(v) => Call::CpuOn { vcpu: v, entry, context: ctx },
+                Some(v) => Call::CpuOn {
+                    vcpu: v,
+                    entry,
+                    context: ctx,
+                },
                 None => Call::Return(INVALID_PARAMETERS),
             }
         }
@@ -112,35 +120,73 @@ mod tests {
 
     #[test]
     fn version_and_features() {
-        assert_eq!(decode(PSCI_VERSION as u64, 0, 0, 0, 1), Call::Return(VERSION_1_1));
-        assert_eq!(decode(PSCI_FEATURES as u64, CPU_ON_64 as u64, 0, 0, 1), Call::Return(SUCCESS));
-        assert_eq!(decode(PSCI_FEATURES as u64, CPU_SUSPEND_64 as u64, 0, 0, 1), Call::Return(NOT_SUPPORTED));
-        assert_eq!(decode(PSCI_FEATURES as u64, 0xdead_beef, 0, 0, 1), Call::Return(NOT_SUPPORTED));
+        assert_eq!(
+            decode(PSCI_VERSION as u64, 0, 0, 0, 1),
+            Call::Return(VERSION_1_1)
+        );
+        assert_eq!(
+            decode(PSCI_FEATURES as u64, CPU_ON_64 as u64, 0, 0, 1),
+            Call::Return(SUCCESS)
+        );
+        assert_eq!(
+            decode(PSCI_FEATURES as u64, CPU_SUSPEND_64 as u64, 0, 0, 1),
+            Call::Return(NOT_SUPPORTED)
+        );
+        assert_eq!(
+            decode(PSCI_FEATURES as u64, 0xdead_beef, 0, 0, 1),
+            Call::Return(NOT_SUPPORTED)
+        );
     }
 
     #[test]
     fn upper_half_of_function_id_ignored() {
-        assert_eq!(decode(0xffff_ffff_0000_0000 | PSCI_VERSION as u64, 0, 0, 0, 1), Call::Return(VERSION_1_1));
+        assert_eq!(
+            decode(0xffff_ffff_0000_0000 | PSCI_VERSION as u64, 0, 0, 0, 1),
+            Call::Return(VERSION_1_1)
+        );
     }
 
     #[test]
     fn cpu_on_only_own_vcpus() {
         assert_eq!(
             decode(CPU_ON_64 as u64, 2, 0x4000_0000, 7, 3),
-            Call::CpuOn { vcpu: 2, entry: 0x4000_0000, context: 7 }
+            Call::CpuOn {
+                vcpu: 2,
+                entry: 0x4000_0000,
+                context: 7
+            }
         );
-        assert_eq!(decode(CPU_ON_64 as u64, 3, 0x4000_0000, 0, 3), Call::Return(INVALID_PARAMETERS));
+        assert_eq!(
+            decode(CPU_ON_64 as u64, 3, 0x4000_0000, 0, 3),
+            Call::Return(INVALID_PARAMETERS)
+        );
         // Aff1 set: another cluster that this partition does not have.
-        assert_eq!(decode(CPU_ON_64 as u64, 0x100, 0, 0, 3), Call::Return(INVALID_PARAMETERS));
+        assert_eq!(
+            decode(CPU_ON_64 as u64, 0x100, 0, 0, 3),
+            Call::Return(INVALID_PARAMETERS)
+        );
         // Garbage in the upper bits.
-        assert_eq!(decode(CPU_ON_64 as u64, 1 << 45, 0, 0, 3), Call::Return(INVALID_PARAMETERS));
+        assert_eq!(
+            decode(CPU_ON_64 as u64, 1 << 45, 0, 0, 3),
+            Call::Return(INVALID_PARAMETERS)
+        );
     }
 
     #[test]
     fn cpu_on_32_truncates_arguments() {
         assert_eq!(
-            decode(CPU_ON_32 as u64, 0xffff_ffff_0000_0001, 0xffff_ffff_4000_0000, 0, 2),
-            Call::CpuOn { vcpu: 1, entry: 0x4000_0000, context: 0 }
+            decode(
+                CPU_ON_32 as u64,
+                0xffff_ffff_0000_0001,
+                0xffff_ffff_4000_0000,
+                0,
+                2
+            ),
+            Call::CpuOn {
+                vcpu: 1,
+                entry: 0x4000_0000,
+                context: 0
+            }
         );
     }
 
@@ -153,15 +199,31 @@ mod tests {
 
     #[test]
     fn unknown_functions() {
-        for fid in [0u64, 0x8400_00ff, 0xc600_0000, CPU_SUSPEND_64 as u64, u64::MAX] {
-            assert_eq!(decode(fid, 0, 0, 0, 4), Call::Return(NOT_SUPPORTED), "fid {fid:#x}");
+        for fid in [
+            0u64,
+            0x8400_00ff,
+            0xc600_0000,
+            CPU_SUSPEND_64 as u64,
+            u64::MAX,
+        ] {
+            assert_eq!(
+                decode(fid, 0, 0, 0, 4),
+                Call::Return(NOT_SUPPORTED),
+                "fid {fid:#x}"
+            );
         }
     }
 
     #[test]
     fn affinity_info_levels() {
-        assert_eq!(decode(AFFINITY_INFO_64 as u64, 0, 1, 0, 2), Call::Return(INVALID_PARAMETERS));
-        assert_eq!(decode(AFFINITY_INFO_64 as u64, 5, 0, 0, 2), Call::Return(INVALID_PARAMETERS));
+        assert_eq!(
+            decode(AFFINITY_INFO_64 as u64, 0, 1, 0, 2),
+            Call::Return(INVALID_PARAMETERS)
+        );
+        assert_eq!(
+            decode(AFFINITY_INFO_64 as u64, 5, 0, 0, 2),
+            Call::Return(INVALID_PARAMETERS)
+        );
     }
 
     #[test]

@@ -85,7 +85,7 @@ fn check(off: u64, width: u8) -> Result<(), VuartError> {
     if off >= FRAME_SIZE {
         return Err(VuartError::OutOfRange);
     }
-    if off % 4 != 0 {
+    if !off.is_multiple_of(4) {
         return Err(VuartError::Misaligned);
     }
     Ok(())
@@ -143,7 +143,6 @@ impl VUart {
             DR | RSR_ECR | RIS | MIS | ICR => 0,
             o if o >= PERIPH_ID0 => ID_REGS[((o - PERIPH_ID0) / 4) as usize],
             _ => 0, // reserved
-
         };
         let mask = match width {
             1 => 0xff,
@@ -230,7 +229,10 @@ mod tests {
     #[test]
     fn lines_are_split_on_newline() {
         let mut u = VUart::new();
-        assert_eq!(send(&mut u, b"hello\r\nworld\n\n"), vec![b"hello".to_vec(), b"world".to_vec(), vec![]]);
+        assert_eq!(
+            send(&mut u, b"hello\r\nworld\n\n"),
+            vec![b"hello".to_vec(), b"world".to_vec(), vec![]]
+        );
     }
 
     #[test]
@@ -252,11 +254,12 @@ mod tests {
         assert_eq!(send(&mut u, &s), vec![vec![b'a'; LINE_CAPACITY], vec![]]);
     }
 
+    /// REQ-FLT-2: guest output cannot inject terminal control sequences.
     #[test]
     fn escape_sequences_are_neutralised() {
         let mut u = VUart::new();
         let lines = send(&mut u, b"\x1b[2J\x1b]0;pwned\x07ok\tdone\x7f\xff\x00\n");
-        assert_eq!(lines, vec![b".[2J.]0;pwned.ok done....".to_vec()]);
+        assert_eq!(lines, vec![b".[2J.]0;pwned.ok done...".to_vec()]);
         for l in lines {
             assert!(l.iter().all(|&b| (0x20..0x7f).contains(&b)));
         }
@@ -346,6 +349,7 @@ mod tests {
         }
     }
 
+    /// REQ-FLT-2: malformed accesses get an error, never a panic.
     #[test]
     fn bad_accesses() {
         let mut u = VUart::new();

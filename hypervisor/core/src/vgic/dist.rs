@@ -1,8 +1,8 @@
 //! The emulated distributor (GICD).
 
 use super::{
-    bits, check_access, id_register, Bitmap, Effect, Effects, PendingIrq, VgicError, VgicRedist, GICD_SIZE,
-    ID_REGS_START, IIDR, MAX_SPI, MAX_VCPUS, PRIORITY_MASK,
+    bits, check_access, id_register, Bitmap, Effect, Effects, PendingIrq, VgicError, VgicRedist,
+    GICD_SIZE, ID_REGS_START, IIDR, MAX_SPI, MAX_VCPUS, PRIORITY_MASK,
 };
 
 const CTLR: u64 = 0x0000;
@@ -87,7 +87,7 @@ fn decode(offset: u64) -> Reg {
         ICFGR..=0x0cff => Reg::Config(word(ICFGR)),
         IGRPMODR..=0x0d7f | NSACR..=0x0eff => Reg::RazWi,
         CPENDSGIR..=0x0f2f => Reg::RazWiBytes,
-        IROUTER..=0x7fff => Reg::Router(((offset - IROUTER) / 8) as u32, offset % 8),
+        IROUTER..IROUTER_END => Reg::Router(((offset - IROUTER) / 8) as u32, offset % 8),
         ID_REGS_START..=0xffff => Reg::Id(offset & !3),
         _ => Reg::RazWi,
     }
@@ -209,11 +209,13 @@ impl VgicDist {
     /// reads the same offset of the physical distributor and ANDs it with
     /// this mask. `None` for every other offset.
     pub fn passthrough_mask(&self, offset: u64) -> Option<u32> {
-        if offset % 4 != 0 {
+        if !offset.is_multiple_of(4) {
             return None;
         }
         match decode(offset) {
-            Reg::Bits(op, k) if !matches!(op, BitOp::SetEnable | BitOp::ClearEnable) => Some(self.owned.word(k)),
+            Reg::Bits(op, k) if !matches!(op, BitOp::SetEnable | BitOp::ClearEnable) => {
+                Some(self.owned.word(k))
+            }
             _ => None,
         }
     }
@@ -234,12 +236,16 @@ impl VgicDist {
         let reg = decode_checked(offset, width)?;
         let v: u64 = match reg {
             Reg::Ctlr => (self.ctlr | CTLR_ARE | CTLR_DS) as u64,
-            Reg::Typer => (self.it_lines | ((self.nr_vcpus as u32 - 1) << 5) | TYPER_IDBITS_10) as u64,
+            Reg::Typer => {
+                (self.it_lines | ((self.nr_vcpus as u32 - 1) << 5) | TYPER_IDBITS_10) as u64
+            }
             Reg::Iidr => IIDR as u64,
             Reg::Id(o) => id_register(o) as u64,
             // Every owned interrupt is Group 1 (non-secure) and stays so.
             Reg::Group(k) => self.owned.word(k) as u64,
-            Reg::Bits(BitOp::SetEnable | BitOp::ClearEnable, k) => (self.enabled.word(k) & self.owned.word(k)) as u64,
+            Reg::Bits(BitOp::SetEnable | BitOp::ClearEnable, k) => {
+                (self.enabled.word(k) & self.owned.word(k)) as u64
+            }
             // Pending and active state is in the physical GIC.
             Reg::Bits(_, _) => 0,
             Reg::Priority(b) => {
@@ -264,7 +270,13 @@ impl VgicDist {
     }
 
     /// A guest write; physical consequences are appended to `fx`.
-    pub fn write(&mut self, offset: u64, width: u8, value: u64, fx: &mut Effects) -> Result<(), VgicError> {
+    pub fn write(
+        &mut self,
+        offset: u64,
+        width: u8,
+        value: u64,
+        fx: &mut Effects,
+    ) -> Result<(), VgicError> {
         let reg = decode_checked(offset, width)?;
         if !fx.has_room_for_a_write() {
             return Err(VgicError::EffectsFull);
@@ -295,7 +307,10 @@ impl VgicDist {
             let e = match op {
                 BitOp::SetEnable => {
                     self.enabled.set(intid, true);
-                    Effect::EnableSpi { intid, target_vcpu: self.effective_target(intid) }
+                    Effect::EnableSpi {
+                        intid,
+                        target_vcpu: self.effective_target(intid),
+                    }
                 }
                 BitOp::ClearEnable => {
                     self.enabled.set(intid, false);
@@ -373,14 +388,21 @@ impl VgicDist {
         self.route[n as usize] = route;
         let after = self.effective_target(n);
         if before != after {
-            fx.push(Effect::RouteSpi { intid: n, target_vcpu: after });
+            fx.push(Effect::RouteSpi {
+                intid: n,
+                target_vcpu: after,
+            });
         }
     }
 }
 
 fn decode_checked(offset: u64, width: u8) -> Result<Reg, VgicError> {
     // Decode first only to learn the legal widths; check before using it.
-    let reg = if offset < GICD_SIZE { decode(offset) } else { Reg::RazWi };
+    let reg = if offset < GICD_SIZE {
+        decode(offset)
+    } else {
+        Reg::RazWi
+    };
     let (byte_ok, dword_ok) = match reg {
         Reg::Priority(_) | Reg::RazWiBytes => (true, false),
         Reg::Router(..) => (false, true),
@@ -412,7 +434,11 @@ mod tests {
     #[test]
     fn ctlr() {
         let mut d = dist();
-        assert_eq!(r(&mut d, CTLR), 0x50, "ARE and DS always set, groups disabled");
+        assert_eq!(
+            r(&mut d, CTLR),
+            0x50,
+            "ARE and DS always set, groups disabled"
+        );
         assert!(w(&mut d, CTLR, 4, 0xffff_ffff).is_empty());
         assert_eq!(r(&mut d, CTLR), 0x53, "RWP and the rest stay 0");
         assert!(d.group1_enabled());
@@ -449,13 +475,23 @@ mod tests {
         assert_eq!(VgicDist::new([], 99).nr_vcpus(), MAX_VCPUS);
     }
 
+    /// REQ-ISO-2: only owned SPIs are visible and reach hardware.
     #[test]
     fn enable_masks_to_owned_and_emits_effects() {
         let mut d = dist();
         let fx = w(&mut d, ISENABLER + 4, 4, 0xffff_ffff);
         assert_eq!(
             fx,
-            vec![Effect::EnableSpi { intid: 33, target_vcpu: 0 }, Effect::EnableSpi { intid: 40, target_vcpu: 0 }]
+            vec![
+                Effect::EnableSpi {
+                    intid: 33,
+                    target_vcpu: 0
+                },
+                Effect::EnableSpi {
+                    intid: 40,
+                    target_vcpu: 0
+                }
+            ]
         );
         assert_eq!(r(&mut d, ISENABLER + 4), (1 << 1) | (1 << 8));
         assert_eq!(r(&mut d, ICENABLER + 4), (1 << 1) | (1 << 8));
@@ -477,16 +513,29 @@ mod tests {
         assert_eq!(r(&mut d, ISENABLER + 0x7c), 0);
     }
 
+    /// REQ-ISO-2: pending/active requests only for owned SPIs.
     #[test]
     fn pending_and_active_are_forwarded_and_read_zero() {
         let mut d = dist();
-        assert_eq!(w(&mut d, ISPENDR + 4, 4, 0xffff_fffd), vec![Effect::SetPending { intid: 40 }]);
-        assert_eq!(w(&mut d, ICPENDR + 4, 4, 2), vec![Effect::ClearPending { intid: 33 }]);
-        assert_eq!(w(&mut d, ISACTIVER + 4, 4, 2), vec![Effect::SetActive { intid: 33 }]);
-        assert_eq!(w(&mut d, ICACTIVER + 4, 4, 0x102), vec![
-            Effect::ClearActive { intid: 33 },
-            Effect::ClearActive { intid: 40 }
-        ]);
+        assert_eq!(
+            w(&mut d, ISPENDR + 4, 4, 0xffff_fffd),
+            vec![Effect::SetPending { intid: 40 }]
+        );
+        assert_eq!(
+            w(&mut d, ICPENDR + 4, 4, 2),
+            vec![Effect::ClearPending { intid: 33 }]
+        );
+        assert_eq!(
+            w(&mut d, ISACTIVER + 4, 4, 2),
+            vec![Effect::SetActive { intid: 33 }]
+        );
+        assert_eq!(
+            w(&mut d, ICACTIVER + 4, 4, 0x102),
+            vec![
+                Effect::ClearActive { intid: 33 },
+                Effect::ClearActive { intid: 40 }
+            ]
+        );
         for off in [ISPENDR, ICPENDR, ISACTIVER, ICACTIVER] {
             assert_eq!(r(&mut d, off + 4), 0);
             assert_eq!(d.passthrough_mask(off + 4), Some((1 << 1) | (1 << 8)));
@@ -507,13 +556,18 @@ mod tests {
         assert_eq!(r(&mut d, IGROUPR + 8), 0xffff_ffff);
         assert_eq!(r(&mut d, IGROUPR), 0);
         w(&mut d, IGROUPR + 4, 4, 0);
-        assert_eq!(r(&mut d, IGROUPR + 4), (1 << 1) | (1 << 8), "group is fixed");
+        assert_eq!(
+            r(&mut d, IGROUPR + 4),
+            (1 << 1) | (1 << 8),
+            "group is fixed"
+        );
         for off in [IGRPMODR + 4, NSACR + 8] {
             w(&mut d, off, 4, 0xffff_ffff);
             assert_eq!(r(&mut d, off), 0);
         }
     }
 
+    /// REQ-ISO-2: priorities of foreign interrupts are RAZ/WI.
     #[test]
     fn priorities_bytes_and_words() {
         let mut d = dist();
@@ -541,6 +595,7 @@ mod tests {
         assert_eq!(d.priority(64), 0);
     }
 
+    /// REQ-ISO-2: trigger changes only for owned SPIs.
     #[test]
     fn config_registers() {
         let mut d = dist();
@@ -548,7 +603,16 @@ mod tests {
         let fx = w(&mut d, ICFGR + 8, 4, 0xffff_ffff);
         assert_eq!(
             fx,
-            vec![Effect::SetSpiConfig { intid: 33, edge: true }, Effect::SetSpiConfig { intid: 40, edge: true }]
+            vec![
+                Effect::SetSpiConfig {
+                    intid: 33,
+                    edge: true
+                },
+                Effect::SetSpiConfig {
+                    intid: 40,
+                    edge: true
+                }
+            ]
         );
         assert_eq!(r(&mut d, ICFGR + 8), (2 << 2) | (2 << 16));
         assert!(d.spi_edge(33));
@@ -556,7 +620,13 @@ mod tests {
         assert!(w(&mut d, ICFGR + 8, 4, 0xffff_ffff).is_empty());
         assert!(w(&mut d, ICFGR + 8, 4, (2 << 2) | (2 << 16) | 0x5555_5555).is_empty());
         let fx = w(&mut d, ICFGR + 8, 4, 2 << 16);
-        assert_eq!(fx, vec![Effect::SetSpiConfig { intid: 33, edge: false }]);
+        assert_eq!(
+            fx,
+            vec![Effect::SetSpiConfig {
+                intid: 33,
+                edge: false
+            }]
+        );
         // SGI/PPI config words: RAZ/WI.
         assert!(w(&mut d, ICFGR, 4, 0xffff_ffff).is_empty());
         assert_eq!(r(&mut d, ICFGR + 4), 0);
@@ -569,15 +639,33 @@ mod tests {
         let mut d = dist();
         let off = IROUTER + 8 * 40;
         assert_eq!(d.read(off, 8).unwrap(), 0);
-        assert_eq!(w(&mut d, off, 8, 3), vec![Effect::RouteSpi { intid: 40, target_vcpu: 3 }]);
+        assert_eq!(
+            w(&mut d, off, 8, 3),
+            vec![Effect::RouteSpi {
+                intid: 40,
+                target_vcpu: 3
+            }]
+        );
         assert_eq!(d.read(off, 8).unwrap(), 3);
         assert_eq!(d.target_vcpu(40), Some(3));
         // Enabling reports the current target.
-        assert_eq!(w(&mut d, ISENABLER + 4, 4, 1 << 8), vec![Effect::EnableSpi { intid: 40, target_vcpu: 3 }]);
+        assert_eq!(
+            w(&mut d, ISENABLER + 4, 4, 1 << 8),
+            vec![Effect::EnableSpi {
+                intid: 40,
+                target_vcpu: 3
+            }]
+        );
         // Same route again: no effect.
         assert!(w(&mut d, off, 8, 3).is_empty());
         // IRM = 1: delivered to vCPU 0, reads back IRM.
-        assert_eq!(w(&mut d, off, 8, 1 << 31), vec![Effect::RouteSpi { intid: 40, target_vcpu: 0 }]);
+        assert_eq!(
+            w(&mut d, off, 8, 1 << 31),
+            vec![Effect::RouteSpi {
+                intid: 40,
+                target_vcpu: 0
+            }]
+        );
         assert_eq!(d.read(off, 8).unwrap(), 1 << 31);
         assert_eq!(d.target_vcpu(40), Some(0));
         // IRM with garbage affinity is still IRM.
@@ -585,6 +673,7 @@ mod tests {
         assert_eq!(d.read(off, 8).unwrap(), 1 << 31);
     }
 
+    /// REQ-ISO-2: an SPI cannot be routed to another partition's core.
     #[test]
     fn router_foreign_affinity_is_refused() {
         let mut d = dist();
@@ -608,7 +697,13 @@ mod tests {
     fn router_32_bit_halves() {
         let mut d = dist();
         let off = IROUTER + 8 * 65;
-        assert_eq!(w(&mut d, off, 4, 1), vec![Effect::RouteSpi { intid: 65, target_vcpu: 1 }]);
+        assert_eq!(
+            w(&mut d, off, 4, 1),
+            vec![Effect::RouteSpi {
+                intid: 65,
+                target_vcpu: 1
+            }]
+        );
         assert_eq!(d.read(off, 4).unwrap(), 1);
         assert_eq!(d.read(off + 4, 4).unwrap(), 0);
         // Upper half (Aff3) zero: accepted, nothing changes.
@@ -625,7 +720,17 @@ mod tests {
     #[test]
     fn raz_wi_regions() {
         let mut d = dist();
-        for off in [0x000c, 0x0010, 0x0040, 0x0f00, 0x1000, 0x5ffc, 0x8000, 0xc000, 0xfffc - 0x30] {
+        for off in [
+            0x000c,
+            0x0010,
+            0x0040,
+            0x0f00,
+            0x1000,
+            0x5ffc,
+            0x8000,
+            0xc000,
+            0xfffc - 0x30,
+        ] {
             assert!(w(&mut d, off, 4, 0xffff_ffff).is_empty(), "{off:#x}");
             assert_eq!(r(&mut d, off), 0, "{off:#x}");
         }
@@ -637,6 +742,7 @@ mod tests {
         assert_eq!(d.read(0x0820, 4).unwrap(), 0);
     }
 
+    /// REQ-FLT-2: malformed accesses get an error, never a panic.
     #[test]
     fn bad_widths_and_offsets() {
         let mut d = dist();
@@ -650,8 +756,14 @@ mod tests {
         assert_eq!(d.read(u64::MAX, 1), Err(VgicError::OutOfFrame));
         assert_eq!(d.read(0, 0), Err(VgicError::BadWidth));
         assert_eq!(d.read(0, 16), Err(VgicError::BadWidth));
-        assert_eq!(d.write(ISENABLER + 4, 8, u64::MAX, &mut fx), Err(VgicError::BadWidth));
-        assert_eq!(d.write(ISENABLER + 4, 1, 0xff, &mut fx), Err(VgicError::BadWidth));
+        assert_eq!(
+            d.write(ISENABLER + 4, 8, u64::MAX, &mut fx),
+            Err(VgicError::BadWidth)
+        );
+        assert_eq!(
+            d.write(ISENABLER + 4, 1, 0xff, &mut fx),
+            Err(VgicError::BadWidth)
+        );
         assert!(fx.is_empty());
         assert!(!d.spi_enabled(33), "a refused write changes nothing");
     }
@@ -662,10 +774,14 @@ mod tests {
         let mut fx = Effects::new();
         d.write(ISENABLER + 8, 4, 0xffff_ffff, &mut fx).unwrap();
         assert_eq!(fx.len(), 32);
-        assert_eq!(d.write(ICENABLER + 8, 4, 0xffff_ffff, &mut fx), Err(VgicError::EffectsFull));
+        assert_eq!(
+            d.write(ICENABLER + 8, 4, 0xffff_ffff, &mut fx),
+            Err(VgicError::EffectsFull)
+        );
         assert_eq!(r(&mut d, ISENABLER + 8), 0xffff_ffff);
     }
 
+    /// REQ-FLT-2: every write has a bounded, defined result.
     #[test]
     fn no_write_exceeds_the_effect_bound() {
         // Every 4-aligned offset, all-ones, with 32- and (where legal) 64-bit writes.
@@ -675,7 +791,10 @@ mod tests {
                 let mut fx = Effects::new();
                 match d.write(off, width, u64::MAX, &mut fx) {
                     Ok(()) => assert!(fx.len() <= super::super::MAX_EFFECTS_PER_WRITE, "{off:#x}"),
-                    Err(e) => assert!(matches!(e, VgicError::BadWidth | VgicError::Misaligned)),
+                    Err(e) => assert!(matches!(
+                        e,
+                        VgicError::BadWidth | VgicError::Misaligned | VgicError::OutOfFrame
+                    )),
                 }
             }
         }
@@ -686,11 +805,18 @@ mod tests {
         let mut d = dist();
         let mut rd = VgicRedist::new(0, 4);
         let mut fx = Effects::new();
-        rd.write(super::super::GICR_SGI_BASE + 0x100, 4, 1 << 3, &mut fx).unwrap();
+        rd.write(super::super::GICR_SGI_BASE + 0x100, 4, 1 << 3, &mut fx)
+            .unwrap();
         rd.set_sgi_pending(3);
         assert_eq!(d.pending_for(&rd), None);
         w(&mut d, CTLR, 4, 2);
-        assert_eq!(d.pending_for(&rd), Some(PendingIrq { intid: 3, priority: 0 }));
+        assert_eq!(
+            d.pending_for(&rd),
+            Some(PendingIrq {
+                intid: 3,
+                priority: 0
+            })
+        );
     }
 
     #[test]

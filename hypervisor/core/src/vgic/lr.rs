@@ -1,8 +1,8 @@
-//! GICv3 list registers (ICH_LR<n>_EL2) and a manager that fills them.
+//! GICv3 list registers (`ICH_LR<n>_EL2`) and a manager that fills them.
 //!
-//! LR layout: vINTID [31:0], pINTID [44:32] (with HW = 1; with HW = 0 bit 41
-//! is EOI, "maintenance interrupt on EOI"), Priority [55:48], NMI [59],
-//! Group [60], HW [61], State [63:62].
+//! LR layout: vINTID `[31:0]`, pINTID `[44:32]` (with HW = 1; with HW = 0 bit 41
+//! is EOI, "maintenance interrupt on EOI"), Priority `[55:48]`, NMI `[59]`,
+//! Group `[60]`, HW `[61]`, State `[63:62]`.
 //!
 //! The hardware has few list registers (4 on the targets). [`LrManager`]
 //! decides where a new interrupt goes: a free LR, an LR holding a
@@ -68,7 +68,13 @@ const STATE_SHIFT: u32 = 62;
 
 /// Encodes a list register. Fields are truncated to their widths (pINTID to
 /// 13 bits); validation is [`LrManager::inject`]'s job.
-pub const fn encode_lr(vintid: u32, pintid: Option<u32>, priority: u8, group1: bool, state: LrState) -> u64 {
+pub const fn encode_lr(
+    vintid: u32,
+    pintid: Option<u32>,
+    priority: u8,
+    group1: bool,
+    state: LrState,
+) -> u64 {
     let mut v = (vintid as u64 & VINTID_MASK)
         | ((priority as u64) << PRIORITY_SHIFT)
         | (state.bits() << STATE_SHIFT);
@@ -86,7 +92,11 @@ pub const fn decode_lr(lr: u64) -> Lr {
     let hw = lr & HW != 0;
     Lr {
         vintid: (lr & VINTID_MASK) as u32,
-        pintid: if hw { Some(((lr >> PINTID_SHIFT) & PINTID_MASK) as u32) } else { None },
+        pintid: if hw {
+            Some(((lr >> PINTID_SHIFT) & PINTID_MASK) as u32)
+        } else {
+            None
+        },
         priority: (lr >> PRIORITY_SHIFT) as u8,
         group1: lr & GROUP1 != 0,
         state: LrState::from_bits(lr >> STATE_SHIFT),
@@ -164,7 +174,8 @@ const fn valid(irq: &Irq) -> bool {
 }
 
 fn free_lr(lrs: &[u64]) -> Option<usize> {
-    lrs.iter().position(|&lr| decode_lr(lr).state == LrState::Invalid)
+    lrs.iter()
+        .position(|&lr| decode_lr(lr).state == LrState::Invalid)
 }
 
 /// Result of looking for `irq`'s vINTID in the LRs.
@@ -173,7 +184,10 @@ enum Present {
     /// Pending already (maybe also active).
     Pending(usize),
     /// Active only; `mergeable` if both are virtual (HW = 0) interrupts.
-    Active { lr: usize, mergeable: bool },
+    Active {
+        lr: usize,
+        mergeable: bool,
+    },
 }
 
 fn find(lrs: &[u64], irq: &Irq) -> Present {
@@ -187,9 +201,10 @@ fn find(lrs: &[u64], irq: &Irq) -> Present {
             LrState::Pending | LrState::PendingActive => Present::Pending(i),
             // A HW interrupt cannot be both pending and active in an LR:
             // its pending state is the physical GIC's.
-            LrState::Active => {
-                Present::Active { lr: i, mergeable: lr.pintid.is_none() && irq.pintid.is_none() }
-            }
+            LrState::Active => Present::Active {
+                lr: i,
+                mergeable: lr.pintid.is_none() && irq.pintid.is_none(),
+            },
         };
     }
     Present::No
@@ -197,7 +212,14 @@ fn find(lrs: &[u64], irq: &Irq) -> Present {
 
 impl<const Q: usize> LrManager<Q> {
     pub const fn new() -> Self {
-        Self { queue: [Irq { vintid: 0, pintid: None, priority: 0 }; Q], len: 0 }
+        Self {
+            queue: [Irq {
+                vintid: 0,
+                pintid: None,
+                priority: 0,
+            }; Q],
+            len: 0,
+        }
     }
 
     /// Number of queued interrupts.
@@ -239,7 +261,11 @@ impl<const Q: usize> LrManager<Q> {
         if self.len >= Q {
             return Err(LrError::QueueFull);
         }
-        let pos = self.queue().iter().position(|q| q.priority > irq.priority).unwrap_or(self.len);
+        let pos = self
+            .queue()
+            .iter()
+            .position(|q| q.priority > irq.priority)
+            .unwrap_or(self.len);
         self.queue.copy_within(pos..self.len, pos + 1);
         self.queue[pos] = irq;
         self.len += 1;
@@ -257,11 +283,17 @@ impl<const Q: usize> LrManager<Q> {
         }
         match find(lrs, &irq) {
             Present::Pending(lr) => return Ok(LrOutcome::AlreadyPending { lr }),
-            Present::Active { lr, mergeable: true } => {
-                lrs[lr] = (lrs[lr] & !(0b11 << STATE_SHIFT)) | (LrState::PendingActive.bits() << STATE_SHIFT);
+            Present::Active {
+                lr,
+                mergeable: true,
+            } => {
+                lrs[lr] = (lrs[lr] & !(0b11 << STATE_SHIFT))
+                    | (LrState::PendingActive.bits() << STATE_SHIFT);
                 return Ok(LrOutcome::MadePendingActive { lr });
             }
-            Present::Active { mergeable: false, .. } => {
+            Present::Active {
+                mergeable: false, ..
+            } => {
                 // It may not occupy a second LR: wait for this one to end.
                 return self.queue_unique(irq);
             }
@@ -282,9 +314,16 @@ impl<const Q: usize> LrManager<Q> {
                 .filter(|(_, l)| l.state == LrState::Pending && l.priority > irq.priority)
                 .max_by_key(|(i, l)| (l.priority, *i));
             if let Some((lr, old)) = victim {
-                self.enqueue(Irq { vintid: old.vintid, pintid: old.pintid, priority: old.priority })?;
+                self.enqueue(Irq {
+                    vintid: old.vintid,
+                    pintid: old.pintid,
+                    priority: old.priority,
+                })?;
                 lrs[lr] = irq.lr(LrState::Pending);
-                return Ok(LrOutcome::Preempted { lr, evicted: old.vintid });
+                return Ok(LrOutcome::Preempted {
+                    lr,
+                    evicted: old.vintid,
+                });
             }
         }
         self.enqueue(irq)?;
@@ -311,12 +350,18 @@ impl<const Q: usize> LrManager<Q> {
                 Present::Pending(_) => {
                     self.remove_at(i);
                 }
-                Present::Active { lr, mergeable: true } => {
-                    lrs[lr] = (lrs[lr] & !(0b11 << STATE_SHIFT)) | (LrState::PendingActive.bits() << STATE_SHIFT);
+                Present::Active {
+                    lr,
+                    mergeable: true,
+                } => {
+                    lrs[lr] = (lrs[lr] & !(0b11 << STATE_SHIFT))
+                        | (LrState::PendingActive.bits() << STATE_SHIFT);
                     changed |= 1 << lr;
                     self.remove_at(i);
                 }
-                Present::Active { mergeable: false, .. } => i += 1,
+                Present::Active {
+                    mergeable: false, ..
+                } => i += 1,
                 Present::No => match free_lr(lrs) {
                     Some(lr) => {
                         lrs[lr] = irq.lr(LrState::Pending);
@@ -336,10 +381,18 @@ mod tests {
     use super::*;
 
     const fn virt(vintid: u32, priority: u8) -> Irq {
-        Irq { vintid, pintid: None, priority }
+        Irq {
+            vintid,
+            pintid: None,
+            priority,
+        }
     }
     const fn hw(intid: u32, priority: u8) -> Irq {
-        Irq { vintid: intid, pintid: Some(intid), priority }
+        Irq {
+            vintid: intid,
+            pintid: Some(intid),
+            priority,
+        }
     }
 
     fn state(lr: u64) -> LrState {
@@ -349,27 +402,60 @@ mod tests {
     #[test]
     fn encode_against_hand_computed_values() {
         // vINTID 27, pINTID 27, priority 0xa0, group 1, pending, HW.
-        assert_eq!(encode_lr(27, Some(27), 0xa0, true, LrState::Pending), 0x70a0_001b_0000_001b);
+        assert_eq!(
+            encode_lr(27, Some(27), 0xa0, true, LrState::Pending),
+            0x70a0_001b_0000_001b
+        );
         // Virtual SGI 3, priority 0, group 1, pending.
-        assert_eq!(encode_lr(3, None, 0, true, LrState::Pending), 0x5000_0000_0000_0003);
+        assert_eq!(
+            encode_lr(3, None, 0, true, LrState::Pending),
+            0x5000_0000_0000_0003
+        );
         // Active, group 0, no HW.
-        assert_eq!(encode_lr(1019, None, 0xf8, false, LrState::Active), 0x80f8_0000_0000_03fb);
+        assert_eq!(
+            encode_lr(1019, None, 0xf8, false, LrState::Active),
+            0x80f8_0000_0000_03fb
+        );
         assert_eq!(encode_lr(0, None, 0, false, LrState::Invalid), 0);
-        assert_eq!(encode_lr(5, None, 0, true, LrState::PendingActive) >> 62, 0b11);
+        assert_eq!(
+            encode_lr(5, None, 0, true, LrState::PendingActive) >> 62,
+            0b11
+        );
         // pINTID is 13 bits wide.
-        assert_eq!(encode_lr(40, Some(0xffff), 0, true, LrState::Pending) >> 32 & 0x1fff, 0x1fff);
+        assert_eq!(
+            encode_lr(40, Some(0xffff), 0, true, LrState::Pending) >> 32 & 0x1fff,
+            0x1fff
+        );
     }
 
     #[test]
     fn round_trip() {
-        for state in [LrState::Invalid, LrState::Pending, LrState::Active, LrState::PendingActive] {
-            for (v, p) in [(0, None), (15, None), (27, Some(27)), (1019, Some(1019)), (64, Some(33))] {
+        for state in [
+            LrState::Invalid,
+            LrState::Pending,
+            LrState::Active,
+            LrState::PendingActive,
+        ] {
+            for (v, p) in [
+                (0, None),
+                (15, None),
+                (27, Some(27)),
+                (1019, Some(1019)),
+                (64, Some(33)),
+            ] {
                 for prio in [0u8, 0x80, 0xf8, 0xff] {
                     for g in [false, true] {
                         let lr = decode_lr(encode_lr(v, p, prio, g, state));
                         assert_eq!(
                             lr,
-                            Lr { vintid: v, pintid: p, priority: prio, group1: g, state, eoi_maintenance: false }
+                            Lr {
+                                vintid: v,
+                                pintid: p,
+                                priority: prio,
+                                group1: g,
+                                state,
+                                eoi_maintenance: false
+                            }
                         );
                     }
                 }
@@ -388,17 +474,48 @@ mod tests {
         assert_eq!(decode_lr(raw).pintid, Some(512));
     }
 
+    /// REQ-FLT-2: invalid interrupts are refused, not encoded.
     #[test]
     fn validation() {
         let mut m = LrManager::<4>::new();
         let mut lrs = [0u64; 4];
         assert_eq!(m.inject(&mut lrs, virt(1020, 0)), Err(LrError::Invalid));
-        assert_eq!(m.inject(&mut lrs, hw(5, 0)), Err(LrError::Invalid), "SGIs are never HW");
-        assert_eq!(m.inject(&mut lrs, Irq { vintid: 40, pintid: Some(1020), priority: 0 }), Err(LrError::Invalid));
-        assert_eq!(m.inject(&mut lrs, Irq { vintid: 40, pintid: Some(15), priority: 0 }), Err(LrError::Invalid));
+        assert_eq!(
+            m.inject(&mut lrs, hw(5, 0)),
+            Err(LrError::Invalid),
+            "SGIs are never HW"
+        );
+        assert_eq!(
+            m.inject(
+                &mut lrs,
+                Irq {
+                    vintid: 40,
+                    pintid: Some(1020),
+                    priority: 0
+                }
+            ),
+            Err(LrError::Invalid)
+        );
+        assert_eq!(
+            m.inject(
+                &mut lrs,
+                Irq {
+                    vintid: 40,
+                    pintid: Some(15),
+                    priority: 0
+                }
+            ),
+            Err(LrError::Invalid)
+        );
         assert_eq!(lrs, [0; 4]);
-        assert_eq!(m.inject(&mut lrs, hw(16, 0)), Ok(LrOutcome::Written { lr: 0 }));
-        assert_eq!(m.inject(&mut lrs, hw(1019, 0)), Ok(LrOutcome::Written { lr: 1 }));
+        assert_eq!(
+            m.inject(&mut lrs, hw(16, 0)),
+            Ok(LrOutcome::Written { lr: 0 })
+        );
+        assert_eq!(
+            m.inject(&mut lrs, hw(1019, 0)),
+            Ok(LrOutcome::Written { lr: 1 })
+        );
     }
 
     #[test]
@@ -406,19 +523,31 @@ mod tests {
         let mut m = LrManager::<8>::new();
         let mut lrs = [0u64; 4];
         lrs[1] = encode_lr(9, None, 0, true, LrState::Active);
-        assert_eq!(m.inject(&mut lrs, hw(33, 0x80)), Ok(LrOutcome::Written { lr: 0 }));
-        assert_eq!(m.inject(&mut lrs, hw(34, 0x80)), Ok(LrOutcome::Written { lr: 2 }));
-        assert_eq!(decode_lr(lrs[0]), Lr {
-            vintid: 33,
-            pintid: Some(33),
-            priority: 0x80,
-            group1: true,
-            state: LrState::Pending,
-            eoi_maintenance: false
-        });
+        assert_eq!(
+            m.inject(&mut lrs, hw(33, 0x80)),
+            Ok(LrOutcome::Written { lr: 0 })
+        );
+        assert_eq!(
+            m.inject(&mut lrs, hw(34, 0x80)),
+            Ok(LrOutcome::Written { lr: 2 })
+        );
+        assert_eq!(
+            decode_lr(lrs[0]),
+            Lr {
+                vintid: 33,
+                pintid: Some(33),
+                priority: 0x80,
+                group1: true,
+                state: LrState::Pending,
+                eoi_maintenance: false
+            }
+        );
         // An invalid LR with stale fields counts as free.
         lrs[3] = encode_lr(77, Some(77), 0, true, LrState::Invalid);
-        assert_eq!(m.inject(&mut lrs, virt(1, 0)), Ok(LrOutcome::Written { lr: 3 }));
+        assert_eq!(
+            m.inject(&mut lrs, virt(1, 0)),
+            Ok(LrOutcome::Written { lr: 3 })
+        );
     }
 
     #[test]
@@ -426,17 +555,29 @@ mod tests {
         let mut m = LrManager::<8>::new();
         let mut lrs = [0u64; 2];
         m.inject(&mut lrs, virt(3, 0x40)).unwrap();
-        assert_eq!(m.inject(&mut lrs, virt(3, 0x40)), Ok(LrOutcome::AlreadyPending { lr: 0 }));
+        assert_eq!(
+            m.inject(&mut lrs, virt(3, 0x40)),
+            Ok(LrOutcome::AlreadyPending { lr: 0 })
+        );
         // Active virtual: becomes pending+active in place.
         lrs[0] = encode_lr(3, None, 0x40, true, LrState::Active);
-        assert_eq!(m.inject(&mut lrs, virt(3, 0x40)), Ok(LrOutcome::MadePendingActive { lr: 0 }));
+        assert_eq!(
+            m.inject(&mut lrs, virt(3, 0x40)),
+            Ok(LrOutcome::MadePendingActive { lr: 0 })
+        );
         assert_eq!(state(lrs[0]), LrState::PendingActive);
         assert_eq!(decode_lr(lrs[0]).vintid, 3);
-        assert_eq!(m.inject(&mut lrs, virt(3, 0x40)), Ok(LrOutcome::AlreadyPending { lr: 0 }));
+        assert_eq!(
+            m.inject(&mut lrs, virt(3, 0x40)),
+            Ok(LrOutcome::AlreadyPending { lr: 0 })
+        );
         // Active HW: may not be pending+active, nor take a second LR: queued.
         lrs[1] = encode_lr(40, Some(40), 0x40, true, LrState::Active);
         assert_eq!(m.inject(&mut lrs, hw(40, 0x40)), Ok(LrOutcome::Queued));
-        assert_eq!(m.inject(&mut lrs, hw(40, 0x40)), Ok(LrOutcome::AlreadyQueued));
+        assert_eq!(
+            m.inject(&mut lrs, hw(40, 0x40)),
+            Ok(LrOutcome::AlreadyQueued)
+        );
         assert_eq!(state(lrs[1]), LrState::Active);
         assert_eq!(m.queued(), 1);
     }
@@ -448,12 +589,23 @@ mod tests {
         // Two active interrupts occupy the LRs (cannot be displaced).
         lrs[0] = encode_lr(1, None, 0x00, true, LrState::Active);
         lrs[1] = encode_lr(2, None, 0x00, true, LrState::Active);
-        for (v, p) in [(10, 0x80), (11, 0x40), (12, 0x80), (13, 0xc0), (14, 0x40), (11, 0x40)] {
+        for (v, p) in [
+            (10, 0x80),
+            (11, 0x40),
+            (12, 0x80),
+            (13, 0xc0),
+            (14, 0x40),
+            (11, 0x40),
+        ] {
             let o = m.inject(&mut lrs, virt(v, p)).unwrap();
             assert!(matches!(o, LrOutcome::Queued | LrOutcome::AlreadyQueued));
         }
         let order: Vec<u32> = m.queue().iter().map(|q| q.vintid).collect();
-        assert_eq!(order, vec![11, 14, 10, 12, 13], "by priority, FIFO within a priority, 11 once");
+        assert_eq!(
+            order,
+            vec![11, 14, 10, 12, 13],
+            "by priority, FIFO within a priority, 11 once"
+        );
         assert!(m.has_queued());
         // The guest finishes one: refill puts the most urgent in.
         lrs[1] = 0;
@@ -463,8 +615,14 @@ mod tests {
         // All free: the next two come in.
         lrs = [0, 0];
         assert_eq!(m.refill(&mut lrs), 0b11);
-        assert_eq!([decode_lr(lrs[0]).vintid, decode_lr(lrs[1]).vintid], [14, 10]);
-        assert_eq!(m.queue().iter().map(|q| q.vintid).collect::<Vec<_>>(), vec![12, 13]);
+        assert_eq!(
+            [decode_lr(lrs[0]).vintid, decode_lr(lrs[1]).vintid],
+            [14, 10]
+        );
+        assert_eq!(
+            m.queue().iter().map(|q| q.vintid).collect::<Vec<_>>(),
+            vec![12, 13]
+        );
         // No free LR: nothing changes.
         assert_eq!(m.refill(&mut lrs), 0);
     }
@@ -475,14 +633,19 @@ mod tests {
         let mut m = LrManager::<32>::new();
         let mut lrs = [0u64; 4];
         for v in 32..52u32 {
-            m.inject(&mut lrs, hw(v, ((v * 37) % 32) as u8 * 8)).unwrap();
+            m.inject(&mut lrs, hw(v, ((v * 37) % 32) as u8 * 8))
+                .unwrap();
         }
         assert_eq!(m.queued(), 16);
         let mut delivered = Vec::new();
         while lrs.iter().any(|&l| state(l) != LrState::Invalid) {
             // The guest takes the most urgent LR and completes it.
-            let (i, l) =
-                lrs.iter().enumerate().filter(|(_, l)| state(**l) != LrState::Invalid).min_by_key(|(_, l)| decode_lr(**l).priority).unwrap();
+            let (i, l) = lrs
+                .iter()
+                .enumerate()
+                .filter(|(_, l)| state(**l) != LrState::Invalid)
+                .min_by_key(|(_, l)| decode_lr(**l).priority)
+                .unwrap();
             delivered.push(decode_lr(*l).vintid);
             lrs[i] = 0;
             m.refill(&mut lrs);
@@ -500,17 +663,33 @@ mod tests {
             encode_lr(41, Some(41), 0xc0, true, LrState::Pending),
             encode_lr(42, Some(42), 0x00, true, LrState::Active),
         ];
-        assert_eq!(m.inject(&mut lrs, hw(50, 0x40)), Ok(LrOutcome::Preempted { lr: 1, evicted: 41 }));
+        assert_eq!(
+            m.inject(&mut lrs, hw(50, 0x40)),
+            Ok(LrOutcome::Preempted { lr: 1, evicted: 41 })
+        );
         assert_eq!(decode_lr(lrs[1]).vintid, 50);
-        assert_eq!(m.queue(), &[hw(41, 0xc0)], "the evicted HW interrupt keeps its pINTID");
+        assert_eq!(
+            m.queue(),
+            &[hw(41, 0xc0)],
+            "the evicted HW interrupt keeps its pINTID"
+        );
         // Equal priority does not displace.
-        assert_eq!(m.inject(&mut lrs, hw(51, 0x40)), Ok(LrOutcome::Preempted { lr: 0, evicted: 40 }));
+        assert_eq!(
+            m.inject(&mut lrs, hw(51, 0x40)),
+            Ok(LrOutcome::Preempted { lr: 0, evicted: 40 })
+        );
         assert_eq!(m.inject(&mut lrs, hw(52, 0x40)), Ok(LrOutcome::Queued));
         // The most urgent displaces one of the two 0x40 entries (the later
         // LR on a tie), never the active LR.
-        assert_eq!(m.inject(&mut lrs, hw(53, 0x00)), Ok(LrOutcome::Preempted { lr: 1, evicted: 50 }));
+        assert_eq!(
+            m.inject(&mut lrs, hw(53, 0x00)),
+            Ok(LrOutcome::Preempted { lr: 1, evicted: 50 })
+        );
         assert_eq!(state(lrs[2]), LrState::Active);
-        assert_eq!(m.queue().iter().map(|q| q.vintid).collect::<Vec<_>>(), vec![52, 50, 40, 41]);
+        assert_eq!(
+            m.queue().iter().map(|q| q.vintid).collect::<Vec<_>>(),
+            vec![52, 50, 40, 41]
+        );
         // Queue full: no displacement either (the victim would have nowhere to go).
         assert_eq!(m.inject(&mut lrs, hw(54, 0x00)), Err(LrError::QueueFull));
         assert_eq!(decode_lr(lrs[0]).vintid, 51);
@@ -523,7 +702,10 @@ mod tests {
         // Queue SGI 5 (no room), and HW 40 behind an active HW 40.
         assert_eq!(m.inject(&mut lrs, virt(5, 0)), Ok(LrOutcome::Queued));
         // SGI 3 is active in the LR: merged immediately, never queued.
-        assert_eq!(m.inject(&mut lrs, virt(3, 0)), Ok(LrOutcome::MadePendingActive { lr: 0 }));
+        assert_eq!(
+            m.inject(&mut lrs, virt(3, 0)),
+            Ok(LrOutcome::MadePendingActive { lr: 0 })
+        );
         // Now make LR 0 hold SGI 5 active: the queued SGI 5 merges on refill.
         lrs[0] = encode_lr(5, None, 0, true, LrState::Active);
         assert_eq!(m.refill(&mut lrs), 0b1);

@@ -70,30 +70,73 @@ pub const PIDR2: u32 = 0x3b;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Effect {
     /// Enable SPI `intid`; it is routed to `target_vcpu`.
-    EnableSpi { intid: u32, target_vcpu: usize },
-    DisableSpi { intid: u32 },
+    EnableSpi {
+        intid: u32,
+        target_vcpu: usize,
+    },
+    DisableSpi {
+        intid: u32,
+    },
     /// Set the SPI's trigger: `edge` or level. (Sent only on a change; the
     /// architecture leaves a change while enabled UNPREDICTABLE, so the
     /// hypervisor may disable around it.)
-    SetSpiConfig { intid: u32, edge: bool },
+    SetSpiConfig {
+        intid: u32,
+        edge: bool,
+    },
     /// Route the SPI to the core of `target_vcpu`.
-    RouteSpi { intid: u32, target_vcpu: usize },
+    RouteSpi {
+        intid: u32,
+        target_vcpu: usize,
+    },
     /// Make SPI `intid` pending.
-    SetPending { intid: u32 },
-    ClearPending { intid: u32 },
-    SetActive { intid: u32 },
-    ClearActive { intid: u32 },
-    EnablePpi { vcpu: usize, intid: u32 },
-    DisablePpi { vcpu: usize, intid: u32 },
+    SetPending {
+        intid: u32,
+    },
+    ClearPending {
+        intid: u32,
+    },
+    SetActive {
+        intid: u32,
+    },
+    ClearActive {
+        intid: u32,
+    },
+    EnablePpi {
+        vcpu: usize,
+        intid: u32,
+    },
+    DisablePpi {
+        vcpu: usize,
+        intid: u32,
+    },
     /// Sent only on a change (PPI triggers may be fixed in hardware).
-    SetPpiConfig { vcpu: usize, intid: u32, edge: bool },
-    SetPpiPending { vcpu: usize, intid: u32 },
-    ClearPpiPending { vcpu: usize, intid: u32 },
-    SetPpiActive { vcpu: usize, intid: u32 },
-    ClearPpiActive { vcpu: usize, intid: u32 },
+    SetPpiConfig {
+        vcpu: usize,
+        intid: u32,
+        edge: bool,
+    },
+    SetPpiPending {
+        vcpu: usize,
+        intid: u32,
+    },
+    ClearPpiPending {
+        vcpu: usize,
+        intid: u32,
+    },
+    SetPpiActive {
+        vcpu: usize,
+        intid: u32,
+    },
+    ClearPpiActive {
+        vcpu: usize,
+        intid: u32,
+    },
     /// A virtual interrupt (an SGI) became deliverable to `vcpu`: make it
     /// look at [`VgicDist::pending_for`] (an IPI if it runs elsewhere).
-    Kick { vcpu: usize },
+    Kick {
+        vcpu: usize,
+    },
 }
 
 /// Room in an [`Effects`] list.
@@ -121,7 +164,10 @@ impl Default for Effects {
 
 impl Effects {
     pub const fn new() -> Self {
-        Self { items: [Effect::Kick { vcpu: 0 }; EFFECTS_CAPACITY], len: 0 }
+        Self {
+            items: [Effect::Kick { vcpu: 0 }; EFFECTS_CAPACITY],
+            len: 0,
+        }
     }
     pub fn as_slice(&self) -> &[Effect] {
         &self.items[..self.len]
@@ -200,11 +246,18 @@ pub struct SgiTargets {
 /// sender. Non-existent targets are dropped, never an error.
 pub const fn decode_sgi1r(value: u64, sender: usize, nr_vcpus: usize) -> SgiTargets {
     let intid = ((value >> 24) & 0xf) as u32;
-    let nr = if nr_vcpus > MAX_VCPUS { MAX_VCPUS } else { nr_vcpus };
+    let nr = if nr_vcpus > MAX_VCPUS {
+        MAX_VCPUS
+    } else {
+        nr_vcpus
+    };
     let all = if nr >= 32 { u32::MAX } else { (1u32 << nr) - 1 };
     if value & (1 << 40) != 0 {
         let me = if sender < 32 { 1u32 << sender } else { 0 };
-        return SgiTargets { intid, targets: all & !me };
+        return SgiTargets {
+            intid,
+            targets: all & !me,
+        };
     }
     let aff1 = (value >> 16) & 0xff;
     let aff2 = (value >> 32) & 0xff;
@@ -212,27 +265,41 @@ pub const fn decode_sgi1r(value: u64, sender: usize, nr_vcpus: usize) -> SgiTarg
     let rs = (value >> 44) & 0xf;
     let list = value & 0xffff;
     // With at most MAX_VCPUS (< 16) vCPUs only range 0 can hold targets.
-    let targets = if aff1 == 0 && aff2 == 0 && aff3 == 0 && rs == 0 { list as u32 & all } else { 0 };
+    let targets = if aff1 == 0 && aff2 == 0 && aff3 == 0 && rs == 0 {
+        list as u32 & all
+    } else {
+        0
+    };
     SgiTargets { intid, targets }
 }
 
 /// Validates an access against the frame and the register's legal widths.
-fn check_access(offset: u64, width: u8, frame: u64, byte_ok: bool, dword_ok: bool) -> Result<(), VgicError> {
+fn check_access(
+    offset: u64,
+    width: u8,
+    frame: u64,
+    byte_ok: bool,
+    dword_ok: bool,
+) -> Result<(), VgicError> {
     if !matches!(width, 1 | 2 | 4 | 8) {
         return Err(VgicError::BadWidth);
     }
     if offset >= frame || frame - offset < width as u64 {
         return Err(VgicError::OutOfFrame);
     }
-    if offset % width as u64 != 0 {
+    let legal = match width {
+        4 => true,
+        1 => byte_ok,
+        8 => dword_ok,
+        _ => false,
+    };
+    if !legal {
+        return Err(VgicError::BadWidth);
+    }
+    if !offset.is_multiple_of(width as u64) {
         return Err(VgicError::Misaligned);
     }
-    match width {
-        4 => Ok(()),
-        1 if byte_ok => Ok(()),
-        8 if dword_ok => Ok(()),
-        _ => Err(VgicError::BadWidth),
-    }
+    Ok(())
 }
 
 /// The identification registers at 0xFFD0..=0xFFFC of both frames (PIDR4..7,
@@ -282,7 +349,9 @@ impl Bitmap {
 
 /// Iterates the set bits of `mask` as `base + bit`.
 fn bits(mask: u32, base: u32) -> impl Iterator<Item = u32> {
-    (0..32u32).filter(move |b| mask & (1 << b) != 0).map(move |b| base + b)
+    (0..32u32)
+        .filter(move |b| mask & (1 << b) != 0)
+        .map(move |b| base + b)
 }
 
 #[cfg(test)]
@@ -293,13 +362,20 @@ mod tests {
     fn sgi1r_target_list() {
         // INTID 5 to vCPUs 1 and 2 (Aff1..3 = 0, RS = 0).
         let v = (5 << 24) | 0b110;
-        assert_eq!(decode_sgi1r(v, 0, 4), SgiTargets { intid: 5, targets: 0b110 });
+        assert_eq!(
+            decode_sgi1r(v, 0, 4),
+            SgiTargets {
+                intid: 5,
+                targets: 0b110
+            }
+        );
         // Non-existent vCPUs are dropped.
         assert_eq!(decode_sgi1r((1 << 24) | 0xffff, 0, 2).targets, 0b11);
         // Sending to itself is allowed.
         assert_eq!(decode_sgi1r(1, 0, 1).targets, 1);
     }
 
+    /// REQ-ISO-2: SGIs reach only the partition's own vCPUs.
     #[test]
     fn sgi1r_foreign_affinity_matches_nothing() {
         let base = (3 << 24) | 0xf;
@@ -311,23 +387,54 @@ mod tests {
     #[test]
     fn sgi1r_broadcast_excludes_sender() {
         let v = (1 << 40) | (15 << 24) | (0xff << 16);
-        assert_eq!(decode_sgi1r(v, 1, 4), SgiTargets { intid: 15, targets: 0b1101 });
+        assert_eq!(
+            decode_sgi1r(v, 1, 4),
+            SgiTargets {
+                intid: 15,
+                targets: 0b1101
+            }
+        );
         assert_eq!(decode_sgi1r(v, 0, 1).targets, 0);
-        assert_eq!(decode_sgi1r(v, 0, 100).targets, 0xfe, "vCPU count clamped to MAX_VCPUS");
+        assert_eq!(
+            decode_sgi1r(v, 0, 100).targets,
+            0xfe,
+            "vCPU count clamped to MAX_VCPUS"
+        );
     }
 
     #[test]
     fn access_checks() {
         assert_eq!(check_access(0, 4, 0x100, false, false), Ok(()));
-        assert_eq!(check_access(2, 4, 0x100, false, false), Err(VgicError::Misaligned));
-        assert_eq!(check_access(0, 2, 0x100, true, true), Err(VgicError::BadWidth));
-        assert_eq!(check_access(0, 3, 0x100, true, true), Err(VgicError::BadWidth));
-        assert_eq!(check_access(0, 1, 0x100, false, false), Err(VgicError::BadWidth));
+        assert_eq!(
+            check_access(2, 4, 0x100, false, false),
+            Err(VgicError::Misaligned)
+        );
+        assert_eq!(
+            check_access(0, 2, 0x100, true, true),
+            Err(VgicError::BadWidth)
+        );
+        assert_eq!(
+            check_access(0, 3, 0x100, true, true),
+            Err(VgicError::BadWidth)
+        );
+        assert_eq!(
+            check_access(0, 1, 0x100, false, false),
+            Err(VgicError::BadWidth)
+        );
         assert_eq!(check_access(1, 1, 0x100, true, false), Ok(()));
         assert_eq!(check_access(8, 8, 0x100, false, true), Ok(()));
-        assert_eq!(check_access(4, 8, 0x100, false, true), Err(VgicError::Misaligned));
-        assert_eq!(check_access(0x100, 4, 0x100, false, false), Err(VgicError::OutOfFrame));
-        assert_eq!(check_access(u64::MAX - 3, 4, 0x100, false, false), Err(VgicError::OutOfFrame));
+        assert_eq!(
+            check_access(4, 8, 0x100, false, true),
+            Err(VgicError::Misaligned)
+        );
+        assert_eq!(
+            check_access(0x100, 4, 0x100, false, false),
+            Err(VgicError::OutOfFrame)
+        );
+        assert_eq!(
+            check_access(u64::MAX - 3, 4, 0x100, false, false),
+            Err(VgicError::OutOfFrame)
+        );
     }
 
     #[test]

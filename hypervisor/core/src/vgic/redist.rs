@@ -1,8 +1,8 @@
 //! The emulated redistributor (GICR) of one vCPU.
 
 use super::{
-    bits, check_access, id_register, Effect, Effects, PendingIrq, VgicError, GICR_FRAME_SIZE, GICR_SGI_BASE,
-    ID_REGS_START, IIDR, MAX_VCPUS, PRIORITY_MASK,
+    bits, check_access, id_register, Effect, Effects, PendingIrq, VgicError, GICR_FRAME_SIZE,
+    GICR_SGI_BASE, ID_REGS_START, IIDR, MAX_VCPUS, PRIORITY_MASK,
 };
 
 // RD_base.
@@ -73,8 +73,9 @@ fn decode(offset: u64) -> Reg {
         IPRIORITYR..=IPRIORITYR_END => Reg::Priority(offset - IPRIORITYR),
         ICFGR0 => Reg::Config0,
         ICFGR1 => Reg::Config1,
-        // CTLR (no LPIs: EnableLPIs is RES0, RWP 0), STATUSR, SYNCR,
-        // IGRPMODR0, NSACR, extended PPI ranges, reserved: RAZ/WI.
+        // No LPIs: EnableLPIs is RES0 and RWP reads 0.
+        CTLR => Reg::RazWi,
+        // STATUSR, SYNCR, IGRPMODR0, NSACR, extended PPI ranges, reserved.
         _ => Reg::RazWi,
     }
 }
@@ -177,7 +178,10 @@ impl VgicRedist {
     pub(super) fn best_pending(&self) -> Option<PendingIrq> {
         let ready = self.sgi_pending & self.enabled & SGI_MASK;
         bits(ready, 0)
-            .map(|intid| PendingIrq { intid, priority: self.priority[intid as usize] })
+            .map(|intid| PendingIrq {
+                intid,
+                priority: self.priority[intid as usize],
+            })
             .min_by_key(|p| (p.priority, p.intid))
     }
 
@@ -187,13 +191,19 @@ impl VgicRedist {
     /// physical redistributor of the vCPU's core and OR in `phys & mask`.
     pub fn passthrough_mask(&self, offset: u64) -> Option<u32> {
         match decode(offset) {
-            Reg::SetPending | Reg::ClearPending | Reg::SetActive | Reg::ClearActive => Some(PPI_MASK),
+            Reg::SetPending | Reg::ClearPending | Reg::SetActive | Reg::ClearActive => {
+                Some(PPI_MASK)
+            }
             _ => None,
         }
     }
 
     fn typer(&self) -> u64 {
-        let last = if self.vcpu + 1 == self.nr_vcpus { TYPER_LAST } else { 0 };
+        let last = if self.vcpu + 1 == self.nr_vcpus {
+            TYPER_LAST
+        } else {
+            0
+        };
         // Affinity_Value [63:32] = Aff3.Aff2.Aff1.Aff0 = 0.0.0.vcpu;
         // Processor_Number [23:8]; no LPIs, no VLPIs (two 64 KiB frames).
         ((self.vcpu as u64) << 32) | ((self.vcpu as u64) << 8) | last
@@ -214,7 +224,11 @@ impl VgicRedist {
             Reg::Waker => {
                 // ChildrenAsleep follows ProcessorSleep at once: there is
                 // nothing to quiesce.
-                let s = if self.sleep { WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP } else { 0 };
+                let s = if self.sleep {
+                    WAKER_PROCESSOR_SLEEP | WAKER_CHILDREN_ASLEEP
+                } else {
+                    0
+                };
                 s as u64
             }
             Reg::Id(o) => id_register(o & !3) as u64,
@@ -249,7 +263,13 @@ impl VgicRedist {
 
     /// A guest write; physical consequences (PPIs) and kicks (SGIs) are
     /// appended to `fx`.
-    pub fn write(&mut self, offset: u64, width: u8, value: u64, fx: &mut Effects) -> Result<(), VgicError> {
+    pub fn write(
+        &mut self,
+        offset: u64,
+        width: u8,
+        value: u64,
+        fx: &mut Effects,
+    ) -> Result<(), VgicError> {
         let reg = decode_checked(offset, width)?;
         if !fx.has_room_for_a_write() {
             return Err(VgicError::EffectsFull);
@@ -308,7 +328,13 @@ impl VgicRedist {
                     }
                 }
             }
-            Reg::Iidr | Reg::Typer(_) | Reg::Id(_) | Reg::Group | Reg::Config0 | Reg::RazWi64 | Reg::RazWi => {}
+            Reg::Iidr
+            | Reg::Typer(_)
+            | Reg::Id(_)
+            | Reg::Group
+            | Reg::Config0
+            | Reg::RazWi64
+            | Reg::RazWi => {}
         }
         let ready_after = self.sgi_pending & self.enabled & SGI_MASK;
         if ready_after & !ready_before != 0 {
@@ -319,10 +345,14 @@ impl VgicRedist {
 }
 
 fn decode_checked(offset: u64, width: u8) -> Result<Reg, VgicError> {
-    let reg = if offset < GICR_FRAME_SIZE { decode(offset) } else { Reg::RazWi };
+    let reg = if offset < GICR_FRAME_SIZE {
+        decode(offset)
+    } else {
+        Reg::RazWi
+    };
     let (byte_ok, dword_ok) = match reg {
         Reg::Priority(_) => (true, false),
-        Reg::Typer(0) | Reg::RazWi64 => (false, true),
+        Reg::Typer(_) | Reg::RazWi64 => (false, true),
         _ => (false, false),
     };
     check_access(offset, width, GICR_FRAME_SIZE, byte_ok, dword_ok)?;
@@ -348,7 +378,10 @@ mod tests {
         let mut r0 = VgicRedist::new(0, 3);
         let mut r2 = VgicRedist::new(2, 3);
         assert_eq!(r0.read(TYPER, 8).unwrap(), 0);
-        assert_eq!(r2.read(TYPER, 8).unwrap(), (2 << 32) | (2 << 8) | TYPER_LAST);
+        assert_eq!(
+            r2.read(TYPER, 8).unwrap(),
+            (2 << 32) | (2 << 8) | TYPER_LAST
+        );
         assert_eq!(rd(&mut r2, TYPER), (2 << 8) | TYPER_LAST);
         assert_eq!(rd(&mut r2, TYPER + 4), 2);
         let mut only = VgicRedist::new(0, 1);
@@ -392,8 +425,17 @@ mod tests {
         w(&mut r, WAKER, 4, 0);
         assert_eq!(rd(&mut r, WAKER), 0, "ChildrenAsleep clears at once");
         assert!(!r.asleep());
-        w(&mut r, WAKER, 4, WAKER_PROCESSOR_SLEEP as u64 | 1 | (1 << 31));
-        assert_eq!(rd(&mut r, WAKER), 0b110, "implementation-defined bits stay 0");
+        w(
+            &mut r,
+            WAKER,
+            4,
+            WAKER_PROCESSOR_SLEEP as u64 | 1 | (1 << 31),
+        );
+        assert_eq!(
+            rd(&mut r, WAKER),
+            0b110,
+            "implementation-defined bits stay 0"
+        );
         w(&mut r, WAKER, 4, WAKER_CHILDREN_ASLEEP as u64);
         assert_eq!(rd(&mut r, WAKER), 0, "ChildrenAsleep is read-only");
     }
@@ -405,7 +447,10 @@ mod tests {
         assert!(w(&mut r, ISENABLER0, 4, 0xffff).is_empty());
         assert_eq!(rd(&mut r, ISENABLER0), 0xffff);
         // Pending + enabled: a kick for this vCPU.
-        assert_eq!(w(&mut r, ISPENDR0, 4, 1 << 5), vec![Effect::Kick { vcpu: 1 }]);
+        assert_eq!(
+            w(&mut r, ISPENDR0, 4, 1 << 5),
+            vec![Effect::Kick { vcpu: 1 }]
+        );
         assert_eq!(rd(&mut r, ISPENDR0), 1 << 5);
         assert_eq!(rd(&mut r, ICPENDR0), 1 << 5);
         // Already deliverable: no second kick.
@@ -415,20 +460,44 @@ mod tests {
         // Pending while disabled, then enabled: the kick comes with the enable.
         w(&mut r, ICENABLER0, 4, 1 << 7);
         assert!(w(&mut r, ISPENDR0, 4, 1 << 7).is_empty());
-        assert_eq!(w(&mut r, ISENABLER0, 4, 1 << 7), vec![Effect::Kick { vcpu: 1 }]);
+        assert_eq!(
+            w(&mut r, ISENABLER0, 4, 1 << 7),
+            vec![Effect::Kick { vcpu: 1 }]
+        );
     }
 
     #[test]
     fn ppis_produce_effects() {
         let mut r = VgicRedist::new(2, 4);
         let fx = w(&mut r, ISENABLER0, 4, (1 << 27) | (1 << 30) | 1);
-        assert_eq!(fx, vec![Effect::EnablePpi { vcpu: 2, intid: 27 }, Effect::EnablePpi { vcpu: 2, intid: 30 }]);
+        assert_eq!(
+            fx,
+            vec![
+                Effect::EnablePpi { vcpu: 2, intid: 27 },
+                Effect::EnablePpi { vcpu: 2, intid: 30 }
+            ]
+        );
         assert!(r.enabled(27) && r.enabled(0) && !r.enabled(26));
-        assert_eq!(w(&mut r, ICENABLER0, 4, 1 << 27), vec![Effect::DisablePpi { vcpu: 2, intid: 27 }]);
-        assert_eq!(w(&mut r, ISPENDR0, 4, 1 << 27), vec![Effect::SetPpiPending { vcpu: 2, intid: 27 }]);
-        assert_eq!(w(&mut r, ICPENDR0, 4, 1 << 27), vec![Effect::ClearPpiPending { vcpu: 2, intid: 27 }]);
-        assert_eq!(w(&mut r, ISACTIVER0, 4, 1 << 27 | 1), vec![Effect::SetPpiActive { vcpu: 2, intid: 27 }]);
-        assert_eq!(w(&mut r, ICACTIVER0, 4, 1 << 30), vec![Effect::ClearPpiActive { vcpu: 2, intid: 30 }]);
+        assert_eq!(
+            w(&mut r, ICENABLER0, 4, 1 << 27),
+            vec![Effect::DisablePpi { vcpu: 2, intid: 27 }]
+        );
+        assert_eq!(
+            w(&mut r, ISPENDR0, 4, 1 << 27),
+            vec![Effect::SetPpiPending { vcpu: 2, intid: 27 }]
+        );
+        assert_eq!(
+            w(&mut r, ICPENDR0, 4, 1 << 27),
+            vec![Effect::ClearPpiPending { vcpu: 2, intid: 27 }]
+        );
+        assert_eq!(
+            w(&mut r, ISACTIVER0, 4, 1 << 27 | 1),
+            vec![Effect::SetPpiActive { vcpu: 2, intid: 27 }]
+        );
+        assert_eq!(
+            w(&mut r, ICACTIVER0, 4, 1 << 30),
+            vec![Effect::ClearPpiActive { vcpu: 2, intid: 30 }]
+        );
         // PPI pending/active read 0 here; the hypervisor may fill them in.
         assert_eq!(rd(&mut r, ISPENDR0) & PPI_MASK as u64, 0);
         assert_eq!(rd(&mut r, ISACTIVER0), 0);
@@ -451,12 +520,25 @@ mod tests {
         assert_eq!(rd(&mut r, ICFGR1), 0, "PPIs start level-triggered");
         // INTID 27 is field 11 of ICFGR1.
         let fx = w(&mut r, ICFGR1, 4, 2 << 22);
-        assert_eq!(fx, vec![Effect::SetPpiConfig { vcpu: 0, intid: 27, edge: true }]);
+        assert_eq!(
+            fx,
+            vec![Effect::SetPpiConfig {
+                vcpu: 0,
+                intid: 27,
+                edge: true
+            }]
+        );
         assert!(r.ppi_edge(27));
         assert_eq!(rd(&mut r, ICFGR1), 2 << 22);
         assert!(w(&mut r, ICFGR1, 4, (2 << 22) | 0x5555_5555).is_empty());
         assert_eq!(w(&mut r, ICFGR1, 4, 0xaaaa_aaaa).len(), 15);
-        for off in [GICR_SGI_BASE + 0x0d00, GICR_SGI_BASE + 0x0e00, GICR_SGI_BASE + 0x0104, 0x0010, 0x00c0] {
+        for off in [
+            GICR_SGI_BASE + 0x0d00,
+            GICR_SGI_BASE + 0x0e00,
+            GICR_SGI_BASE + 0x0104,
+            0x0010,
+            0x00c0,
+        ] {
             assert!(w(&mut r, off, 4, u64::MAX).is_empty(), "{off:#x}");
             assert_eq!(rd(&mut r, off), 0, "{off:#x}");
         }
@@ -472,7 +554,11 @@ mod tests {
         assert_eq!(r.read(IPRIORITYR + 27, 1).unwrap(), 0xf8);
         assert_eq!(r.priority(32), 0);
         assert_eq!(r.read(IPRIORITYR + 1, 2), Err(VgicError::BadWidth));
-        assert_eq!(r.read(IPRIORITYR + 0x20, 1), Err(VgicError::BadWidth), "past the 32 priorities");
+        assert_eq!(
+            r.read(IPRIORITYR + 0x20, 1),
+            Err(VgicError::BadWidth),
+            "past the 32 priorities"
+        );
     }
 
     #[test]
@@ -484,9 +570,21 @@ mod tests {
         assert_eq!(r.best_pending(), None);
         r.set_sgi_pending(1);
         r.set_sgi_pending(0);
-        assert_eq!(r.best_pending(), Some(PendingIrq { intid: 0, priority: 0xa0 }));
+        assert_eq!(
+            r.best_pending(),
+            Some(PendingIrq {
+                intid: 0,
+                priority: 0xa0
+            })
+        );
         r.set_sgi_pending(8);
-        assert_eq!(r.best_pending(), Some(PendingIrq { intid: 8, priority: 0x80 }));
+        assert_eq!(
+            r.best_pending(),
+            Some(PendingIrq {
+                intid: 8,
+                priority: 0x80
+            })
+        );
         assert!(r.take_pending(8));
         assert!(!r.take_pending(8));
         assert_eq!(r.best_pending().unwrap().intid, 0);
@@ -499,6 +597,7 @@ mod tests {
         assert!(!r.take_pending(27));
     }
 
+    /// REQ-FLT-2: malformed accesses get an error, never a panic.
     #[test]
     fn bad_accesses() {
         let mut r = VgicRedist::new(0, 1);
@@ -509,11 +608,15 @@ mod tests {
         assert_eq!(r.read(ISENABLER0 + 2, 4), Err(VgicError::Misaligned));
         assert_eq!(r.read(GICR_FRAME_SIZE, 4), Err(VgicError::OutOfFrame));
         assert_eq!(r.read(GICR_FRAME_SIZE - 4, 8), Err(VgicError::OutOfFrame));
-        assert_eq!(r.write(ISENABLER0, 8, u64::MAX, &mut fx), Err(VgicError::BadWidth));
+        assert_eq!(
+            r.write(ISENABLER0, 8, u64::MAX, &mut fx),
+            Err(VgicError::BadWidth)
+        );
         assert!(fx.is_empty());
         assert!(!r.enabled(27));
     }
 
+    /// REQ-FLT-2: every write has a bounded, defined result.
     #[test]
     fn no_write_exceeds_the_effect_bound() {
         let mut r = VgicRedist::new(0, 8);

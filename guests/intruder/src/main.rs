@@ -1,0 +1,20 @@
+//! septum-intruder: a hostile EL1 guest for containment tests.
+//!
+//! It announces and then performs a series of accesses that its partition
+//! must not be allowed to make. Each one should end in an exception injected
+//! by the hypervisor (or be answered harmlessly, e.g. a denied PSCI call);
+//! the guest reports what happened, skips the faulting instruction and goes
+//! on, so a single run shows the outcome of every attack.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+#[cfg(target_os = "none")]
+mod attacks;
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+mod console;
+
+#[cfg(not(target_os = "none"))]
+fn main() {
+    eprintln!("septum-intruder runs only on aarch64-unknown-none");
+}

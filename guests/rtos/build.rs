@@ -1,0 +1,12 @@
+//! Passes the linker script for the bare-metal target only, so the library
+//! still builds and tests on the host.
+use std::env;
+
+fn main() {
+    let dir = env::var("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR");
+    println!("cargo:rerun-if-changed=link.ld");
+    println!("cargo:rerun-if-changed=build.rs");
+    if env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+        println!("cargo:rustc-link-arg-bins=-T{dir}/link.ld");
+    }
+}

@@ -1,0 +1,21 @@
+//! septum-rtos: the critical partition's RTOS.
+//!
+//! This library holds the hardware-independent part of the RTOS so it can be
+//! unit-tested on the host: scheduler bookkeeping, jitter statistics, the
+//! infusion-pump model and its PI controller, the GIC redistributor walk, the supervisor's checks and the
+//! status-line format. The bare-metal binary (`src/main.rs`) adds boot code,
+//! MMU, exception vectors, GIC, timer and UART on top.
+#![cfg_attr(not(test), no_std)]
+
+pub mod gicr;
+pub mod infusion;
+pub mod pi;
+pub mod prng;
+pub mod pump;
+pub mod sched;
+pub mod stats;
+pub mod status;
+pub mod time;
+
+/// Version printed in the first boot line.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

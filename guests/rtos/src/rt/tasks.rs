@@ -1,0 +1,120 @@
+//! The three application tasks and the state they share.
+
+use core::fmt::Write;
+
+use septum_rtos::infusion::{
+    Command, DosingConfig, DosingLoop, Snapshot, Supervisor, SupervisorConfig, SupervisorStatus,
+};
+use septum_rtos::pump::PumpParams;
+use septum_rtos::sched::Job;
+use septum_rtos::status::{LineBuf, StatusLine, STATUS_LINE_MAX};
+
+use super::console;
+use super::kernel;
+use super::sync::{IrqCell, JobCell};
+
+/// Demo scenario: with `sim-occlusion`, the line is blocked from 3.0 s to
+/// 4.5 s of loop time, which must raise exactly one occlusion alarm.
+const DOSING: DosingConfig = DosingConfig {
+    occlusion_window: if cfg!(feature = "sim-occlusion") {
+        Some((3_000, 4_500))
+    } else {
+        None
+    },
+    ..DosingConfig::DEFAULT
+};
+const SENSOR_SEED: u32 = 0x5e97_0001;
+
+static LOOP: JobCell<DosingLoop> =
+    JobCell::new(DosingLoop::new(DOSING, PumpParams::DEFAULT, SENSOR_SEED));
+static SUPERVISOR: JobCell<Supervisor> = JobCell::new(Supervisor::new(SupervisorConfig::DEFAULT));
+static STATUS: JobCell<StatusState> = JobCell::new(StatusState {
+    heartbeat: 0,
+    line: LineBuf::new(),
+});
+
+static SNAPSHOT: IrqCell<Snapshot> = IrqCell::new(Snapshot {
+    cycles: 0,
+    dose_pl: 0,
+    rate_ml_h: 0.0,
+    pressure_mmhg: 0.0,
+    command: 0.0,
+    state: septum_rtos::infusion::PumpState::Infusing,
+    occlusion_events: 0,
+});
+static COMMAND: IrqCell<Command> = IrqCell::new(Command { stop: false });
+static SUP_STATUS: IrqCell<SupervisorStatus> = IrqCell::new(SupervisorStatus {
+    alarms: 0,
+    deviation_alarms: 0,
+    over_rate_alarms: 0,
+    stall_alarms: 0,
+    dose_complete: false,
+    checks: 0,
+});
+
+struct StatusState {
+    heartbeat: u64,
+    line: LineBuf<{ STATUS_LINE_MAX + 1 }>,
+}
+
+/// 1 kHz: one step of the dosing loop.
+pub fn control_job(_job: &Job) {
+    let cmd = COMMAND.with(|c| *c);
+    let snap = LOOP.with(|l| l.step(cmd));
+    SNAPSHOT.with(|s| *s = snap);
+}
+
+/// 100 Hz: dose limit, rate and liveness checks.
+pub fn supervisor_job(_job: &Job) {
+    let snap = SNAPSHOT.with(|s| *s);
+    let (cmd, status) = SUPERVISOR.with(|s| (s.check(&snap), s.status()));
+    COMMAND.with(|c| *c = cmd);
+    SUP_STATUS.with(|s| *s = status);
+}
+
+/// 1 Hz: the status line. Lowest priority, so the (slow, trapping) UART
+/// writes are preempted by the other tasks instead of delaying them.
+pub fn status_job(job: &Job) {
+    let Some(k) = kernel::stats() else { return };
+    let snap = SNAPSHOT.with(|s| *s);
+    let sup = SUP_STATUS.with(|s| *s);
+    STATUS.with(|st| {
+        st.heartbeat += 1;
+        let line = StatusLine {
+            heartbeat: st.heartbeat,
+            uptime_ms: k.clock.ticks_to_ms(job.start.saturating_sub(k.start)),
+            cycles: k.control.completed,
+            misses: k.total_misses,
+            jitter_max_us: k.clock.ticks_to_us(k.control.jitter.max()),
+            jitter_mean_us: k.clock.ticks_to_us(k.control.jitter.mean()),
+            dose_ul: snap.dose_ul(),
+            rate_x100: snap.rate_x100(),
+            alarms: sup.alarms,
+        };
+        st.line.clear();
+        let _ = writeln!(st.line, "{line}");
+        console::write_bytes(st.line.as_bytes());
+        #[cfg(feature = "verbose-stats")]
+        for (cfg, t) in kernel::TASKS.iter().zip(k.all.iter()) {
+            st.line.clear();
+            let _ = writeln!(
+                st.line,
+                "rtos: task {} released={} completed={} misses={} dropped={} jitter_us=max:{} mean:{} response_us=max:{}",
+                cfg.name,
+                t.released,
+                t.completed,
+                t.misses,
+                t.dropped,
+                k.clock.ticks_to_us(t.jitter.max()),
+                k.clock.ticks_to_us(t.jitter.mean()),
+                k.clock.ticks_to_us(t.max_response)
+            );
+            console::write_bytes(st.line.as_bytes());
+        }
+        #[cfg(feature = "fault-test-stop-heartbeat")]
+        if line.uptime_ms >= 5_000 {
+            console::write_bytes(b"rtos: fault-test: stopping heartbeat\n");
+            kernel::suspend(kernel::STATUS);
+        }
+    });
+}

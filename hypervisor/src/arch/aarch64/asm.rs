@@ -1,0 +1,425 @@
+//! Every line of assembly in the hypervisor lives in this file.
+//!
+//! The boot entry (with its arm64 Image header), the EL2 exception vectors,
+//! the guest entry path and the handful of instructions that have no
+//! register-access wrapper in `aarch64-cpu`. Keeping it in one place makes it
+//! easy for a reviewer to see the whole of the hand-written machine code.
+
+use core::arch::{asm, global_asm};
+
+use super::trap::TrapFrame;
+
+/// Size of one core's stack, and of the unmapped-in-spirit guard gap below it.
+pub const STACK_SIZE: usize = 64 * 1024;
+/// Byte size of [`TrapFrame`]; checked against the Rust layout below.
+pub const FRAME_SIZE: usize = 34 * 8;
+const _: () = assert!(core::mem::size_of::<TrapFrame>() == FRAME_SIZE);
+
+// The Image header lets QEMU and the Raspberry Pi firmware load the raw
+// binary as if it were a Linux kernel: at RAM base + text_offset, with x0 =
+// the device tree. Layout per the Linux arm64 boot protocol.
+global_asm!(
+    r#"
+    .section .text.boot, "ax"
+    .global _start
+_start:
+    b       {primary}               // code0
+    .long   0                       // code1
+    .quad   0                       // text_offset
+    .quad   __image_end - _start    // image_size, including .bss and stacks
+    .quad   0x2                     // flags: little-endian, 4 KiB pages
+    .quad   0
+    .quad   0
+    .quad   0
+    .ascii  "ARM\x64"               // magic
+    .long   0
+"#,
+    primary = sym primary_entry,
+);
+
+/// First instructions on the boot core: EL2, MMU off, x0 = device tree.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+unsafe extern "C" fn primary_entry() -> ! {
+    core::arch::naked_asm!(
+        "mov    x19, x0",               // device tree address from firmware
+        "mrs    x1, CurrentEL",
+        "cmp    x1, #(2 << 2)",
+        "b.ne   2f",
+        // No FP/SIMD traps (guests use FP; the Pi firmware leaves CPTR_EL2 random).
+        "mov    x1, #0x33ff",
+        "msr    cptr_el2, x1",
+        "isb",
+        "mrs    x20, mpidr_el1",
+        "and    x20, x20, #0xff",       // core number = Aff0
+        // Stack: the top of this core's slot in .stacks.
+        "adrp   x1, __stacks_start",
+        "add    x1, x1, :lo12:__stacks_start",
+        "add    x2, x20, #1",
+        "mov    x3, #{slot}",
+        "madd   x1, x2, x3, x1",
+        "mov    sp, x1",
+        // Zero .bss (the stacks section is not zeroed: it needs no initial value).
+        "adrp   x1, __bss_start",
+        "add    x1, x1, :lo12:__bss_start",
+        "adrp   x2, __bss_end",
+        "add    x2, x2, :lo12:__bss_end",
+        "1:",
+        "cmp    x1, x2",
+        "b.hs   3f",
+        "str    xzr, [x1], #8",
+        "b      1b",
+        "3:",
+        "adrp   x1, {vectors}",
+        "add    x1, x1, :lo12:{vectors}",
+        "msr    vbar_el2, x1",
+        "isb",
+        "mov    x0, x19",
+        "mov    x1, x20",
+        "bl     {main}",
+        "2:",
+        "wfe",
+        "b      2b",
+        slot = const STACK_SIZE,
+        vectors = sym exception_vectors,
+        main = sym crate::primary_main,
+    )
+}
+
+/// Where secondary cores start (PSCI CPU_ON or spin-table release): EL2,
+/// MMU off, x0 = our context argument = core number.
+#[unsafe(naked)]
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn secondary_entry() -> ! {
+    core::arch::naked_asm!(
+        "mov    x1, #0x33ff",
+        "msr    cptr_el2, x1",
+        "isb",
+        "mrs    x20, mpidr_el1",
+        "and    x20, x20, #0xff",
+        "adrp   x1, __stacks_start",
+        "add    x1, x1, :lo12:__stacks_start",
+        "add    x2, x20, #1",
+        "mov    x3, #{slot}",
+        "madd   x1, x2, x3, x1",
+        "mov    sp, x1",
+        "adrp   x1, {vectors}",
+        "add    x1, x1, :lo12:{vectors}",
+        "msr    vbar_el2, x1",
+        "isb",
+        "mov    x0, x20",
+        "bl     {main}",
+        "1:",
+        "wfe",
+        "b      1b",
+        slot = const STACK_SIZE,
+        vectors = sym exception_vectors,
+        main = sym crate::secondary_main,
+    )
+}
+
+// EL2 exception vectors. Each entry saves x0/x1, loads its vector number
+// and joins the common path, which saves the full guest (or hypervisor)
+// register file as a TrapFrame on this core's stack and calls Rust.
+macro_rules! vector_table {
+    () => {
+        r#"
+    .section .text.vectors, "ax"
+    .balign 2048
+    .global septum_vectors
+septum_vectors:
+    .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
+    .balign 128
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #0]
+    mov     x0, #\n
+    b       septum_trap_common
+    .endr
+
+septum_trap_common:
+    stp     x2, x3, [sp, #16 * 1]
+    stp     x4, x5, [sp, #16 * 2]
+    stp     x6, x7, [sp, #16 * 3]
+    stp     x8, x9, [sp, #16 * 4]
+    stp     x10, x11, [sp, #16 * 5]
+    stp     x12, x13, [sp, #16 * 6]
+    stp     x14, x15, [sp, #16 * 7]
+    stp     x16, x17, [sp, #16 * 8]
+    stp     x18, x19, [sp, #16 * 9]
+    stp     x20, x21, [sp, #16 * 10]
+    stp     x22, x23, [sp, #16 * 11]
+    stp     x24, x25, [sp, #16 * 12]
+    stp     x26, x27, [sp, #16 * 13]
+    stp     x28, x29, [sp, #16 * 14]
+    mrs     x21, elr_el2
+    mrs     x22, spsr_el2
+    stp     x30, x21, [sp, #16 * 15]
+    str     x22, [sp, #16 * 16]
+    mov     x1, x0
+    mov     x0, sp
+    bl      {handler}
+    ldr     x22, [sp, #16 * 16]
+    ldp     x30, x21, [sp, #16 * 15]
+    msr     elr_el2, x21
+    msr     spsr_el2, x22
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x4, x5, [sp, #16 * 2]
+    ldp     x6, x7, [sp, #16 * 3]
+    ldp     x8, x9, [sp, #16 * 4]
+    ldp     x10, x11, [sp, #16 * 5]
+    ldp     x12, x13, [sp, #16 * 6]
+    ldp     x14, x15, [sp, #16 * 7]
+    ldp     x16, x17, [sp, #16 * 8]
+    ldp     x18, x19, [sp, #16 * 9]
+    ldp     x20, x21, [sp, #16 * 10]
+    ldp     x22, x23, [sp, #16 * 11]
+    ldp     x24, x25, [sp, #16 * 12]
+    ldp     x26, x27, [sp, #16 * 13]
+    ldp     x28, x29, [sp, #16 * 14]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #{frame}
+    eret
+"#
+    };
+}
+
+global_asm!(
+    vector_table!(),
+    frame = const FRAME_SIZE,
+    handler = sym super::trap::septum_trap,
+);
+
+unsafe extern "C" {
+    #[link_name = "septum_vectors"]
+    static exception_vectors: u8;
+}
+
+/// Enters a guest at `pc` (EL1h, interrupts masked) with `x0 = arg` and every
+/// other general-purpose register zero, resetting this core's EL2 stack to
+/// `stack_top`: nothing of the hypervisor's call chain survives the switch.
+///
+/// # Safety
+/// `stack_top` must be this core's stack top, and the caller must have set
+/// up stage 2, HCR_EL2 and the guest's EL1 state.
+pub unsafe fn enter_guest(pc: u64, arg: u64, spsr: u64, stack_top: u64) -> ! {
+    // SAFETY: per the function contract; the asm never returns.
+    unsafe {
+        asm!(
+            "mov    sp, {st}",
+            "msr    elr_el2, {pc}",
+            "msr    spsr_el2, {spsr}",
+            "mov    x0, {arg}",
+            "mov    x1, xzr", "mov x2, xzr", "mov x3, xzr", "mov x4, xzr",
+            "mov    x5, xzr", "mov x6, xzr", "mov x7, xzr", "mov x8, xzr",
+            "mov    x9, xzr", "mov x10, xzr", "mov x11, xzr", "mov x12, xzr",
+            "mov    x13, xzr", "mov x14, xzr", "mov x15, xzr", "mov x16, xzr",
+            "mov    x17, xzr", "mov x18, xzr", "mov x19, xzr", "mov x20, xzr",
+            "mov    x21, xzr", "mov x22, xzr", "mov x23, xzr", "mov x24, xzr",
+            "mov    x25, xzr", "mov x26, xzr", "mov x27, xzr", "mov x28, xzr",
+            "mov    x29, xzr", "mov x30, xzr",
+            "eret",
+            st = in(reg) stack_top,
+            pc = in(reg) pc,
+            spsr = in(reg) spsr,
+            arg = in(reg) arg,
+            options(noreturn)
+        )
+    }
+}
+
+/// A call into firmware (PSCI) over SMC or HVC, SMCCC 64-bit convention.
+pub fn firmware_call(hvc: bool, fid: u64, a1: u64, a2: u64, a3: u64) -> u64 {
+    let ret: u64;
+    // SAFETY: an SMCCC call clobbers at most x0-x17; firmware does not touch
+    // our memory beyond what the PSCI function defines (CPU_ON starts a core
+    // at our own entry point).
+    unsafe {
+        if hvc {
+            asm!("hvc #0", inlateout("x0") fid => ret, inlateout("x1") a1 => _,
+                 inlateout("x2") a2 => _, inlateout("x3") a3 => _,
+                 out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _,
+                 out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
+                 out("x14") _, out("x15") _, out("x16") _, out("x17") _, options(nostack));
+        } else {
+            asm!("smc #0", inlateout("x0") fid => ret, inlateout("x1") a1 => _,
+                 inlateout("x2") a2 => _, inlateout("x3") a3 => _,
+                 out("x4") _, out("x5") _, out("x6") _, out("x7") _, out("x8") _,
+                 out("x9") _, out("x10") _, out("x11") _, out("x12") _, out("x13") _,
+                 out("x14") _, out("x15") _, out("x16") _, out("x17") _, options(nostack));
+        }
+    }
+    ret
+}
+
+/// Waits for an interrupt (or an event, on some cores).
+#[inline(always)]
+pub fn wfi() {
+    // SAFETY: wfi has no memory effects.
+    unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) }
+}
+
+/// Signals an event to all cores (wakes `wfe`).
+#[inline(always)]
+pub fn sev() {
+    // SAFETY: sev has no memory effects.
+    unsafe { asm!("dsb sy", "sev", options(nostack, preserves_flags)) }
+}
+
+/// Full-system data synchronization barrier followed by an isb.
+#[inline(always)]
+pub fn dsb_isb() {
+    // SAFETY: barriers only order memory accesses.
+    unsafe { asm!("dsb sy", "isb", options(nostack, preserves_flags)) }
+}
+
+/// Invalidates all stage-1 EL2 TLB entries on this core.
+pub fn tlbi_alle2() {
+    // SAFETY: TLB maintenance has no effect on memory contents.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi alle2",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    }
+}
+
+/// Invalidates the stage-1 and stage-2 TLB entries of the current VMID (VTTBR_EL2).
+pub fn tlbi_vmalls12e1is() {
+    // SAFETY: TLB maintenance has no effect on memory contents.
+    unsafe {
+        asm!(
+            "dsb ishst",
+            "tlbi vmalls12e1is",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    }
+}
+
+/// Invalidates the whole instruction cache to the point of unification.
+pub fn ic_iallu() {
+    // SAFETY: cache maintenance without data loss.
+    unsafe {
+        asm!(
+            "ic iallu",
+            "dsb ish",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    }
+}
+
+/// Cleans and invalidates data cache lines covering `[start, start+len)` to
+/// the point of coherency, so that a guest that starts with its MMU and caches
+/// off sees what the hypervisor wrote.
+pub fn dcache_clean_inval_range(start: u64, len: u64) {
+    let line = dcache_line_size();
+    let mut a = start & !(line - 1);
+    let end = start.saturating_add(len);
+    while a < end {
+        // SAFETY: `dc civac` on an address mapped in our identity map; it
+        // writes back dirty lines and cannot lose data.
+        unsafe { asm!("dc civac, {}", in(reg) a, options(nostack, preserves_flags)) };
+        a += line;
+    }
+    // SAFETY: a barrier.
+    unsafe { asm!("dsb sy", options(nostack, preserves_flags)) };
+}
+
+fn dcache_line_size() -> u64 {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effects.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack, preserves_flags)) };
+    4 << ((ctr >> 16) & 0xf)
+}
+
+/// PMCR_EL0 (for MDCR_EL2.HPMN); `aarch64-cpu` has no wrapper for it.
+pub fn read_pmcr_el0() -> u64 {
+    let v: u64;
+    // SAFETY: reading PMCR_EL0 at EL2 has no side effects.
+    unsafe { asm!("mrs {}, pmcr_el0", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// VPIDR_EL2: the MIDR value a guest reads.
+pub fn write_vpidr_el2(v: u64) {
+    // SAFETY: only changes what EL1 reads from MIDR_EL1.
+    unsafe { asm!("msr vpidr_el2, {}", in(reg) v, options(nostack, preserves_flags)) };
+}
+
+/// GICv3 system registers without an `aarch64-cpu` wrapper.
+pub mod gic {
+    use core::arch::asm;
+
+    macro_rules! sysreg_read {
+        ($name:ident, $enc:literal) => {
+            #[inline(always)]
+            pub fn $name() -> u64 {
+                let v: u64;
+                // SAFETY: reading a GIC CPU-interface register at EL2.
+                unsafe { asm!(concat!("mrs {}, ", $enc), out(reg) v, options(nomem, nostack, preserves_flags)) };
+                v
+            }
+        };
+    }
+    macro_rules! sysreg_write {
+        ($name:ident, $enc:literal) => {
+            #[inline(always)]
+            pub fn $name(v: u64) {
+                // SAFETY: the hypervisor owns the physical CPU interface and
+                // the virtual interface's control registers.
+                unsafe { asm!(concat!("msr ", $enc, ", {}"), in(reg) v, options(nostack, preserves_flags)) };
+            }
+        };
+    }
+
+    sysreg_read!(read_iar1, "s3_0_c12_c12_0"); // ICC_IAR1_EL1
+    sysreg_write!(write_eoir1, "s3_0_c12_c12_1"); // ICC_EOIR1_EL1
+    sysreg_write!(write_dir, "s3_0_c12_c11_1"); // ICC_DIR_EL1
+    sysreg_write!(write_pmr, "s3_0_c4_c6_0"); // ICC_PMR_EL1
+    sysreg_write!(write_bpr1, "s3_0_c12_c12_3"); // ICC_BPR1_EL1
+    sysreg_write!(write_igrpen1, "s3_0_c12_c12_7"); // ICC_IGRPEN1_EL1
+    sysreg_write!(write_ctlr, "s3_0_c12_c12_4"); // ICC_CTLR_EL1
+    sysreg_write!(write_sgi1r, "s3_0_c12_c11_5"); // ICC_SGI1R_EL1
+    sysreg_write!(write_sre_el2, "s3_4_c12_c9_5"); // ICC_SRE_EL2
+    sysreg_read!(read_ich_hcr, "s3_4_c12_c11_0"); // ICH_HCR_EL2
+    sysreg_write!(write_ich_hcr, "s3_4_c12_c11_0");
+    sysreg_read!(read_ich_vtr, "s3_4_c12_c11_1"); // ICH_VTR_EL2
+    sysreg_read!(read_ich_elrsr, "s3_4_c12_c11_5"); // ICH_ELRSR_EL2
+    sysreg_write!(write_ich_vmcr, "s3_4_c12_c11_7"); // ICH_VMCR_EL2
+    sysreg_write!(write_ich_ap1r0, "s3_4_c12_c9_0"); // ICH_AP1R0_EL2
+    sysreg_write!(write_ich_ap0r0, "s3_4_c12_c8_0"); // ICH_AP0R0_EL2
+
+    macro_rules! lr_access {
+        ($($n:literal => $enc:literal),* $(,)?) => {
+            /// Reads list register `n` (`n` < 16; larger values read as 0).
+            pub fn read_lr(n: usize) -> u64 {
+                let v: u64;
+                match n {
+                    // SAFETY: reading an ICH_LR register at EL2.
+                    $($n => unsafe { asm!(concat!("mrs {}, ", $enc), out(reg) v, options(nomem, nostack, preserves_flags)) },)*
+                    _ => v = 0,
+                }
+                v
+            }
+            /// Writes list register `n` (`n` < 16; larger values are ignored).
+            pub fn write_lr(n: usize, v: u64) {
+                match n {
+                    // SAFETY: the hypervisor owns the list registers.
+                    $($n => unsafe { asm!(concat!("msr ", $enc, ", {}"), in(reg) v, options(nostack, preserves_flags)) },)*
+                    _ => {}
+                }
+            }
+        };
+    }
+    lr_access!(
+        0 => "s3_4_c12_c12_0", 1 => "s3_4_c12_c12_1", 2 => "s3_4_c12_c12_2", 3 => "s3_4_c12_c12_3",
+        4 => "s3_4_c12_c12_4", 5 => "s3_4_c12_c12_5", 6 => "s3_4_c12_c12_6", 7 => "s3_4_c12_c12_7",
+        8 => "s3_4_c12_c13_0", 9 => "s3_4_c12_c13_1", 10 => "s3_4_c12_c13_2", 11 => "s3_4_c12_c13_3",
+        12 => "s3_4_c12_c13_4", 13 => "s3_4_c12_c13_5", 14 => "s3_4_c12_c13_6", 15 => "s3_4_c12_c13_7",
+    );
+}

@@ -1,0 +1,277 @@
+//! Boot: the boot core sets up the machine and the partitions, then starts
+//! the other cores; every core ends up running its pinned vCPU or idling.
+
+use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MIDR_EL1};
+use septum_core::config::{Conduit, CpuBoot, Criticality, DeviceKind, Partition};
+use tock_registers::interfaces::Readable;
+
+use crate::arch::aarch64::{asm, mmu};
+use crate::config::CONFIG;
+use crate::partition::{self, State};
+use crate::{console, heap, irq, percpu, time, vcpu};
+
+const PSCI_CPU_ON_64: u64 = 0xc400_0003;
+
+fn pa_range_bits() -> u8 {
+    match ID_AA64MMFR0_EL1.read(ID_AA64MMFR0_EL1::PARange) {
+        0 => 32,
+        1 => 36,
+        2 => 40,
+        3 => 42,
+        4 => 44,
+        _ => 48,
+    }
+}
+
+pub fn primary(dtb: u64, core: u64) -> ! {
+    let t0 = time::ticks();
+    // SAFETY: boot core, before any other core runs; then enabling on this core.
+    unsafe {
+        mmu::build(&CONFIG.platform);
+        mmu::enable();
+    }
+    console::init(&CONFIG.platform.console);
+    heap::init();
+    log::info!(
+        "Septum {} hypervisor, configuration '{}' ({})",
+        env!("CARGO_PKG_VERSION"),
+        CONFIG.name,
+        CONFIG.source
+    );
+    log::info!(
+        "boot core {core} at EL2, MIDR {:#x}, device tree at {dtb:#x}",
+        MIDR_EL1.get()
+    );
+    // SAFETY: x0 from firmware, untouched so far.
+    match unsafe { crate::dtb::check(dtb, &CONFIG.platform) } {
+        Ok(f) => log::info!(
+            "platform: {} ({} cores, device tree {} bytes) matches the configuration",
+            f.model,
+            f.cpus,
+            f.size
+        ),
+        Err(errs) => {
+            for e in &errs {
+                log::error!("platform check: {e}");
+            }
+            if dtb == 0 {
+                log::warn!("continuing with the compiled-in platform description");
+            } else {
+                halt("the configuration does not describe this machine; refusing to boot");
+            }
+        }
+    }
+    percpu::set_pa_range_bits(pa_range_bits());
+    irq::init_gic(&CONFIG.platform.gic);
+    irq::gic().init_distributor();
+    if !irq::init_core(CONFIG.platform.gic.maintenance_irq) {
+        halt("no GIC redistributor for the boot core");
+    }
+    log::info!(
+        "GICv3: {} interrupt lines, {} list registers; EL2 MMU and caches on",
+        irq::gic().lines(),
+        irq::num_lrs()
+    );
+    if let Err(e) = partition::build_all(pa_range_bits()) {
+        halt_fmt(format_args!("building partitions failed: {e}"));
+    }
+    print_partition_table();
+    for p in partition::all() {
+        let t = time::ticks();
+        match partition::load_images(p) {
+            Ok(bytes) => {
+                p.set_state(State::Running);
+                log::info!(
+                    "partition '{}': {bytes} bytes of images loaded in {} us",
+                    p.name(),
+                    (time::ticks() - t) * 1_000_000 / time::freq()
+                );
+            }
+            Err(e) => {
+                p.set_state(State::Failed);
+                log::error!("partition '{}' will not run: {e}", p.name());
+                if p.cfg.criticality == Criticality::Critical {
+                    crate::exit::safe_state(p, format_args!("its images could not be loaded"));
+                }
+            }
+        }
+    }
+    log::info!(
+        "boot heap: {} KiB of {} KiB used; sealed (no allocation after boot)",
+        heap::in_use() / 1024,
+        heap::size() / 1024
+    );
+    heap::seal();
+    start_secondaries();
+    log::info!(
+        "boot took {} us; starting core {core}",
+        (time::ticks() - t0) * 1_000_000 / time::freq()
+    );
+    run_this_core()
+}
+
+pub fn secondary(core: u64) -> ! {
+    // SAFETY: the boot core built the tables before starting us.
+    unsafe { mmu::enable() };
+    if !irq::init_core(CONFIG.platform.gic.maintenance_irq) {
+        log::error!("core {core}: no GIC redistributor; parking");
+        crate::exit::park_current("no redistributor");
+    }
+    run_this_core()
+}
+
+/// Starts this core's vCPU 0 if it has one; otherwise idles.
+fn run_this_core() -> ! {
+    let core = percpu::core();
+    if let Some(p) = partition::of_core(core) {
+        let vcpu = p.vcpu_of_core(core).unwrap_or(0);
+        if vcpu == 0 && p.state() == State::Running {
+            log::info!(
+                "core {core}: entering partition '{}' at {:#x}",
+                p.name(),
+                p.cfg.entry.raw()
+            );
+            vcpu::enter(p, 0, p.cfg.entry.raw(), p.cfg.boot_arg);
+        }
+        log::info!(
+            "core {core}: vCPU {vcpu} of '{}' waits for PSCI CPU_ON",
+            p.name()
+        );
+    } else {
+        log::info!("core {core}: in no partition; idle");
+    }
+    crate::exit::park_current("idle")
+}
+
+fn start_secondaries() {
+    let entry = asm::secondary_entry as *const () as u64;
+    for core in 1..CONFIG.platform.cpus as u64 {
+        match CONFIG.platform.cpu_boot {
+            CpuBoot::Psci(conduit) => {
+                let r =
+                    asm::firmware_call(conduit == Conduit::Hvc, PSCI_CPU_ON_64, core, entry, core);
+                if r != 0 {
+                    log::error!("PSCI CPU_ON for core {core} failed: {}", r as i64);
+                }
+            }
+            CpuBoot::SpinTable { release } => {
+                let Some(slot) = release.get(core as usize - 1) else {
+                    continue;
+                };
+                // SAFETY: the spin-table slot is firmware memory the
+                // secondary polls; RAM, in our identity map.
+                unsafe { core::ptr::write_volatile(slot.raw() as *mut u64, entry) };
+                asm::dcache_clean_inval_range(slot.raw(), 8);
+                asm::sev();
+            }
+        }
+    }
+}
+
+fn print_partition_table() {
+    log::info!(
+        "partition table ({} partitions, {} cores):",
+        CONFIG.partitions.len(),
+        CONFIG.platform.cpus
+    );
+    for p in CONFIG.partitions {
+        print_partition(p);
+    }
+    let idle: alloc::vec::Vec<u8> = (0..CONFIG.platform.cpus)
+        .filter(|c| !CONFIG.partitions.iter().any(|p| p.cores.contains(c)))
+        .collect();
+    if !idle.is_empty() {
+        log::info!("  cores in no partition (idle): {idle:?}");
+    }
+    log::info!(
+        "  hypervisor: PA {:#x}..{:#x} (never mapped into a partition)",
+        CONFIG.platform.hypervisor.start.raw(),
+        CONFIG.platform.hypervisor.start.raw() + CONFIG.platform.hypervisor.size
+    );
+}
+
+fn print_partition(p: &Partition) {
+    let crit = if p.criticality == Criticality::Critical {
+        "critical"
+    } else {
+        "non-critical"
+    };
+    log::info!(
+        "  [{}] '{}' {crit}, VMID {}, cores {:?}, entry {:#x}",
+        p.id,
+        p.name,
+        p.vmid,
+        p.cores,
+        p.entry.raw()
+    );
+    for m in p.memory {
+        let perm = |b: bool, c: char| if b { c } else { '-' };
+        log::info!(
+            "      memory  {:<10} IPA {:#011x}..{:#011x} -> PA {:#011x} {}{}{} {} KiB{}",
+            m.name,
+            m.ipa.raw(),
+            m.ipa.raw() + m.size,
+            m.pa.raw(),
+            perm(m.perms.read, 'r'),
+            perm(m.perms.write, 'w'),
+            perm(m.perms.exec, 'x'),
+            m.size / 1024,
+            if m.shared { " (shared)" } else { "" }
+        );
+    }
+    for d in p.devices {
+        match d.kind {
+            DeviceKind::Passthrough { pa, ipa, size, dma } => log::info!(
+                "      device  {:<10} IPA {:#011x} -> PA {:#011x} {} KiB{} irqs {:?}",
+                d.name,
+                ipa.raw(),
+                pa.raw(),
+                size / 1024,
+                if dma { " DMA" } else { "" },
+                d.irqs
+            ),
+            DeviceKind::VirtualUart { ipa } => {
+                log::info!(
+                    "      device  {:<10} IPA {:#011x} emulated PL011 -> console",
+                    d.name,
+                    ipa.raw()
+                )
+            }
+        }
+    }
+    log::info!(
+        "      irqs    timer PPIs {:?}, SPIs {:?}; GIC distributor and {} redistributor(s) emulated",
+        partition::GUEST_PPIS,
+        p.devices.iter().flat_map(|d| d.irqs.iter()).collect::<alloc::vec::Vec<_>>(),
+        p.cores.len()
+    );
+    for i in p.images {
+        log::info!(
+            "      image   {:<10} {} bytes at IPA {:#x}",
+            i.name,
+            i.data.len(),
+            i.load.raw()
+        );
+    }
+    let f = &p.fault_policy;
+    log::info!(
+        "      policy  access-violation={:?} illegal-instruction={:?} system-reset={:?} system-off={:?} restarts={}/{}ms",
+        f.access_violation,
+        f.illegal_instruction,
+        f.system_reset,
+        f.system_off,
+        f.max_restarts,
+        f.restart_window_ms
+    );
+}
+
+pub fn halt(msg: &str) -> ! {
+    halt_fmt(format_args!("{msg}"))
+}
+
+pub fn halt_fmt(args: core::fmt::Arguments<'_>) -> ! {
+    console::emergency(format_args!("[septum] BOOT HALTED: {args}\n"));
+    loop {
+        asm::wfi();
+    }
+}

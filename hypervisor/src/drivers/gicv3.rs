@@ -1,0 +1,270 @@
+//! The physical GICv3: distributor, redistributors and the EL2 view of the
+//! CPU interface. Owned by the hypervisor; guests only ever see the virtual
+//! GIC emulated in `vgic.rs` and the hardware virtual CPU interface.
+
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use septum_core::addr::PhysAddr;
+use septum_core::config::Gic as GicCfg;
+
+use super::mmio::Mmio;
+use crate::arch::aarch64::asm::gic as sys;
+
+const GICD_CTLR: usize = 0x0000;
+const GICD_TYPER: usize = 0x0004;
+const GICD_IGROUPR: usize = 0x0080;
+const GICD_ISENABLER: usize = 0x0100;
+const GICD_ICENABLER: usize = 0x0180;
+const GICD_ISPENDR: usize = 0x0200;
+const GICD_ICPENDR: usize = 0x0280;
+const GICD_ICACTIVER: usize = 0x0380;
+const GICD_IPRIORITYR: usize = 0x0400;
+const GICD_ICFGR: usize = 0x0c00;
+const GICD_IROUTER: usize = 0x6000;
+const CTLR_RWP: u32 = 1 << 31;
+
+const GICR_CTLR: usize = 0x0000;
+const GICR_TYPER: usize = 0x0008;
+const GICR_WAKER: usize = 0x0014;
+const GICR_SGI: usize = 0x1_0000;
+const WAKER_PROCESSOR_SLEEP: u32 = 1 << 1;
+const WAKER_CHILDREN_ASLEEP: u32 = 1 << 2;
+const TYPER_LAST: u64 = 1 << 4;
+
+/// Priority of interrupts forwarded to guests; the hypervisor's own
+/// (maintenance, IPIs) are more urgent.
+pub const PRIO_GUEST: u8 = 0xa0;
+pub const PRIO_HYP: u8 = 0x80;
+
+/// Spurious interrupt number returned by IAR.
+pub const SPURIOUS: u32 = 1023;
+
+const POLL_LIMIT: u32 = 1_000_000;
+
+/// Redistributor frame base per core (0 = not found), filled at boot.
+static RD_BASE: [AtomicU64; septum_core::config::MAX_CPUS] =
+    [const { AtomicU64::new(0) }; septum_core::config::MAX_CPUS];
+
+#[derive(Clone, Copy, Debug)]
+pub struct GicV3 {
+    gicd: Mmio,
+    gicr: PhysAddr,
+    stride: u64,
+}
+
+impl GicV3 {
+    /// # Safety
+    /// `cfg` must describe this machine's GICv3, mapped as device memory.
+    pub const unsafe fn new(cfg: &GicCfg) -> Self {
+        GicV3 {
+            // SAFETY: per this function's contract.
+            gicd: unsafe { Mmio::new(cfg.gicd) },
+            gicr: cfg.gicr,
+            stride: cfg.gicr_stride,
+        }
+    }
+
+    fn wait_rwp(&self) {
+        let mut n = 0;
+        while self.gicd.read32(GICD_CTLR) & CTLR_RWP != 0 && n < POLL_LIMIT {
+            n += 1;
+        }
+    }
+
+    /// Number of interrupt IDs the distributor implements (SPIs end below this).
+    pub fn lines(&self) -> u32 {
+        32 * ((self.gicd.read32(GICD_TYPER) & 0x1f) + 1)
+    }
+
+    /// Resets the distributor: every SPI disabled, non-pending, inactive,
+    /// group 1, guest priority, routed to core 0; affinity routing on.
+    pub fn init_distributor(&self) {
+        self.gicd.write32(GICD_CTLR, 0);
+        self.wait_rwp();
+        let lines = self.lines().min(1020);
+        for reg in 1..(lines / 32) as usize {
+            self.gicd.write32(GICD_ICENABLER + 4 * reg, u32::MAX);
+            self.gicd.write32(GICD_ICPENDR + 4 * reg, u32::MAX);
+            self.gicd.write32(GICD_ICACTIVER + 4 * reg, u32::MAX);
+            self.gicd.write32(GICD_IGROUPR + 4 * reg, u32::MAX);
+        }
+        for intid in 32..lines as usize {
+            self.gicd.write8(GICD_IPRIORITYR + intid, PRIO_GUEST);
+            self.gicd.write64(GICD_IROUTER + 8 * intid, 0);
+        }
+        self.wait_rwp();
+        // ARE_NS | EnableGrp1NS (bits 4 and 1 in both the DS=1 and NS views).
+        self.gicd.write32(GICD_CTLR, (1 << 4) | (1 << 1));
+        self.wait_rwp();
+    }
+
+    /// Finds this core's redistributor, wakes it and resets its SGIs/PPIs;
+    /// enables the hypervisor's own PPI (`maint`) and SGIs 0..8.
+    pub fn init_redistributor(&self, core: usize, mpidr_aff: u64, maint: u32) -> bool {
+        let Some(rd) = self.find_redistributor(mpidr_aff) else {
+            return false;
+        };
+        if let Some(slot) = RD_BASE.get(core) {
+            slot.store(rd.base().raw(), Ordering::Release);
+        }
+        let waker = rd.read32(GICR_WAKER);
+        rd.write32(GICR_WAKER, waker & !WAKER_PROCESSOR_SLEEP);
+        let mut n = 0;
+        while rd.read32(GICR_WAKER) & WAKER_CHILDREN_ASLEEP != 0 && n < POLL_LIMIT {
+            n += 1;
+        }
+        rd.write32(GICR_SGI + GICD_IGROUPR, u32::MAX);
+        rd.write32(GICR_SGI + GICD_ICENABLER, u32::MAX);
+        rd.write32(GICR_SGI + GICD_ICPENDR, u32::MAX);
+        rd.write32(GICR_SGI + GICD_ICACTIVER, u32::MAX);
+        for i in 0..32 {
+            rd.write8(GICR_SGI + GICD_IPRIORITYR + i, PRIO_GUEST);
+        }
+        for i in 0..8 {
+            rd.write8(GICR_SGI + GICD_IPRIORITYR + i, PRIO_HYP);
+        }
+        rd.write8(GICR_SGI + GICD_IPRIORITYR + maint as usize, PRIO_HYP);
+        self.wait_rd(&rd);
+        rd.write32(GICR_SGI + GICD_ISENABLER, 0xff | (1 << maint));
+        true
+    }
+
+    fn wait_rd(&self, rd: &Mmio) {
+        let mut n = 0;
+        while rd.read32(GICR_CTLR) & (1 << 3) != 0 && n < POLL_LIMIT {
+            n += 1;
+        }
+    }
+
+    fn find_redistributor(&self, mpidr_aff: u64) -> Option<Mmio> {
+        // At most 64 frames: a runaway walk on a bad configuration stops.
+        for i in 0..64u64 {
+            let base = self.gicr.checked_add(i * self.stride)?;
+            // SAFETY: redistributor frames lie in the platform's GIC window,
+            // mapped as device memory.
+            let rd = unsafe { Mmio::new(base) };
+            let typer = rd.read64(GICR_TYPER);
+            if typer >> 32 == mpidr_aff {
+                return Some(rd);
+            }
+            if typer & TYPER_LAST != 0 {
+                break;
+            }
+        }
+        None
+    }
+
+    fn rd(&self, core: usize) -> Option<Mmio> {
+        let base = RD_BASE.get(core)?.load(Ordering::Acquire);
+        // SAFETY: recorded by init_redistributor from the GIC window.
+        (base != 0).then(|| unsafe { Mmio::new(PhysAddr::new(base)) })
+    }
+
+    /// Sets up this core's CPU interface: system registers, no priority
+    /// masking, EOImode 1 (priority drop and deactivation separate, so a
+    /// guest's virtual EOI can deactivate the physical interrupt).
+    pub fn init_cpu_interface(&self) {
+        // SRE | DFB | DIB | Enable (lets EL1 use ICC_SRE_EL1 = its virtual view).
+        sys::write_sre_el2(0xf);
+        crate::arch::aarch64::asm::dsb_isb();
+        sys::write_pmr(0xff);
+        sys::write_bpr1(0);
+        sys::write_ctlr(1 << 1);
+        sys::write_igrpen1(1);
+        crate::arch::aarch64::asm::dsb_isb();
+    }
+
+    fn bit(intid: u32) -> (usize, u32) {
+        ((intid / 32) as usize * 4, 1 << (intid % 32))
+    }
+
+    /// Enables an SPI and routes it to core `core` (Aff0).
+    pub fn enable_spi(&self, intid: u32, core: u64) {
+        self.gicd.write64(GICD_IROUTER + 8 * intid as usize, core);
+        let (off, bit) = Self::bit(intid);
+        self.gicd.write32(GICD_ISENABLER + off, bit);
+    }
+
+    pub fn disable_spi(&self, intid: u32) {
+        let (off, bit) = Self::bit(intid);
+        self.gicd.write32(GICD_ICENABLER + off, bit);
+        self.wait_rwp();
+    }
+
+    pub fn route_spi(&self, intid: u32, core: u64) {
+        self.gicd.write64(GICD_IROUTER + 8 * intid as usize, core);
+    }
+
+    pub fn set_spi_edge(&self, intid: u32, edge: bool) {
+        let off = GICD_ICFGR + (intid / 16) as usize * 4;
+        let shift = (intid % 16) * 2 + 1;
+        let v = self.gicd.read32(off);
+        let v = if edge {
+            v | (1 << shift)
+        } else {
+            v & !(1 << shift)
+        };
+        self.gicd.write32(off, v);
+    }
+
+    pub fn set_spi_pending(&self, intid: u32, pending: bool) {
+        let (off, bit) = Self::bit(intid);
+        let reg = if pending { GICD_ISPENDR } else { GICD_ICPENDR };
+        self.gicd.write32(reg + off, bit);
+    }
+
+    pub fn clear_spi_active(&self, intid: u32) {
+        let (off, bit) = Self::bit(intid);
+        self.gicd.write32(GICD_ICACTIVER + off, bit);
+    }
+
+    /// Enables or disables a PPI (or SGI) on core `core`.
+    pub fn set_ppi_enabled(&self, core: usize, intid: u32, enabled: bool) {
+        let Some(rd) = self.rd(core) else { return };
+        let reg = if enabled {
+            GICD_ISENABLER
+        } else {
+            GICD_ICENABLER
+        };
+        rd.write32(GICR_SGI + reg, 1 << (intid % 32));
+        if !enabled {
+            self.wait_rd(&rd);
+        }
+    }
+
+    pub fn set_ppi_pending(&self, core: usize, intid: u32, pending: bool) {
+        let Some(rd) = self.rd(core) else { return };
+        let reg = if pending { GICD_ISPENDR } else { GICD_ICPENDR };
+        rd.write32(GICR_SGI + reg, 1 << (intid % 32));
+    }
+
+    pub fn clear_ppi_active(&self, core: usize, intid: u32) {
+        let Some(rd) = self.rd(core) else { return };
+        rd.write32(GICR_SGI + GICD_ICACTIVER, 1 << (intid % 32));
+    }
+
+    /// Sends hypervisor SGI `sgi` (0..16) to core `core` (Aff0 < 16, Aff1..3 = 0).
+    pub fn send_sgi(&self, core: u64, sgi: u32) {
+        sys::write_sgi1r(((sgi as u64 & 0xf) << 24) | (1 << (core & 0xf)));
+        crate::arch::aarch64::asm::dsb_isb();
+    }
+
+    /// Acknowledges the highest-priority pending interrupt.
+    #[inline(always)]
+    pub fn ack(&self) -> u32 {
+        (sys::read_iar1() & 0xff_ffff) as u32
+    }
+
+    /// Priority drop only (EOImode 1): the interrupt stays active until a
+    /// deactivation, by us ([`Self::deactivate`]) or by the guest through
+    /// a hardware-linked list register.
+    #[inline(always)]
+    pub fn eoi(&self, intid: u32) {
+        sys::write_eoir1(intid as u64);
+    }
+
+    #[inline(always)]
+    pub fn deactivate(&self, intid: u32) {
+        sys::write_dir(intid as u64);
+    }
+}

@@ -1,0 +1,55 @@
+//! Volatile access to device registers at fixed physical addresses.
+//!
+//! The hypervisor's identity map makes physical == virtual at EL2, so a
+//! device register is reached at its physical address.
+
+use septum_core::addr::PhysAddr;
+
+/// A window of device registers.
+#[derive(Clone, Copy, Debug)]
+pub struct Mmio {
+    base: PhysAddr,
+}
+
+impl Mmio {
+    /// # Safety
+    /// `base` must be a device mapped as device memory in the EL2 identity
+    /// map that no other code accesses in a conflicting way.
+    pub const unsafe fn new(base: PhysAddr) -> Self {
+        Mmio { base }
+    }
+
+    pub fn base(&self) -> PhysAddr {
+        self.base
+    }
+
+    #[inline(always)]
+    pub fn read32(&self, off: usize) -> u32 {
+        // SAFETY: per `new`, base + off is a device register of this device.
+        unsafe { core::ptr::read_volatile((self.base.raw() as usize + off) as *const u32) }
+    }
+
+    #[inline(always)]
+    pub fn write32(&self, off: usize, v: u32) {
+        // SAFETY: per `new`, base + off is a device register of this device.
+        unsafe { core::ptr::write_volatile((self.base.raw() as usize + off) as *mut u32, v) }
+    }
+
+    #[inline(always)]
+    pub fn read64(&self, off: usize) -> u64 {
+        // SAFETY: per `new`, base + off is a 64-bit device register.
+        unsafe { core::ptr::read_volatile((self.base.raw() as usize + off) as *const u64) }
+    }
+
+    #[inline(always)]
+    pub fn write64(&self, off: usize, v: u64) {
+        // SAFETY: per `new`, base + off is a 64-bit device register.
+        unsafe { core::ptr::write_volatile((self.base.raw() as usize + off) as *mut u64, v) }
+    }
+
+    #[inline(always)]
+    pub fn write8(&self, off: usize, v: u8) {
+        // SAFETY: per `new`, base + off is a byte-accessible device register.
+        unsafe { core::ptr::write_volatile((self.base.raw() as usize + off) as *mut u8, v) }
+    }
+}

@@ -1,0 +1,5 @@
+//! Drivers for the few devices the hypervisor itself uses.
+
+pub mod gicv3;
+pub mod mmio;
+pub mod uart;

@@ -1,0 +1,404 @@
+//! Guest exits: every synchronous exception, interrupt and error a guest
+//! causes arrives here. The rule is that nothing a guest controls can panic
+//! the hypervisor: each path ends in emulation, an error code, an injected
+//! exception, or the partition's fault policy.
+
+use aarch64_cpu::registers::{
+    ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1,
+};
+use septum_core::addr::GuestPhysAddr;
+use septum_core::config::{Criticality, FaultAction};
+use septum_core::esr::{self, ExceptionClass, MmioAccess};
+use septum_core::inject::{self, Injection};
+use septum_core::vgic::Effects;
+use tock_registers::interfaces::{Readable, Writeable};
+
+use crate::arch::aarch64::asm;
+use crate::arch::aarch64::trap::{Kind, TrapFrame, Vector};
+use crate::partition::{PartitionRt, State};
+use crate::{console, irq, percpu, psci, vgic};
+
+/// What went wrong, for the policy and the console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Stage-2 fault: memory or a device the partition was not given.
+    AccessViolation,
+    /// An instruction or register the partition may not use.
+    IllegalInstruction,
+    SystemReset,
+    SystemOff,
+}
+
+pub fn handle(frame: &mut TrapFrame, vector: Vector) {
+    match vector {
+        Vector::Current { kind } => fatal(frame, kind),
+        Vector::LowerA64 { kind: Kind::Sync } => guest_sync(frame),
+        Vector::LowerA64 {
+            kind: Kind::Irq | Kind::Fiq,
+        } => irq::handle(),
+        Vector::LowerA64 { kind: Kind::SError } => guest_fault(
+            frame,
+            Fault::AccessViolation,
+            format_args!("SError (asynchronous external abort)"),
+        ),
+        Vector::LowerA32 { .. } => guest_fault(
+            frame,
+            Fault::IllegalInstruction,
+            format_args!("exception from AArch32 state"),
+        ),
+    }
+}
+
+fn guest_sync(frame: &mut TrapFrame) {
+    let esr = ESR_EL2.get();
+    let pc = frame.elr;
+    match esr::exception_class(esr) {
+        ExceptionClass::DataAbortLower => data_abort(frame, esr),
+        ExceptionClass::InstAbortLower => {
+            let ipa = fault_ipa();
+            guest_fault(
+                frame,
+                Fault::AccessViolation,
+                format_args!(
+                    "instruction fetch from IPA {ipa:#x} outside the partition (pc {pc:#x})"
+                ),
+            );
+        }
+        ExceptionClass::Hvc64 => {
+            // The preferred return address is already past the HVC.
+            hvc(frame);
+        }
+        ExceptionClass::Smc64 => guest_fault(
+            frame,
+            Fault::IllegalInstruction,
+            format_args!(
+                "SMC #{} at pc {pc:#x} (firmware calls are not allowed)",
+                esr & 0xffff
+            ),
+        ),
+        ExceptionClass::SysReg64 => sysreg(frame, esr),
+        ExceptionClass::WfiWfe => frame.elr += 4,
+        ec => guest_fault(
+            frame,
+            Fault::IllegalInstruction,
+            format_args!("unhandled exception class {ec:?} (ESR {esr:#x}) at pc {pc:#x}"),
+        ),
+    }
+}
+
+fn fault_ipa() -> u64 {
+    ((HPFAR_EL2.get() >> 4) << 12) | (FAR_EL2.get() & 0xfff)
+}
+
+fn data_abort(frame: &mut TrapFrame, esr: u64) {
+    let pc = frame.elr;
+    let Some((p, vcpu)) = percpu::running() else {
+        return;
+    };
+    let acc = match esr::decode_data_abort(esr, HPFAR_EL2.get(), FAR_EL2.get()) {
+        Ok(a) => a,
+        Err(e) => {
+            let ipa = fault_ipa();
+            return guest_fault(
+                frame,
+                Fault::AccessViolation,
+                format_args!("access to IPA {ipa:#x} outside the partition or not emulable ({e:?}) at pc {pc:#x}"),
+            );
+        }
+    };
+    match emulate_mmio(p, vcpu, frame, &acc) {
+        Ok(()) => frame.elr += 4,
+        Err(why) => guest_fault(
+            frame,
+            Fault::AccessViolation,
+            format_args!(
+                "{}-byte {} of IPA {:#x} at pc {pc:#x}: {why}",
+                acc.width,
+                if acc.write { "write" } else { "read" },
+                acc.ipa.raw(),
+            ),
+        ),
+    }
+}
+
+/// Emulates one trapped load or store against the partition's virtual devices.
+fn emulate_mmio(
+    p: &PartitionRt,
+    vcpu: usize,
+    frame: &mut TrapFrame,
+    acc: &MmioAccess,
+) -> Result<(), &'static str> {
+    let ipa: GuestPhysAddr = acc.ipa;
+    let wval = frame.reg(acc.reg);
+    let rval: u64;
+    if p.gicd.contains(ipa) {
+        let off = ipa.raw() - p.gicd.start.raw();
+        let mut fx = Effects::new();
+        let mut d = p.vgic.lock();
+        if acc.write {
+            d.write(off, acc.width, wval, &mut fx)
+                .map_err(|_| "invalid distributor access")?;
+            drop(d);
+            vgic::apply(p, &fx);
+            return Ok(());
+        }
+        rval = d
+            .read(off, acc.width)
+            .map_err(|_| "invalid distributor access")?;
+    } else if p.gicr.contains(ipa) {
+        let stride = crate::config::CONFIG.platform.gic.gicr_stride;
+        let rel = ipa.raw() - p.gicr.start.raw();
+        let target = (rel / stride) as usize;
+        let off = rel % stride;
+        let r = p.redists.get(target).ok_or("no such redistributor")?;
+        let mut fx = Effects::new();
+        let mut r = r.lock();
+        if acc.write {
+            r.write(off, acc.width, wval, &mut fx)
+                .map_err(|_| "invalid redistributor access")?;
+            drop(r);
+            vgic::apply(p, &fx);
+            return Ok(());
+        }
+        rval = r
+            .read(off, acc.width)
+            .map_err(|_| "invalid redistributor access")?;
+    } else if let Some((range, uart)) = p.vuart.as_ref().filter(|(r, _)| r.contains(ipa)) {
+        let off = ipa.raw() - range.start.raw();
+        let mut u = uart.lock();
+        if acc.write {
+            if let Some(line) = u
+                .write(off, acc.width, wval as u32)
+                .map_err(|_| "invalid UART access")?
+            {
+                console::partition_line(p.name(), line);
+            }
+            return Ok(());
+        }
+        rval = u.read(off, acc.width).map_err(|_| "invalid UART access")? as u64;
+    } else {
+        return Err("no memory or device of the partition there");
+    }
+    let _ = vcpu;
+    frame.set_reg(acc.reg, esr::extend_read(acc, rval));
+    Ok(())
+}
+
+fn hvc(frame: &mut TrapFrame) {
+    let Some((p, vcpu)) = percpu::running() else {
+        return;
+    };
+    match psci::handle(p, vcpu, frame) {
+        psci::Outcome::Return(v) => frame.x[0] = v,
+        psci::Outcome::Fault(f) => guest_fault(frame, f, format_args!("{}", psci::describe(f))),
+    }
+}
+
+/// Trapped system-register accesses. Debug and PMU registers are trapped so a
+/// partition cannot reach the shared debug hardware; they read as zero and
+/// ignore writes (Linux probes some of them at boot). Anything else that
+/// traps (implementation-defined, auxiliary control, set/way) is illegal.
+fn sysreg(frame: &mut TrapFrame, esr: u64) {
+    let pc = frame.elr;
+    let acc = esr::decode_sysreg(esr);
+    if acc.is_debug_or_pmu() {
+        if acc.read {
+            frame.set_reg(acc.rt, 0);
+        }
+        frame.elr += 4;
+        return;
+    }
+    guest_fault(
+        frame,
+        Fault::IllegalInstruction,
+        format_args!(
+            "{} of trapped system register S{}_{}_C{}_C{}_{} at pc {pc:#x}",
+            if acc.read { "read" } else { "write" },
+            acc.op0,
+            acc.op1,
+            acc.crn,
+            acc.crm,
+            acc.op2,
+        ),
+    );
+}
+
+/// Applies the partition's policy to a fault. Returns only when the guest
+/// should continue (an exception was injected).
+pub fn guest_fault(frame: &mut TrapFrame, fault: Fault, what: core::fmt::Arguments<'_>) {
+    let Some((p, _vcpu)) = percpu::running() else {
+        log::error!("fault on core {} with no partition: {what}", percpu::core());
+        return;
+    };
+    let pol = &p.cfg.fault_policy;
+    let action = match fault {
+        Fault::AccessViolation => pol.access_violation,
+        Fault::IllegalInstruction => pol.illegal_instruction,
+        Fault::SystemReset => pol.system_reset,
+        Fault::SystemOff => pol.system_off,
+    };
+    log::warn!(
+        "partition '{}': {what} -> {}",
+        p.name(),
+        action_name(action)
+    );
+    match action {
+        FaultAction::InjectAbort => {
+            let kind = match fault {
+                Fault::AccessViolation => Injection::DataAbort { far: FAR_EL2.get() },
+                _ => Injection::Undefined,
+            };
+            let kind = if fault == Fault::AccessViolation
+                && esr::exception_class(ESR_EL2.get()) == ExceptionClass::InstAbortLower
+            {
+                Injection::InstructionAbort { far: FAR_EL2.get() }
+            } else {
+                kind
+            };
+            match inject::compute(frame.spsr, frame.elr, VBAR_EL1.get(), kind) {
+                Ok(r) => {
+                    ESR_EL1.set(r.esr_el1);
+                    FAR_EL1.set(r.far_el1);
+                    ELR_EL1.set(r.elr_el1);
+                    SPSR_EL1.set(r.spsr_el1);
+                    frame.elr = r.elr_el2;
+                    frame.spsr = r.spsr_el2;
+                }
+                Err(_) => stop_partition(p, "cannot inject an exception into it"),
+            }
+        }
+        FaultAction::Stop => stop_partition(p, "fault policy"),
+        FaultAction::Restart => restart_partition(p),
+        FaultAction::SafeState => safe_state(p, what),
+    }
+}
+
+fn action_name(a: FaultAction) -> &'static str {
+    match a {
+        FaultAction::InjectAbort => "abort injected",
+        FaultAction::Restart => "restarting partition",
+        FaultAction::Stop => "stopping partition",
+        FaultAction::SafeState => "ENTERING SAFE STATE",
+    }
+}
+
+/// Stops every vCPU of `p` (this core's and, by IPI, the others).
+pub fn stop_partition(p: &PartitionRt, why: &str) -> ! {
+    p.set_state(State::Stopped);
+    vgic::quiesce(p);
+    let me = percpu::core();
+    for &c in p.cfg.cores {
+        if c as usize != me {
+            irq::gic().send_sgi(c as u64, irq::SGI_STOP);
+        }
+    }
+    log::warn!(
+        "partition '{}' stopped ({why}); the other partitions run on",
+        p.name()
+    );
+    park_current("partition stopped")
+}
+
+/// Reloads `p` from its pristine images and starts it again, within the
+/// restart budget; a spent budget stops it for good.
+pub fn restart_partition(p: &PartitionRt) -> ! {
+    let now_ms = crate::time::now_ms();
+    if !p.budget.lock().try_consume(now_ms) {
+        log::error!(
+            "partition '{}': restart budget spent ({} restarts in {} ms); it stays stopped",
+            p.name(),
+            p.cfg.fault_policy.max_restarts,
+            p.cfg.fault_policy.restart_window_ms
+        );
+        if p.cfg.criticality == Criticality::Critical {
+            safe_state(
+                p,
+                format_args!("the critical partition keeps failing (restart budget spent)"),
+            );
+        }
+        stop_partition(p, "restart budget spent");
+    }
+    if p.cfg.cores.len() > 1 {
+        // Multi-vCPU restart needs the other cores to rendezvous (issue #5).
+        stop_partition(p, "restart of a multi-core partition is not supported yet");
+    }
+    p.set_state(State::Loading);
+    vgic::quiesce(p);
+    irq::flush_core();
+    vgic::reset(p);
+    match crate::partition::load_images(p) {
+        Ok(bytes) => log::info!(
+            "partition '{}': reloaded {bytes} bytes of images; restarting",
+            p.name()
+        ),
+        Err(e) => {
+            log::error!("partition '{}': reload failed: {e}", p.name());
+            stop_partition(p, "reload failed");
+        }
+    }
+    p.set_state(State::Running);
+    crate::vcpu::enter(p, 0, p.cfg.entry.raw(), p.cfg.boot_arg)
+}
+
+/// The documented safe state: no guest code runs anywhere, the alarm is on
+/// the console, and the cores halt.
+pub fn safe_state(p: &PartitionRt, what: core::fmt::Arguments<'_>) -> ! {
+    console::emergency(format_args!(
+        "\n[septum] *** ALARM: SAFE STATE ENTERED ***\n[septum] *** cause: partition '{}' ({}): {} ***\n[septum] *** no guest code runs; therapy halted; service required ***\n",
+        p.name(),
+        if p.cfg.criticality == Criticality::Critical { "critical" } else { "non-critical" },
+        what
+    ));
+    let me = percpu::core();
+    for q in crate::partition::all() {
+        q.set_state(State::Stopped);
+        vgic::quiesce(q);
+        for &c in q.cfg.cores {
+            if c as usize != me {
+                irq::gic().send_sgi(c as u64, irq::SGI_STOP);
+            }
+        }
+    }
+    park_current("safe state")
+}
+
+/// Takes this core out of guest execution for good (until a later restart
+/// wakes it): interrupts stay masked at EL2 and the core sleeps.
+pub fn park_current(_why: &str) -> ! {
+    irq::flush_core();
+    percpu::clear_running();
+    loop {
+        asm::wfi();
+        // Drain anything that woke us so the core can sleep again.
+        let g = irq::gic();
+        let intid = g.ack();
+        if intid < 1020 {
+            g.eoi(intid);
+            g.deactivate(intid);
+        }
+    }
+}
+
+/// A fault in the hypervisor itself: print everything and stop this core.
+fn fatal(frame: &TrapFrame, kind: Kind) -> ! {
+    let esr = ESR_EL2.get();
+    console::emergency(format_args!(
+        "\n[septum] FATAL: hypervisor exception ({kind:?}) on core {}\n[septum]   ESR_EL2 {esr:#018x} (EC {:#x})  ELR_EL2 {:#018x}  FAR_EL2 {:#018x}  SPSR_EL2 {:#x}\n",
+        percpu::core(),
+        (esr >> 26) & 0x3f,
+        frame.elr,
+        FAR_EL2.get(),
+        frame.spsr
+    ));
+    for i in (0..31).step_by(4) {
+        console::emergency(format_args!("[septum]  "));
+        for r in i..(i + 4).min(31) {
+            console::emergency(format_args!(" x{r:<2} {:#018x}", frame.x[r]));
+        }
+        console::emergency(format_args!("\n"));
+    }
+    console::emergency(format_args!("[septum] core {} halted\n", percpu::core()));
+    loop {
+        asm::wfi();
+    }
+}

@@ -1,0 +1,218 @@
+//! Physical interrupts: taken at EL2, then either handled by the hypervisor
+//! (its IPIs, the maintenance interrupt) or injected into the vCPU running
+//! on this core through a list register with the HW bit, so that the
+//! guest's own EOI deactivates the physical interrupt.
+
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use septum_core::config::MAX_CPUS;
+use septum_core::vgic::lr::{Irq, LrManager};
+use spin::mutex::SpinMutex as Mutex;
+use spin::Once;
+use tock_registers::interfaces::Readable;
+
+use crate::arch::aarch64::asm::gic as sys;
+use crate::drivers::gicv3::{GicV3, SPURIOUS};
+use crate::percpu;
+
+static GIC: Once<GicV3> = Once::new();
+static NUM_LRS: AtomicUsize = AtomicUsize::new(0);
+
+/// Hypervisor SGIs.
+pub const SGI_STOP: u32 = 0;
+
+/// Interrupts waiting for a free list register, per core (bounded, ordered
+/// by priority, coalesced; see `septum_core::vgic::lr`).
+static LRS: [Mutex<LrManager<64>>; MAX_CPUS] = [const { Mutex::new(LrManager::new()) }; MAX_CPUS];
+
+pub fn init_gic(cfg: &septum_core::config::Gic) {
+    GIC.call_once(|| {
+        // SAFETY: the configuration (checked against the firmware's device
+        // tree at boot) describes this machine's GIC.
+        unsafe { GicV3::new(cfg) }
+    });
+}
+
+pub fn gic() -> &'static GicV3 {
+    GIC.get().expect("GIC used before init")
+}
+
+/// Per-core GIC setup; returns false if the core's redistributor is missing.
+pub fn init_core(maint: u32) -> bool {
+    let m = aarch64_cpu::registers::MPIDR_EL1.get();
+    // Aff3:Aff2:Aff1:Aff0 as GICR_TYPER packs them.
+    let aff = ((m >> 8) & 0xff00_0000) | (m & 0xff_ffff);
+    let ok = gic().init_redistributor(percpu::core(), aff, maint);
+    gic().init_cpu_interface();
+    NUM_LRS.store(
+        ((sys::read_ich_vtr() & 0x1f) + 1) as usize,
+        Ordering::Relaxed,
+    );
+    ok
+}
+
+pub fn num_lrs() -> usize {
+    NUM_LRS.load(Ordering::Relaxed).clamp(1, 16)
+}
+
+const LR_PENDING: u64 = 1 << 62;
+const LR_HW: u64 = 1 << 61;
+const LR_GROUP1: u64 = 1 << 60;
+
+fn lr_value(intid: u32, prio: u8) -> u64 {
+    LR_PENDING | LR_HW | LR_GROUP1 | ((prio as u64) << 48) | ((intid as u64) << 32) | intid as u64
+}
+
+/// Handles one physical IRQ taken while a guest ran on this core.
+pub fn handle() {
+    let gic = gic();
+    let intid = gic.ack();
+    if intid >= SPURIOUS - 3 {
+        return;
+    }
+    if intid < 16 {
+        gic.eoi(intid);
+        gic.deactivate(intid);
+        handle_sgi(intid);
+        return;
+    }
+    if intid == crate::config::CONFIG.platform.gic.maintenance_irq {
+        gic.eoi(intid);
+        gic.deactivate(intid);
+        refill();
+        return;
+    }
+    match percpu::running() {
+        Some((p, vcpu)) if p.owns_irq(intid) => {
+            let prio = guest_priority(p, vcpu, intid);
+            inject_hw(intid, prio);
+            // Priority drop only: the guest's EOI deactivates it (HW bit).
+            gic.eoi(intid);
+        }
+        _ => {
+            // Not ours (a race with re-routing, or a stopped partition):
+            // drop it so it cannot block the CPU interface.
+            gic.eoi(intid);
+            gic.deactivate(intid);
+        }
+    }
+}
+
+fn guest_priority(p: &crate::partition::PartitionRt, vcpu: usize, intid: u32) -> u8 {
+    if intid < 32 {
+        p.redists
+            .get(vcpu)
+            .map(|r| r.lock().priority(intid))
+            .unwrap_or(0xa0)
+    } else {
+        p.vgic.lock().priority(intid)
+    }
+}
+
+const ICH_HCR_NPIE: u64 = 1 << 3;
+
+/// Puts `intid` into a free list register, or queues it for the
+/// maintenance interrupt when all are busy.
+fn inject_hw(intid: u32, prio: u8) {
+    let Some(mgr) = LRS.get(percpu::core()) else {
+        return;
+    };
+    let mut mgr = mgr.lock();
+    let n = num_lrs();
+    // Fast path: nothing queued and a list register free.
+    if !mgr.has_queued() {
+        let free = sys::read_ich_elrsr() as usize & ((1 << n) - 1);
+        if free != 0 {
+            sys::write_lr(free.trailing_zeros() as usize, lr_value(intid, prio));
+            return;
+        }
+    }
+    let mut lrs = [0u64; 16];
+    for (i, lr) in lrs.iter_mut().enumerate().take(n) {
+        *lr = sys::read_lr(i);
+    }
+    let before = lrs;
+    let irq = Irq {
+        vintid: intid,
+        pintid: Some(intid),
+        priority: prio,
+    };
+    if mgr.inject(&mut lrs[..n], irq).is_err() {
+        // Queue full (cannot happen with one entry per interrupt ID, but
+        // never lose a hardware interrupt silently): drop it at the GIC.
+        log::warn!(
+            "core {}: interrupt {intid} dropped, list-register queue full",
+            percpu::core()
+        );
+        gic().deactivate(intid);
+    }
+    write_changed(&before[..n], &lrs[..n]);
+    set_npie(mgr.has_queued());
+}
+
+fn write_changed(before: &[u64], after: &[u64]) {
+    for (i, (b, a)) in before.iter().zip(after).enumerate() {
+        if b != a {
+            sys::write_lr(i, *a);
+        }
+    }
+}
+
+fn set_npie(on: bool) {
+    let hcr = sys::read_ich_hcr();
+    let new = if on {
+        hcr | ICH_HCR_NPIE
+    } else {
+        hcr & !ICH_HCR_NPIE
+    };
+    if new != hcr {
+        sys::write_ich_hcr(new);
+    }
+}
+
+/// Moves queued interrupts into list registers that have become free.
+fn refill() {
+    let Some(mgr) = LRS.get(percpu::core()) else {
+        return;
+    };
+    let mut mgr = mgr.lock();
+    let n = num_lrs();
+    let mut lrs = [0u64; 16];
+    for (i, lr) in lrs.iter_mut().enumerate().take(n) {
+        *lr = sys::read_lr(i);
+    }
+    let before = lrs;
+    mgr.refill(&mut lrs[..n]);
+    write_changed(&before[..n], &lrs[..n]);
+    set_npie(mgr.has_queued());
+}
+
+fn handle_sgi(sgi: u32) {
+    if sgi == SGI_STOP {
+        crate::exit::park_current("stop requested by another core");
+    }
+}
+
+/// Drops everything queued for this core (its vCPU is stopping).
+pub fn flush_core() {
+    let g = gic();
+    if let Some(mgr) = LRS.get(percpu::core()) {
+        let mut mgr = mgr.lock();
+        for q in mgr.queue() {
+            if let Some(p) = q.pintid {
+                g.deactivate(p);
+            }
+        }
+        mgr.clear();
+    }
+    // A hardware-linked interrupt still in a list register is active at the
+    // physical GIC: deactivate it, or it would never fire again.
+    for i in 0..num_lrs() {
+        let lr = sys::read_lr(i);
+        if lr >> 62 != 0 && lr & LR_HW != 0 {
+            g.deactivate(((lr >> 32) & 0x1fff) as u32);
+        }
+        sys::write_lr(i, 0);
+    }
+    sys::write_ich_hcr(0);
+}

@@ -1,0 +1,253 @@
+//! Partitions at run time: their stage-2 tables, virtual devices and state.
+//!
+//! Everything here is allocated by the boot core before any guest runs; the
+//! exit paths only lock and mutate what exists.
+
+use alloc::boxed::Box;
+use alloc::vec::Vec;
+use core::sync::atomic::{AtomicU8, Ordering};
+
+use septum_core::addr::{GuestPhysAddr, GuestRange, PhysAddr};
+use septum_core::config::{DeviceKind, MemRegion, Partition, Perms};
+use septum_core::fault::RestartBudget;
+use septum_core::pgtable::{MapAttrs, MemType, PageTable, Regime, TableArena};
+use septum_core::vgic::{VgicDist, VgicRedist};
+use septum_core::vuart::VUart;
+use spin::mutex::SpinMutex as Mutex;
+use spin::Once;
+
+use crate::arch::aarch64::{asm, mmu};
+use crate::config::CONFIG;
+
+/// Lifecycle of a partition.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    Loading = 0,
+    Running = 1,
+    Stopped = 2,
+    /// Never ran: its images failed verification, or it has no cores.
+    Failed = 3,
+}
+
+/// Size of the emulated GIC distributor frame.
+pub const GICD_SIZE: u64 = 0x1_0000;
+
+/// A partition's run-time state.
+pub struct PartitionRt {
+    pub cfg: &'static Partition,
+    state: AtomicU8,
+    /// VTTBR_EL2 value (VMID and stage-2 root).
+    pub vttbr: u64,
+    pub vgic: Mutex<VgicDist>,
+    /// One redistributor per vCPU, in vCPU order.
+    pub redists: Box<[Mutex<VgicRedist>]>,
+    /// Emulated UART, if the partition has one, with its guest address.
+    pub vuart: Option<(GuestRange, Mutex<VUart>)>,
+    pub gicd: GuestRange,
+    pub gicr: GuestRange,
+    pub budget: Mutex<RestartBudget>,
+}
+
+impl PartitionRt {
+    pub fn state(&self) -> State {
+        match self.state.load(Ordering::Acquire) {
+            0 => State::Loading,
+            1 => State::Running,
+            2 => State::Stopped,
+            _ => State::Failed,
+        }
+    }
+
+    pub fn set_state(&self, s: State) {
+        self.state.store(s as u8, Ordering::Release);
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.cfg.name
+    }
+
+    /// Whether physical interrupt `intid` belongs to this partition: its
+    /// devices' SPIs, or the per-core timer PPIs of the cores it runs on.
+    pub fn owns_irq(&self, intid: u32) -> bool {
+        if GUEST_PPIS.contains(&intid) {
+            return true;
+        }
+        self.cfg.devices.iter().any(|d| d.irqs.contains(&intid))
+    }
+
+    /// vCPU index of physical core `core`, if the partition runs on it.
+    pub fn vcpu_of_core(&self, core: usize) -> Option<usize> {
+        self.cfg.cores.iter().position(|&c| c as usize == core)
+    }
+}
+
+/// PPIs a guest may use: the EL1 physical (30) and virtual (27) timers. The
+/// hypervisor's own PPIs (maintenance, EL2 timer) never reach a guest.
+pub const GUEST_PPIS: [u32; 2] = [27, 30];
+
+static PARTITIONS: Once<Box<[PartitionRt]>> = Once::new();
+
+/// All partitions (empty before [`build_all`]).
+pub fn all() -> &'static [PartitionRt] {
+    PARTITIONS.get().map(|b| &b[..]).unwrap_or(&[])
+}
+
+pub fn get(id: usize) -> Option<&'static PartitionRt> {
+    all().get(id)
+}
+
+/// The partition that owns physical core `core`.
+pub fn of_core(core: usize) -> Option<&'static PartitionRt> {
+    all()
+        .iter()
+        .find(|p| p.cfg.cores.iter().any(|&c| c as usize == core))
+}
+
+/// Stage-2 tables live in heap memory, which the EL2 identity map makes
+/// addressable at its physical address.
+struct HeapArena;
+
+impl TableArena for HeapArena {
+    fn alloc_table(&mut self) -> Option<PhysAddr> {
+        let layout = core::alloc::Layout::from_size_align(4096, 4096).ok()?;
+        // SAFETY: a valid, non-zero-size layout.
+        let p = unsafe { alloc::alloc::alloc_zeroed(layout) };
+        (!p.is_null()).then(|| PhysAddr::new(p as u64))
+    }
+
+    fn read(&self, table: PhysAddr, index: usize) -> u64 {
+        assert!(index < 512);
+        // SAFETY: `table` came from alloc_table (a live 4 KiB table).
+        unsafe { core::ptr::read_volatile((table.raw() as *const u64).add(index)) }
+    }
+
+    fn write(&mut self, table: PhysAddr, index: usize, desc: u64) {
+        assert!(index < 512);
+        // SAFETY: as in `read`; the MMU walks these tables, so volatile.
+        unsafe { core::ptr::write_volatile((table.raw() as *mut u64).add(index), desc) }
+    }
+}
+
+fn attrs(p: Perms, mem: MemType) -> MapAttrs {
+    MapAttrs {
+        read: p.read,
+        write: p.write,
+        exec: p.exec,
+        mem,
+    }
+}
+
+/// Builds every partition's stage-2 tables and virtual devices.
+pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
+    let _ = pa_range_bits;
+    let plat = &CONFIG.platform;
+    let mut v = Vec::with_capacity(CONFIG.partitions.len());
+    for cfg in CONFIG.partitions {
+        let mut arena = HeapArena;
+        let mut pt = PageTable::new(&mut arena, Regime::Stage2)
+            .map_err(|e| alloc::format!("{}: stage-2 root: {e:?}", cfg.name))?;
+        for m in cfg.memory {
+            pt.map(
+                &mut arena,
+                m.ipa.raw(),
+                m.pa,
+                m.size,
+                attrs(m.perms, MemType::Normal),
+            )
+            .map_err(|e| alloc::format!("{}: memory '{}': {e:?}", cfg.name, m.name))?;
+        }
+        let mut vuart = None;
+        for d in cfg.devices {
+            match d.kind {
+                DeviceKind::Passthrough { pa, ipa, size, .. } => {
+                    pt.map(
+                        &mut arena,
+                        ipa.raw(),
+                        pa,
+                        size,
+                        attrs(Perms::RW, MemType::Device),
+                    )
+                    .map_err(|e| alloc::format!("{}: device '{}': {e:?}", cfg.name, d.name))?;
+                }
+                DeviceKind::VirtualUart { ipa } => {
+                    vuart = Some((GuestRange::new(ipa, 0x1000), Mutex::new(VUart::new())));
+                }
+            }
+        }
+        let owned_spis = cfg.devices.iter().flat_map(|d| d.irqs.iter().copied());
+        let vgic = VgicDist::new(owned_spis, cfg.cores.len());
+        let redists: Box<[Mutex<VgicRedist>]> = (0..cfg.cores.len())
+            .map(|i| Mutex::new(VgicRedist::new(i, cfg.cores.len())))
+            .collect();
+        let gicr_size = plat.gic.gicr_stride * cfg.cores.len() as u64;
+        v.push(PartitionRt {
+            cfg,
+            state: AtomicU8::new(State::Loading as u8),
+            vttbr: septum_core::pgtable::vttbr_value(cfg.vmid, pt.root()),
+            vgic: Mutex::new(vgic),
+            redists,
+            vuart,
+            gicd: GuestRange::new(GuestPhysAddr::new(plat.gic.gicd.raw()), GICD_SIZE),
+            gicr: GuestRange::new(GuestPhysAddr::new(plat.gic.gicr.raw()), gicr_size),
+            budget: Mutex::new(RestartBudget::new(
+                cfg.fault_policy.max_restarts,
+                cfg.fault_policy.restart_window_ms,
+            )),
+        });
+    }
+    PARTITIONS.call_once(|| v.into_boxed_slice());
+    Ok(())
+}
+
+/// Scrubs a partition's private memory and copies its images in from the
+/// pristine copies inside the hypervisor image (which no partition maps).
+/// Shared regions are left alone: they belong to more than one partition.
+pub fn load_images(p: &PartitionRt) -> Result<usize, alloc::string::String> {
+    let mut total = 0;
+    for m in p.cfg.memory.iter().filter(|m| !m.shared) {
+        scrub(m)?;
+    }
+    for img in p.cfg.images {
+        let region = p
+            .cfg
+            .memory
+            .iter()
+            .find(|m| {
+                m.guest_range()
+                    .contains_span(img.load, img.data.len() as u64)
+            })
+            .ok_or_else(|| {
+                alloc::format!("image '{}' does not fit the partition's memory", img.name)
+            })?;
+        let pa = region.pa.raw() + (img.load.raw() - region.ipa.raw());
+        if !mmu::covers(pa, img.data.len() as u64) {
+            return Err(alloc::format!(
+                "image '{}' is outside the hypervisor's map",
+                img.name
+            ));
+        }
+        // SAFETY: [pa, pa+len) lies inside one of this partition's memory
+        // regions (checked above), which is RAM in the EL2 identity map that
+        // no guest is running on while it is loaded.
+        unsafe { core::ptr::copy_nonoverlapping(img.data.as_ptr(), pa as *mut u8, img.data.len()) };
+        asm::dcache_clean_inval_range(pa, img.data.len() as u64);
+        total += img.data.len();
+    }
+    asm::ic_iallu();
+    Ok(total)
+}
+
+fn scrub(m: &MemRegion) -> Result<(), alloc::string::String> {
+    if !mmu::covers(m.pa.raw(), m.size) {
+        return Err(alloc::format!(
+            "memory '{}' is outside the hypervisor's map",
+            m.name
+        ));
+    }
+    // SAFETY: the region is RAM owned by this (not running) partition alone
+    // (validated: disjoint from the hypervisor and from other partitions).
+    unsafe { core::ptr::write_bytes(m.pa.raw() as *mut u8, 0, m.size as usize) };
+    asm::dcache_clean_inval_range(m.pa.raw(), m.size);
+    Ok(())
+}

@@ -1,0 +1,92 @@
+//! Applies the virtual GIC's decisions to the physical GIC.
+//!
+//! The register emulation is in `septum_core::vgic`; it tells us, as a list
+//! of effects, what the physical GIC must do for interrupts that are backed
+//! by hardware (the partition's SPIs and its timer PPIs).
+
+use septum_core::vgic::{Effect, Effects};
+
+use crate::irq;
+use crate::partition::{PartitionRt, GUEST_PPIS};
+
+fn core_of(p: &PartitionRt, vcpu: usize) -> Option<u64> {
+    p.cfg.cores.get(vcpu).map(|&c| c as u64)
+}
+
+/// Applies effects produced by an emulated register write of partition `p`.
+/// Effects naming interrupts or vCPUs the partition does not own are
+/// dropped here as a second line of defence.
+pub fn apply(p: &PartitionRt, fx: &Effects) {
+    let gic = irq::gic();
+    for e in fx.iter() {
+        match *e {
+            Effect::EnableSpi { intid, target_vcpu } => {
+                if let (true, Some(core)) =
+                    (p.owns_irq(intid) && intid >= 32, core_of(p, target_vcpu))
+                {
+                    gic.enable_spi(intid, core);
+                }
+            }
+            Effect::DisableSpi { intid } if intid >= 32 && p.owns_irq(intid) => {
+                gic.disable_spi(intid)
+            }
+            Effect::RouteSpi { intid, target_vcpu } => {
+                if let (true, Some(core)) =
+                    (p.owns_irq(intid) && intid >= 32, core_of(p, target_vcpu))
+                {
+                    gic.route_spi(intid, core);
+                }
+            }
+            Effect::SetSpiConfig { intid, edge } if intid >= 32 && p.owns_irq(intid) => {
+                gic.set_spi_edge(intid, edge)
+            }
+            Effect::SetPending { intid } if intid >= 32 && p.owns_irq(intid) => {
+                gic.set_spi_pending(intid, true)
+            }
+            Effect::ClearPending { intid } if intid >= 32 && p.owns_irq(intid) => {
+                gic.set_spi_pending(intid, false)
+            }
+            Effect::ClearActive { intid } if intid >= 32 && p.owns_irq(intid) => {
+                gic.clear_spi_active(intid)
+            }
+            Effect::EnablePpi { vcpu, intid } if GUEST_PPIS.contains(&intid) => {
+                if let Some(core) = core_of(p, vcpu) {
+                    gic.set_ppi_enabled(core as usize, intid, true);
+                }
+            }
+            Effect::DisablePpi { vcpu, intid } if GUEST_PPIS.contains(&intid) => {
+                if let Some(core) = core_of(p, vcpu) {
+                    gic.set_ppi_enabled(core as usize, intid, false);
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// Silences every physical interrupt of `p`: its SPIs and its cores' timer PPIs.
+pub fn quiesce(p: &PartitionRt) {
+    let gic = irq::gic();
+    for d in p.cfg.devices {
+        for &i in d.irqs {
+            gic.disable_spi(i);
+            gic.set_spi_pending(i, false);
+            gic.clear_spi_active(i);
+        }
+    }
+    for &c in p.cfg.cores {
+        for &i in &GUEST_PPIS {
+            gic.set_ppi_enabled(c as usize, i, false);
+            gic.set_ppi_pending(c as usize, i, false);
+            gic.clear_ppi_active(c as usize, i);
+        }
+    }
+}
+
+/// Returns the partition's virtual GIC to its power-on state.
+pub fn reset(p: &PartitionRt) {
+    p.vgic.lock().reset();
+    for r in p.redists.iter() {
+        r.lock().reset();
+    }
+}

@@ -1,0 +1,186 @@
+//! QEMU `virt` integration tests: boot real images, check the console.
+//!
+//! Requirement IDs refer to docs/requirements.md.
+
+use std::time::Duration;
+
+use septum_qemu_tests::{build, heartbeats, repo_root, try_build, Machine, Options, Qemu};
+
+const BOOT: Duration = Duration::from_secs(60);
+
+/// REQ-RT-1, REQ-RT-2, REQ-PART-1: the RTOS runs its control loop under the
+/// hypervisor for 10 s with a heartbeat each second and no deadline miss.
+#[test]
+fn rtos_runs_ten_seconds_without_deadline_misses() {
+    let image = build("configs/qemu-virt.toml");
+    let mut q = Qemu::boot(&image, &Options::default());
+    let out = q.wait_for("[septum] partition table", BOOT);
+    assert!(
+        out.contains("'rtos' critical"),
+        "partition table lists the RTOS:\n{out}"
+    );
+    q.wait_for("[rtos] rtos: control loop running at 1000 Hz", BOOT);
+    let out = q.wait_for("[rtos] rtos: heartbeat 10 ", Duration::from_secs(180));
+    let hb = heartbeats(&out);
+    assert!(hb.len() >= 10, "ten heartbeats: {hb:?}");
+    for (i, h) in hb.iter().enumerate() {
+        assert_eq!(h.n, i as u64 + 1, "heartbeats are consecutive: {hb:?}");
+        assert_eq!(h.misses, 0, "no deadline miss: {h:?}");
+    }
+    let last = hb.last().unwrap();
+    assert!(
+        last.cycles >= 9_900,
+        "about 1000 control cycles per second: {last:?}"
+    );
+    assert!(!out.contains("PANIC") && !out.contains("FATAL"), "{out}");
+}
+
+/// REQ-PORT-1: the same RTOS image boots natively at EL1 (the benchmark baseline).
+#[test]
+fn rtos_image_boots_natively() {
+    let _ = build("configs/qemu-virt.toml");
+    let image = repo_root().join("target/septum/guests/septum-rtos.bin");
+    let opts = Options {
+        machine: Machine::VirtNative,
+        ..Options::default()
+    };
+    let mut q = Qemu::boot(&image, &opts);
+    q.wait_for("rtos: septum-rtos", BOOT);
+    let out = q.wait_for("rtos: heartbeat 3 ", Duration::from_secs(120));
+    assert!(heartbeats(&out).iter().all(|h| h.misses == 0), "{out}");
+}
+
+/// REQ-ISO-1, REQ-ISO-2, REQ-FLT-1, REQ-FLT-2: a partition that reaches
+/// outside its memory, executes SMC and touches trapped registers gets an
+/// injected exception for each (policy inject-abort) while the RTOS runs on.
+#[test]
+fn intruder_gets_aborts_and_rtos_keeps_deadlines() {
+    let image = build("qemu/configs/virt-intruder-abort.toml");
+    let mut q = Qemu::boot(&image, &Options::default());
+    let out = q.wait_for(
+        "[intruder] intruder: survived all attacks",
+        Duration::from_secs(120),
+    );
+    // Attacks 1-4 (memory outside the partition, an unmapped address, SMC,
+    // an implementation-defined register) each end in an injected exception.
+    let caught = out.matches("[intruder] intruder: caught exception").count();
+    assert_eq!(
+        caught, 4,
+        "four attacks ended in an injected exception:\n{out}"
+    );
+    for n in 1..=4 {
+        let at = out
+            .find(&format!("[intruder] intruder: attack {n}:"))
+            .expect("attack announced");
+        let next = out[at..]
+            .find("[intruder] intruder: caught exception")
+            .expect("caught");
+        assert!(
+            !out[at..at + next].contains("no exception"),
+            "attack {n} was stopped:\n{out}"
+        );
+    }
+    assert_eq!(out.matches("abort injected").count(), 4, "{out}");
+    // Debug and PMU registers never reach the hardware: they read as zero.
+    assert!(
+        out.contains("[intruder] intruder: attack 5: no exception (x0=0x0)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("[intruder] intruder: attack 6: no exception (x0=0x0)"),
+        "{out}"
+    );
+    let before = heartbeats(&out).len();
+    let out = q.wait_for_count(
+        "[rtos] rtos: heartbeat ",
+        before + 3,
+        Duration::from_secs(120),
+    );
+    assert!(heartbeats(&out).iter().all(|h| h.misses == 0), "{out}");
+    assert!(!out.contains("PANIC") && !out.contains("FATAL"), "{out}");
+}
+
+/// REQ-ISO-1, REQ-FLT-1: with policy `stop`, the first access outside the
+/// partition stops it for good; the RTOS is not disturbed.
+#[test]
+fn intruder_is_stopped_and_rtos_runs_on() {
+    let image = build("qemu/configs/virt-intruder-stop.toml");
+    let mut q = Qemu::boot(&image, &Options::default());
+    let out = q.wait_for("partition 'intruder' stopped", Duration::from_secs(120));
+    let before = heartbeats(&out).len();
+    let out = q.wait_for_count(
+        "[rtos] rtos: heartbeat ",
+        before + 3,
+        Duration::from_secs(120),
+    );
+    assert!(out.contains("[intruder] intruder: attack 1"), "{out}");
+    assert!(
+        !out.contains("[intruder] intruder: attack 2"),
+        "no code ran after the stop:\n{out}"
+    );
+    assert!(!out.contains("[intruder] intruder: caught"), "{out}");
+    assert!(heartbeats(&out).iter().all(|h| h.misses == 0), "{out}");
+}
+
+/// REQ-BOOT-1: an image built for one machine refuses to boot on another
+/// (here: the virt configuration on a GICv2 `virt`), before any guest runs.
+#[test]
+fn platform_mismatch_halts_boot() {
+    let image = build("configs/qemu-virt.toml");
+    let opts = Options {
+        machine: Machine::VirtEl2GicV2,
+        ..Options::default()
+    };
+    let mut q = Qemu::boot(&image, &opts);
+    let out = q.wait_for("BOOT HALTED", BOOT);
+    assert!(out.contains("platform check"), "{out}");
+    std::thread::sleep(Duration::from_secs(2));
+    let out = q.output();
+    assert!(!out.contains("[rtos]"), "no guest ran:\n{out}");
+}
+
+/// REQ-CFG-2: each broken TOML under qemu/configs/bad stops the build with a
+/// message that names the file, the line and the rule.
+#[test]
+fn broken_configs_stop_the_build() {
+    let dir = repo_root().join("qemu/configs/bad");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).expect("qemu/configs/bad") {
+        let path = entry.unwrap().path();
+        if path.extension().and_then(|e| e.to_str()) != Some("toml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        let expect = text
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("# expect: "))
+            .unwrap_or_else(|| panic!("{} lacks '# expect: RULE message'", path.display()));
+        let (rule, msg) = expect.split_once(' ').unwrap_or((expect, ""));
+        let b = try_build(&path);
+        assert!(!b.success, "{} must not build", path.display());
+        let file = path.file_name().unwrap().to_str().unwrap();
+        let line = b
+            .stderr
+            .lines()
+            .find(|l| l.contains(&format!("error[{rule}]")))
+            .unwrap_or_else(|| panic!("{}: no error[{rule}] in:\n{}", path.display(), b.stderr));
+        assert!(line.contains(file), "error names the file: {line}");
+        let loc = line.split(file).nth(1).unwrap_or("");
+        assert!(
+            loc.starts_with(':') && loc[1..].chars().next().is_some_and(|c| c.is_ascii_digit()),
+            "error names the line: {line}"
+        );
+        assert!(
+            b.stderr.contains(msg.trim()),
+            "{}: '{msg}' not in:\n{}",
+            path.display(),
+            b.stderr
+        );
+        n += 1;
+    }
+    assert!(
+        n >= 5,
+        "at least five broken configs are checked, found {n}"
+    );
+}

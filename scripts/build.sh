@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Builds a bootable Septum image for one partition configuration.
+#
+#   scripts/build.sh [--config FILE] [--features F] [--quiet]
+#
+# Steps: install prerequisites; build the guests; validate the TOML and
+# generate the hypervisor's configuration (a broken TOML stops here with a
+# message naming file, line and rule); build the hypervisor; write the raw
+# image to target/septum/<config>/septum.img. Prints the image path last.
+set -euo pipefail
+. "$(dirname "$0")/lib/deps.sh"
+
+config="$SEPTUM_ROOT/configs/qemu-virt.toml"
+quiet=0
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --config) config="$2"; shift 2 ;;
+        --quiet) quiet=1; shift ;;
+        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        *) echo "build.sh: unknown argument '$1'" >&2; exit 2 ;;
+    esac
+done
+config="$(cd "$(dirname "$config")" && pwd)/$(basename "$config")"
+name="$(basename "$config" .toml)"
+
+ensure_rust
+cd "$SEPTUM_ROOT"
+# One build at a time: every configuration links the same hypervisor binary.
+mkdir -p target/septum
+exec 9>target/septum/.build.lock
+flock 9
+cargo_q=()
+[ "$quiet" = 1 ] && cargo_q=(-q)
+
+out="$SEPTUM_ROOT/target/septum"
+mkdir -p "$out/guests" "$out/$name/gen"
+objcopy="$(llvm_objcopy)"
+
+# Guests (the same images boot natively; see docs/rtos.md).
+cargo build "${cargo_q[@]}" --release --target aarch64-unknown-none \
+    -p septum-rtos -p septum-intruder
+for g in septum-rtos septum-intruder; do
+    "$objcopy" -O binary "target/aarch64-unknown-none/release/$g" "$out/guests/$g.bin.tmp"
+    mv "$out/guests/$g.bin.tmp" "$out/guests/$g.bin"
+done
+
+# Validate and generate (host tool).
+cargo run "${cargo_q[@]}" --release -p septum-config -- \
+    generate "$config" --out "$out/$name/gen"
+
+# The hypervisor: soft-float, so that it never touches guest FP/SIMD state.
+SEPTUM_GEN_DIR="$out/$name/gen" cargo build "${cargo_q[@]}" --release \
+    --target aarch64-unknown-none-softfloat -p septum-hypervisor
+cp "target/aarch64-unknown-none-softfloat/release/septum" "$out/$name/septum.elf"
+"$objcopy" -O binary "$out/$name/septum.elf" "$out/$name/septum.img"
+echo "$out/$name/septum.img"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Runs every test: formatting and lints, host unit tests, then the QEMU
+# integration tests that boot real images. Exits non-zero if anything fails.
+#
+#   scripts/test.sh [--quick]     (--quick: host tests and lints only)
+set -euo pipefail
+. "$(dirname "$0")/lib/deps.sh"
+
+quick=0
+[ "${1:-}" = "--quick" ] && quick=1
+
+ensure_all
+cd "$SEPTUM_ROOT"
+step() { printf '\n==> %s\n' "$*"; }
+
+step "rustfmt"
+cargo fmt --all -- --check
+
+step "host unit tests (septum-core, septum-config, rtos logic, harness)"
+cargo test -p septum-core -p septum-config
+cargo test -p septum-rtos --lib
+cargo test -p septum-qemu-tests --lib
+
+step "build the default image (also validates configs/qemu-virt.toml)"
+scripts/build.sh --quiet --config configs/qemu-virt.toml >/dev/null
+
+step "clippy (host crates and bare-metal crates)"
+cargo clippy -q -p septum-core -p septum-config -p septum-qemu-tests --all-targets -- -D warnings
+cargo clippy -q -p septum-rtos -p septum-intruder --target aarch64-unknown-none -- -D warnings
+SEPTUM_GEN_DIR="$SEPTUM_ROOT/target/septum/qemu-virt/gen" \
+    cargo clippy -q -p septum-hypervisor --target aarch64-unknown-none-softfloat -- -D warnings
+
+if [ "$quick" = 1 ]; then
+    echo "quick run: QEMU integration tests skipped"
+    exit 0
+fi
+
+step "QEMU integration tests"
+# Two test threads: each QEMU is single-threaded under -icount.
+cargo test -p septum-qemu-tests --tests -- --test-threads=2

@@ -76,26 +76,6 @@ pub fn primary(dtb: u64, core: u64) -> ! {
         halt_fmt(format_args!("building partitions failed: {e}"));
     }
     print_partition_table();
-    for p in partition::all() {
-        let t = time::ticks();
-        match partition::load_images(p) {
-            Ok(bytes) => {
-                p.set_state(State::Running);
-                log::info!(
-                    "partition '{}': {bytes} bytes of images loaded in {} us",
-                    p.name(),
-                    (time::ticks() - t) * 1_000_000 / time::freq()
-                );
-            }
-            Err(e) => {
-                p.set_state(State::Failed);
-                log::error!("partition '{}' will not run: {e}", p.name());
-                if p.cfg.criticality == Criticality::Critical {
-                    crate::exit::safe_state(p, format_args!("its images could not be loaded"));
-                }
-            }
-        }
-    }
     log::info!(
         "boot heap: {} KiB of {} KiB used; sealed (no allocation after boot)",
         heap::in_use() / 1024,
@@ -115,32 +95,51 @@ pub fn secondary(core: u64) -> ! {
     unsafe { mmu::enable() };
     if !irq::init_core(CONFIG.platform.gic.maintenance_irq) {
         log::error!("core {core}: no GIC redistributor; parking");
-        crate::exit::park_current("no redistributor");
+        crate::exit::park_current();
     }
     run_this_core()
 }
 
-/// Starts this core's vCPU 0 if it has one; otherwise idles.
+/// The core of a partition's vCPU 0 loads that partition (so that a large
+/// Linux partition loads in parallel with the already running RTOS) and
+/// starts it; other cores wait in the park loop for PSCI CPU_ON.
 fn run_this_core() -> ! {
     let core = percpu::core();
     if let Some(p) = partition::of_core(core) {
         let vcpu = p.vcpu_of_core(core).unwrap_or(0);
-        if vcpu == 0 && p.state() == State::Running {
-            log::info!(
-                "core {core}: entering partition '{}' at {:#x}",
-                p.name(),
-                p.cfg.entry.raw()
-            );
+        if vcpu == 0 {
+            load_partition(p);
+            log::info!("core {core}: entering partition '{}' at {:#x}", p.name(), p.cfg.entry.raw());
+            percpu::set_power(core, percpu::Power::On);
             vcpu::enter(p, 0, p.cfg.entry.raw(), p.cfg.boot_arg);
         }
-        log::info!(
-            "core {core}: vCPU {vcpu} of '{}' waits for PSCI CPU_ON",
-            p.name()
-        );
+        log::info!("core {core}: vCPU {vcpu} of '{}' waits for PSCI CPU_ON", p.name());
     } else {
         log::info!("core {core}: in no partition; idle");
     }
-    crate::exit::park_current("idle")
+    crate::exit::park_current()
+}
+
+fn load_partition(p: &'static partition::PartitionRt) {
+    let t = time::ticks();
+    match partition::load_images(p) {
+        Ok(bytes) => {
+            p.set_state(State::Running);
+            log::info!(
+                "partition '{}': {bytes} bytes of images loaded in {} us",
+                p.name(),
+                (time::ticks() - t) * 1_000_000 / time::freq()
+            );
+        }
+        Err(e) => {
+            p.set_state(State::Failed);
+            log::error!("partition '{}' will not run: {e}", p.name());
+            if p.cfg.criticality == Criticality::Critical {
+                crate::exit::safe_state(p, format_args!("its images could not be loaded"));
+            }
+            crate::exit::park_current();
+        }
+    }
 }
 
 fn start_secondaries() {

@@ -191,6 +191,7 @@ fn hvc(frame: &mut TrapFrame) {
     match psci::handle(p, vcpu, frame) {
         psci::Outcome::Return(v) => frame.x[0] = v,
         psci::Outcome::Fault(f) => guest_fault(frame, f, format_args!("{}", psci::describe(f))),
+        psci::Outcome::CpuOff => park_current(),
     }
 }
 
@@ -201,6 +202,23 @@ fn hvc(frame: &mut TrapFrame) {
 fn sysreg(frame: &mut TrapFrame, esr: u64) {
     let pc = frame.elr;
     let acc = esr::decode_sysreg(esr);
+    let key = acc.key();
+    if !acc.read && (key == esr::ICC_SGI1R_EL1 || key == esr::ICC_ASGI1R_EL1) {
+        if let Some((p, vcpu)) = percpu::running() {
+            crate::vgic::send_sgi(p, vcpu, frame.reg(acc.rt));
+        }
+        frame.elr += 4;
+        return;
+    }
+    if key == esr::ICC_SGI0R_EL1 || ((key == esr::ICC_SGI1R_EL1 || key == esr::ICC_ASGI1R_EL1) && acc.read) {
+        // Group-0 SGIs do not exist for guests; the SGI registers are
+        // write-only. Ignored, as a GIC with a single security state would.
+        if acc.read {
+            frame.set_reg(acc.rt, 0);
+        }
+        frame.elr += 4;
+        return;
+    }
     if acc.is_debug_or_pmu() {
         if acc.read {
             frame.set_reg(acc.rt, 0);
@@ -286,21 +304,42 @@ fn action_name(a: FaultAction) -> &'static str {
 pub fn stop_partition(p: &PartitionRt, why: &str) -> ! {
     p.set_state(State::Stopped);
     vgic::quiesce(p);
+    stop_other_vcpus(p);
+    log::warn!("partition '{}' stopped ({why}); the other partitions run on", p.name());
+    park_current()
+}
+
+/// Sends every other core of `p` to its park loop.
+fn stop_other_vcpus(p: &PartitionRt) {
     let me = percpu::core();
     for &c in p.cfg.cores {
-        if c as usize != me {
+        let c = c as usize;
+        percpu::clear_command(c);
+        if c != me {
             irq::gic().send_sgi(c as u64, irq::SGI_STOP);
         }
     }
-    log::warn!(
-        "partition '{}' stopped ({why}); the other partitions run on",
-        p.name()
-    );
-    park_current("partition stopped")
+}
+
+/// Waits (bounded) until the other cores of `p` have parked.
+fn wait_parked(p: &PartitionRt) -> bool {
+    let me = percpu::core();
+    let deadline = crate::time::ticks() + crate::time::freq() / 10;
+    loop {
+        let all = p.cfg.cores.iter().all(|&c| c as usize == me || percpu::is_parked(c as usize));
+        if all {
+            return true;
+        }
+        if crate::time::ticks() > deadline {
+            return false;
+        }
+        core::hint::spin_loop();
+    }
 }
 
 /// Reloads `p` from its pristine images and starts it again, within the
-/// restart budget; a spent budget stops it for good.
+/// restart budget; a spent budget stops it for good (or, for the critical
+/// partition, enters the safe state).
 pub fn restart_partition(p: &PartitionRt) -> ! {
     let now_ms = crate::time::now_ms();
     if !p.budget.lock().try_consume(now_ms) {
@@ -311,33 +350,37 @@ pub fn restart_partition(p: &PartitionRt) -> ! {
             p.cfg.fault_policy.restart_window_ms
         );
         if p.cfg.criticality == Criticality::Critical {
-            safe_state(
-                p,
-                format_args!("the critical partition keeps failing (restart budget spent)"),
-            );
+            safe_state(p, format_args!("the critical partition keeps failing (restart budget spent)"));
         }
         stop_partition(p, "restart budget spent");
     }
-    if p.cfg.cores.len() > 1 {
-        // Multi-vCPU restart needs the other cores to rendezvous (issue #5).
-        stop_partition(p, "restart of a multi-core partition is not supported yet");
-    }
     p.set_state(State::Loading);
     vgic::quiesce(p);
+    stop_other_vcpus(p);
+    if !wait_parked(p) {
+        log::error!("partition '{}': a vCPU did not stop in time", p.name());
+        stop_partition(p, "vCPUs did not stop for the restart");
+    }
     irq::flush_core();
+    vgic::quiesce(p);
     vgic::reset(p);
     match crate::partition::load_images(p) {
-        Ok(bytes) => log::info!(
-            "partition '{}': reloaded {bytes} bytes of images; restarting",
-            p.name()
-        ),
+        Ok(bytes) => log::info!("partition '{}': reloaded {bytes} bytes of images; restarting", p.name()),
         Err(e) => {
             log::error!("partition '{}': reload failed: {e}", p.name());
             stop_partition(p, "reload failed");
         }
     }
     p.set_state(State::Running);
-    crate::vcpu::enter(p, 0, p.cfg.entry.raw(), p.cfg.boot_arg)
+    let me = percpu::core();
+    let boot_core = p.cfg.cores[0] as usize;
+    if boot_core == me {
+        crate::vcpu::enter(p, 0, p.cfg.entry.raw(), p.cfg.boot_arg);
+    }
+    percpu::set_power(boot_core, percpu::Power::OnPending);
+    percpu::post_start(boot_core, p.cfg.entry.raw(), p.cfg.boot_arg);
+    irq::gic().send_sgi(boot_core as u64, irq::SGI_WAKE);
+    park_current()
 }
 
 /// The documented safe state: no guest code runs anywhere, the alarm is on
@@ -354,23 +397,41 @@ pub fn safe_state(p: &PartitionRt, what: core::fmt::Arguments<'_>) -> ! {
         q.set_state(State::Stopped);
         vgic::quiesce(q);
         for &c in q.cfg.cores {
+            percpu::clear_command(c as usize);
             if c as usize != me {
                 irq::gic().send_sgi(c as u64, irq::SGI_STOP);
             }
         }
     }
-    park_current("safe state")
+    park_current()
 }
 
-/// Takes this core out of guest execution for good (until a later restart
-/// wakes it): interrupts stay masked at EL2 and the core sleeps.
-pub fn park_current(_why: &str) -> ! {
+/// Takes this core out of guest execution: its vCPU is off, interrupts
+/// stay masked at EL2 and the core sleeps until a request in its mailbox
+/// (PSCI CPU_ON from a sibling vCPU, or a partition restart) starts the vCPU
+/// again.
+pub fn park_current() -> ! {
+    let me = percpu::core();
     irq::flush_core();
     percpu::clear_running();
+    percpu::set_power(me, percpu::Power::Off);
+    percpu::set_parked(me, true);
+    let g = irq::gic();
     loop {
+        if let Some((_, entry, ctx)) = percpu::take_command() {
+            if let Some(p) = crate::partition::of_core(me) {
+                if p.state() == State::Running {
+                    let vcpu = p.vcpu_of_core(me).unwrap_or(0);
+                    percpu::set_parked(me, false);
+                    percpu::set_power(me, percpu::Power::On);
+                    crate::vcpu::enter(p, vcpu, entry, ctx);
+                }
+            }
+            percpu::set_power(me, percpu::Power::Off);
+        }
         asm::wfi();
-        // Drain anything that woke us so the core can sleep again.
-        let g = irq::gic();
+        // Acknowledge whatever woke us so the core can sleep again; the
+        // mailbox is checked at the top of the loop.
         let intid = g.ack();
         if intid < 1020 {
             g.eoi(intid);

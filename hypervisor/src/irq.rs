@@ -18,8 +18,13 @@ use crate::percpu;
 static GIC: Once<GicV3> = Once::new();
 static NUM_LRS: AtomicUsize = AtomicUsize::new(0);
 
-/// Hypervisor SGIs.
+/// Hypervisor SGIs (guests never see physical SGIs: theirs are virtual).
+/// Stop the vCPU on the target core and park it.
 pub const SGI_STOP: u32 = 0;
+/// A parked core has a request in its mailbox (PSCI CPU_ON, restart).
+pub const SGI_WAKE: u32 = 1;
+/// The target vCPU has new virtual SGIs pending.
+pub const SGI_KICK: u32 = 2;
 
 /// Interrupts waiting for a free list register, per core (bounded, ordered
 /// by priority, coalesced; see `septum_core::vgic::lr`).
@@ -188,8 +193,65 @@ fn refill() {
 }
 
 fn handle_sgi(sgi: u32) {
-    if sgi == SGI_STOP {
-        crate::exit::park_current("stop requested by another core");
+    match sgi {
+        SGI_STOP => crate::exit::park_current(),
+        SGI_KICK => inject_pending_sgis(),
+        // SGI_WAKE only matters to a parked core; a running one ignores it.
+        _ => {}
+    }
+}
+
+/// Injects a purely virtual interrupt (an SGI) into this core's vCPU.
+fn inject_virtual(intid: u32, prio: u8) {
+    let Some(mgr) = LRS.get(percpu::core()) else { return };
+    let mut mgr = mgr.lock();
+    let n = num_lrs();
+    let mut lrs = [0u64; 16];
+    for (i, lr) in lrs.iter_mut().enumerate().take(n) {
+        *lr = sys::read_lr(i);
+    }
+    let before = lrs;
+    let irq = Irq { vintid: intid, pintid: None, priority: prio };
+    if mgr.inject(&mut lrs[..n], irq).is_err() {
+        log::warn!("core {}: virtual SGI {intid} dropped, list-register queue full", percpu::core());
+    }
+    write_changed(&before[..n], &lrs[..n]);
+    set_npie(mgr.has_queued());
+}
+
+/// Moves every pending, enabled virtual SGI of this core's vCPU into the
+/// list registers (or their queue).
+pub fn inject_pending_sgis() {
+    let Some((p, vcpu)) = percpu::running() else { return };
+    let Some(r) = p.redists.get(vcpu) else { return };
+    // Bounded: at most 16 SGIs can be pending.
+    for _ in 0..16 {
+        let next = {
+            let d = p.vgic.lock();
+            let mut r = r.lock();
+            let best = d.pending_for(&r);
+            if let Some(b) = best {
+                r.take_pending(b.intid);
+            }
+            best
+        };
+        match next {
+            Some(b) => inject_virtual(b.intid, b.priority),
+            None => break,
+        }
+    }
+}
+
+/// Tells vCPU `vcpu` of `p` that it has new virtual SGIs: directly if it
+/// runs here, by a hypervisor SGI if it runs on another core, not at all if
+/// it is off (they are injected when it starts).
+pub fn kick(p: &crate::partition::PartitionRt, vcpu: usize) {
+    let Some(&core) = p.cfg.cores.get(vcpu) else { return };
+    let core = core as usize;
+    if core == percpu::core() {
+        inject_pending_sgis();
+    } else if percpu::power(core) == percpu::Power::On {
+        gic().send_sgi(core as u64, SGI_KICK);
     }
 }
 

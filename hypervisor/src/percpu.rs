@@ -1,6 +1,6 @@
 //! Per-core facts: which partition and vCPU a core runs, its stack.
 
-use core::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use aarch64_cpu::registers::MPIDR_EL1;
 use septum_core::config::MAX_CPUS;
@@ -61,4 +61,86 @@ pub fn set_pa_range_bits(bits: u8) {
 
 pub fn pa_range_bits() -> u8 {
     PA_RANGE_BITS.load(Ordering::Relaxed)
+}
+
+/// Power state of the vCPU a core hosts, as PSCI AFFINITY_INFO reports it.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Power {
+    Off = 0,
+    OnPending = 1,
+    On = 2,
+}
+
+/// What a parked core is asked to do next.
+#[repr(u8)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Command {
+    None = 0,
+    /// Start this core's vCPU at the mailbox's entry with x0 = context.
+    Start = 1,
+}
+
+static POWER: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(Power::Off as u8) }; MAX_CPUS];
+static PARKED: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+static MAIL_CMD: [AtomicU8; MAX_CPUS] = [const { AtomicU8::new(Command::None as u8) }; MAX_CPUS];
+static MAIL_ENTRY: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+static MAIL_CTX: [AtomicU64; MAX_CPUS] = [const { AtomicU64::new(0) }; MAX_CPUS];
+
+pub fn power(core: usize) -> Power {
+    match POWER.get(core).map(|p| p.load(Ordering::Acquire)) {
+        Some(2) => Power::On,
+        Some(1) => Power::OnPending,
+        _ => Power::Off,
+    }
+}
+
+pub fn set_power(core: usize, p: Power) {
+    if let Some(s) = POWER.get(core) {
+        s.store(p as u8, Ordering::Release);
+    }
+}
+
+/// Moves `core` from Off to OnPending; false if it was not off.
+pub fn claim_power_on(core: usize) -> bool {
+    POWER.get(core).is_some_and(|s| {
+        s.compare_exchange(Power::Off as u8, Power::OnPending as u8, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    })
+}
+
+pub fn set_parked(core: usize, parked: bool) {
+    if let Some(s) = PARKED.get(core) {
+        s.store(parked, Ordering::Release);
+    }
+}
+
+pub fn is_parked(core: usize) -> bool {
+    PARKED.get(core).is_some_and(|s| s.load(Ordering::Acquire))
+}
+
+/// Posts a start request for `core` (the caller then sends it a wake-up SGI).
+pub fn post_start(core: usize, entry: u64, ctx: u64) {
+    if let (Some(e), Some(c), Some(cmd)) = (MAIL_ENTRY.get(core), MAIL_CTX.get(core), MAIL_CMD.get(core)) {
+        e.store(entry, Ordering::Relaxed);
+        c.store(ctx, Ordering::Relaxed);
+        cmd.store(Command::Start as u8, Ordering::Release);
+    }
+}
+
+/// Takes this core's pending request, if any.
+pub fn take_command() -> Option<(Command, u64, u64)> {
+    let c = core();
+    let cmd = MAIL_CMD.get(c)?.swap(Command::None as u8, Ordering::AcqRel);
+    if cmd != Command::Start as u8 {
+        return None;
+    }
+    Some((Command::Start, MAIL_ENTRY[c].load(Ordering::Relaxed), MAIL_CTX[c].load(Ordering::Relaxed)))
+}
+
+/// Drops any request posted for `core`.
+pub fn clear_command(core: usize) {
+    if let Some(cmd) = MAIL_CMD.get(core) {
+        cmd.store(Command::None as u8, Ordering::Release);
+    }
 }

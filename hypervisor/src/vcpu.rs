@@ -94,6 +94,8 @@ pub fn enter(p: &PartitionRt, vcpu: usize, pc: u64, arg: u64) -> ! {
     sys::write_ich_hcr(1);
     asm::dsb_isb();
     percpu::set_running(p.cfg.id, vcpu);
+    // SGIs sent to this vCPU while it was off.
+    crate::irq::inject_pending_sgis();
     // SAFETY: stage 2, HCR_EL2 and EL1 state were set above; the stack top is
     // this core's own.
     unsafe { asm::enter_guest(pc, arg, SPSR_EL1H_MASKED, percpu::stack_top()) }

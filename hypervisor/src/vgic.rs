@@ -59,7 +59,20 @@ pub fn apply(p: &PartitionRt, fx: &Effects) {
                     gic.set_ppi_enabled(core as usize, intid, false);
                 }
             }
+            Effect::Kick { vcpu } => irq::kick(p, vcpu),
             _ => {}
+        }
+    }
+}
+
+/// A guest's write to ICC_SGI1R_EL1 (or ICC_ASGI1R_EL1): make the SGI
+/// pending for each target vCPU of the same partition and kick them.
+/// Targets outside the partition do not exist for it and are dropped.
+pub fn send_sgi(p: &PartitionRt, sender: usize, value: u64) {
+    let t = septum_core::vgic::decode_sgi1r(value, sender, p.redists.len());
+    for (vcpu, r) in p.redists.iter().enumerate() {
+        if t.targets & (1 << vcpu) != 0 && r.lock().set_sgi_pending(t.intid) {
+            irq::kick(p, vcpu);
         }
     }
 }

@@ -12,6 +12,12 @@ pub const DENIED: i64 = -3;
 pub const ALREADY_ON: i64 = -4;
 pub const ON_PENDING: i64 = -5;
 pub const INTERNAL_FAILURE: i64 = -6;
+pub const INVALID_ADDRESS: i64 = -9;
+
+/// AFFINITY_INFO answers.
+pub const AFFINITY_ON: i64 = 0;
+pub const AFFINITY_OFF: i64 = 1;
+pub const AFFINITY_ON_PENDING: i64 = 2;
 
 /// Function IDs (SMC32 and SMC64 where both exist).
 pub const PSCI_VERSION: u32 = 0x8400_0000;
@@ -47,6 +53,8 @@ pub enum Call {
     },
     /// Turn the calling vCPU off.
     CpuOff,
+    /// Report vCPU `vcpu`'s power state (0 on, 1 off, 2 on-pending).
+    AffinityInfo { vcpu: usize },
     SystemOff,
     SystemReset,
 }
@@ -92,12 +100,17 @@ pub fn decode(x0: u64, x1: u64, x2: u64, x3: u64, vcpus: usize) -> Call {
             }
         }
         AFFINITY_INFO_32 | AFFINITY_INFO_64 => {
-            // Only level 0 is supported; the caller resolves on/off.
-            if x2 != 0 {
+            let (target, level) = if fid == AFFINITY_INFO_32 {
+                (x1 & 0xffff_ffff, x2 & 0xffff_ffff)
+            } else {
+                (x1, x2)
+            };
+            // Only level 0 (a single vCPU) is meaningful in a flat topology.
+            if level != 0 {
                 return Call::Return(INVALID_PARAMETERS);
             }
-            match vcpu_of_mpidr(x1, vcpus) {
-                Some(_) => Call::Return(NOT_SUPPORTED),
+            match vcpu_of_mpidr(target, vcpus) {
+                Some(v) => Call::AffinityInfo { vcpu: v },
                 None => Call::Return(INVALID_PARAMETERS),
             }
         }
@@ -216,6 +229,10 @@ mod tests {
 
     #[test]
     fn affinity_info_levels() {
+        assert_eq!(
+            decode(AFFINITY_INFO_64 as u64, 1, 0, 0, 2),
+            Call::AffinityInfo { vcpu: 1 }
+        );
         assert_eq!(
             decode(AFFINITY_INFO_64 as u64, 0, 1, 0, 2),
             Call::Return(INVALID_PARAMETERS)

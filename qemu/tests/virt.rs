@@ -184,3 +184,36 @@ fn broken_configs_stop_the_build() {
         "at least five broken configs are checked, found {n}"
     );
 }
+
+/// REQ-FLT-1: with policy `restart`, each violation reloads the partition
+/// from its pristine image and starts it again, until the restart budget is
+/// spent; then it stays stopped. The RTOS is not disturbed.
+#[test]
+fn intruder_restarts_until_budget_spent() {
+    let image = build("qemu/configs/virt-intruder-restart.toml");
+    let mut q = Qemu::boot(&image, &Options::default());
+    let out = q.wait_for("partition 'intruder' stopped", Duration::from_secs(120));
+    assert_eq!(
+        out.matches("[intruder] intruder: start").count(),
+        3,
+        "first boot + 2 restarts:\n{out}"
+    );
+    assert_eq!(
+        out.matches("partition 'intruder': reloaded").count(),
+        2,
+        "{out}"
+    );
+    assert!(out.contains("restart budget spent"), "{out}");
+    assert!(
+        !out.contains("[intruder] intruder: attack 2"),
+        "attack 1 always ends the run:\n{out}"
+    );
+    let before = heartbeats(&out).len();
+    let out = q.wait_for_count(
+        "[rtos] rtos: heartbeat ",
+        before + 3,
+        Duration::from_secs(120),
+    );
+    assert!(heartbeats(&out).iter().all(|h| h.misses == 0), "{out}");
+    assert!(!out.contains("PANIC") && !out.contains("FATAL"), "{out}");
+}

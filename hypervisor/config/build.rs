@@ -21,10 +21,20 @@ fn main() {
     println!("cargo:rerun-if-changed=build.rs");
     println!("cargo:rerun-if-changed=src");
     println!("cargo:rerun-if-changed=tests/fixtures");
-    for name in ["good", "rpi4"] {
+    for name in ["good", "rpi4", "linux"] {
         let toml = manifest.join("tests/fixtures").join(format!("{name}.toml"));
+        // Each fixture gets its own directory, as `septum-config generate`
+        // would; the generated code embeds its device trees from there.
+        let dir = out.join(format!("fixture_{name}"));
+        fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("cannot create {}: {e}", dir.display()));
         let code = match septum_config::load(&toml) {
-            Ok(cfg) => septum_config::generate_rust(&cfg),
+            Ok(cfg) => {
+                for (file, data) in septum_config::output_files(&cfg, &dir) {
+                    fs::write(&file, data)
+                        .unwrap_or_else(|e| panic!("cannot write {}: {e}", file.display()));
+                }
+                septum_config::generate_rust(&cfg, &dir)
+            }
             Err(d) => format!("compile_error!({:?});\n", d.to_string()),
         };
         let dest = out.join(format!("fixture_{name}.rs"));

@@ -8,7 +8,8 @@
 //! [`load`] parses and checks a file against every rule in [`Rule`]; its
 //! [`Diagnostics`] name file, line, column and rule of each problem.
 //! [`generate_rust`] emits the `SystemConfig` static the hypervisor
-//! `include!`s. The TOML format and the rules are documented in
+//! `include!`s; [`output_files`] adds the summary and, for each partition
+//! that boots Linux, the device tree [`fdt::linux_dtb`] generates. The TOML format and the rules are documented in
 //! `docs/configuration.md`.
 //!
 //! Module paths are written relative (`super::`) because `build.rs` compiles
@@ -17,6 +18,8 @@
 
 pub mod codegen;
 pub mod diag;
+pub mod fdt;
+pub mod linux;
 pub mod model;
 mod parse;
 pub mod rules;
@@ -28,7 +31,7 @@ mod validate;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-pub use codegen::generate_rust;
+pub use codegen::{dtb_path, generate_rust, output_files};
 pub use diag::{Diagnostic, Diagnostics};
 pub use model::ValidatedConfig;
 pub use rules::Rule;

@@ -13,7 +13,8 @@ usage: septum-config check <file.toml>
 
   check     validate the file; prints `ok: N partitions` or the errors
   table     validate, then print the partition table and memory map
-  generate  validate, then write <dir>/config.rs and <dir>/summary.txt
+  generate  validate, then write <dir>/config.rs, <dir>/summary.txt and
+            <dir>/<partition>.dtb for each Linux partition
   rules     list the validation rules and their IDs
 
 exit status: 0 success, 1 invalid configuration or I/O error, 2 usage error";
@@ -35,20 +36,14 @@ fn generate(path: &Path, out: &Path) -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let files = [
-        (out.join("config.rs"), septum_config::generate_rust(&cfg)),
-        (
-            out.join("summary.txt"),
-            septum_config::partition_table(&cfg),
-        ),
-    ];
+    let files = septum_config::output_files(&cfg, out);
     if let Err(e) = fs::create_dir_all(out) {
         eprintln!("septum-config: cannot create {}: {e}", out.display());
         return ExitCode::from(1);
     }
     for (file, text) in files {
         // Leave an unchanged file alone so that cargo does not rebuild for nothing.
-        if fs::read_to_string(&file).is_ok_and(|old| old == text) {
+        if fs::read(&file).is_ok_and(|old| old == text) {
             continue;
         }
         if let Err(e) = fs::write(&file, text) {
@@ -56,10 +51,15 @@ fn generate(path: &Path, out: &Path) -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    let dtbs = cfg.partitions.iter().filter(|p| p.linux.is_some()).count();
     println!(
-        "ok: {} partitions; wrote {}/config.rs and summary.txt",
+        "ok: {} partitions; wrote {}/config.rs, summary.txt{}",
         cfg.partitions.len(),
-        out.display()
+        out.display(),
+        match dtbs {
+            0 => String::new(),
+            n => format!(" and {n} device tree{}", if n == 1 { "" } else { "s" }),
+        }
     );
     ExitCode::SUCCESS
 }

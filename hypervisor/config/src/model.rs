@@ -74,6 +74,29 @@ pub struct Partition {
     pub entry: GuestPhysAddr,
     pub boot_arg: u64,
     pub fault_policy: FaultPolicy,
+    /// Set when the partition boots Linux: then `images` are the kernel and
+    /// the initrd, `entry` is the kernel and `boot_arg` the device tree's IPA.
+    pub linux: Option<Linux>,
+}
+
+/// Where a Linux partition's pieces land (see `linux::place`) and what goes
+/// into its device tree.
+#[derive(Clone, Debug)]
+pub struct Linux {
+    /// From the kernel's Image header.
+    pub text_offset: u64,
+    pub image_size: u64,
+    /// `[kernel, kernel + image_size)`: the kernel's own, including its BSS.
+    pub kernel: GuestPhysAddr,
+    /// `[start, end)` of the initrd, when there is one.
+    pub initrd: Option<GuestRange>,
+    /// The 2 MiB-aligned slot the device tree is copied to (x0 at entry).
+    pub dtb: GuestPhysAddr,
+    pub bootargs: String,
+    /// Name of the device that becomes /chosen stdout-path.
+    pub stdout: Option<String>,
+    /// The flattened device tree (filled in once the rest is validated).
+    pub dtb_blob: Vec<u8>,
 }
 
 #[derive(Clone, Debug)]
@@ -92,6 +115,10 @@ pub struct Device {
     pub kind: DeviceKind,
     pub irqs: Vec<u32>,
     pub shared_with: Vec<String>,
+    /// Device-tree `compatible` entries; empty: not described in a tree.
+    pub compatible: Vec<String>,
+    /// Device-tree `reg` size (defaults to the mapped size).
+    pub reg_size: u64,
 }
 
 #[derive(Clone, Debug)]

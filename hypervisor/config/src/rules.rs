@@ -90,6 +90,20 @@ rules! {
     InjectAbort = "CFG-41", "inject-abort is allowed only for access-violation and illegal-instruction";
     SafeState = "CFG-42", "safe-state is allowed only in the critical partition";
     RestartBudget = "CFG-43", "max-restarts and restart-window-ms must be in 0..=2^32-1, the window > 0 when restarts > 0, and restart needs max-restarts > 0";
+
+    // Limits of the hypervisor's static tables.
+    PartitionLimit = "CFG-44", "at most 255 partitions: VMIDs are index + 1 and 8 bits wide";
+    RestartCapacity = "CFG-45", "max-restarts must be at most 16 (septum_core::fault::RESTART_BUDGET_CAPACITY)";
+
+    // Device tree and Linux boot.
+    DtDevice = "CFG-46", "compatible entries must be non-empty printable ASCII without spaces, and a device with a compatible needs a valid device-tree node name";
+    RegSize = "CFG-47", "reg-size must be > 0 and <= the device's size";
+    LinuxForm = "CFG-48", "a partition has either entry (with images, boot-arg) or a linux table, not both; linux strings hold no NUL and bootargs fits Linux's 2048-byte command line";
+    KernelImage = "CFG-49", "linux.kernel must be an uncompressed arm64 Image: the 64-byte header with magic \"ARM\\x64\", little-endian, a non-zero image_size";
+    LinuxPlacement = "CFG-50", "a Linux partition's first memory region must be rwx, private, 2 MiB aligned and hold the kernel, the initrd and a 2 MiB device-tree slot";
+    LinuxStdout = "CFG-51", "linux.stdout must name a passthrough device of the partition that has a compatible";
+    VcpuLimit = "CFG-52", "a partition may have at most as many vCPUs as the GIC has redistributor frames (GICv3: platform.cpus) or CPU interfaces (GICv2: 8)";
+    GicIpa = "CFG-53", "a partition's memory and device IPA ranges must not overlap the GIC frames the hypervisor emulates there";
 }
 
 #[cfg(test)]

@@ -93,14 +93,28 @@ pub struct Partition {
     pub name: Spanned<String>,
     pub criticality: Spanned<Criticality>,
     pub cores: Spanned<Vec<Spanned<u64>>>,
-    pub entry: Spanned<u64>,
+    /// Required unless the partition boots Linux (`linux`), which computes it.
+    pub entry: Option<Spanned<u64>>,
     pub boot_arg: Option<Spanned<u64>>,
     pub memory: Spanned<Vec<Spanned<MemRegion>>>,
     #[serde(default)]
     pub devices: Vec<Spanned<Device>>,
     #[serde(default)]
     pub images: Vec<Spanned<Image>>,
+    pub linux: Option<Spanned<Linux>>,
     pub fault_policy: Option<Spanned<FaultPolicy>>,
+}
+
+/// `[partition.linux]`: boot an unmodified arm64 Linux kernel; the tool
+/// places kernel, initrd and a generated device tree.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Linux {
+    pub kernel: Spanned<String>,
+    pub initrd: Option<Spanned<String>>,
+    pub bootargs: Option<Spanned<String>>,
+    /// Name of a passthrough device of the partition: /chosen stdout-path.
+    pub stdout: Option<Spanned<String>>,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -149,6 +163,40 @@ pub struct Device {
     pub irqs: Option<Spanned<Vec<Spanned<u64>>>>,
     pub dma: Option<Spanned<bool>>,
     pub shared_with: Option<Spanned<Vec<Spanned<String>>>>,
+    /// Device-tree `compatible` (one string or a list); only for the tree.
+    pub compatible: Option<Spanned<Compatible>>,
+    /// Device-tree `reg` size when the register block is smaller than `size`.
+    pub reg_size: Option<Spanned<u64>>,
+}
+
+/// A `compatible` value: `"arm,pl011"` or `["arm,pl011", "arm,primecell"]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Compatible(pub Vec<String>);
+
+impl<'de> Deserialize<'de> for Compatible {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Compatible;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Compatible, E> {
+                Ok(Compatible(vec![s.to_owned()]))
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut a: A,
+            ) -> Result<Compatible, A::Error> {
+                let mut v = Vec::new();
+                while let Some(s) = a.next_element::<String>()? {
+                    v.push(s);
+                }
+                Ok(Compatible(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 #[derive(Debug, Deserialize)]

@@ -193,6 +193,12 @@ pub fn partition_table(cfg: &ValidatedConfig) -> String {
                     if !d.shared_with.is_empty() {
                         extra.push(format!("shared with {}", d.shared_with.join(", ")));
                     }
+                    if !d.compatible.is_empty() {
+                        extra.push(format!("dt {}", d.compatible.join(" ")));
+                        if d.reg_size != sz {
+                            extra.push(format!("reg-size {}", hx(d.reg_size)));
+                        }
+                    }
                     rows.push(vec![
                         "device".into(),
                         d.name.clone(),
@@ -225,7 +231,53 @@ pub fn partition_table(cfg: &ValidatedConfig) -> String {
                 i.path.display().to_string(),
             ]);
         }
+        if let Some(l) = &part.linux {
+            rows.push(vec![
+                "image".into(),
+                "dtb".into(),
+                format!("{} bytes", l.dtb_blob.len()),
+                format!("IPA {}", range(l.dtb.0, l.dtb_blob.len() as u64)),
+                String::new(),
+                String::new(),
+                format!(
+                    "(generated; 2 MiB slot {})",
+                    range(l.dtb.0, super::linux::DTB_MAX)
+                ),
+            ]);
+        }
         o.push_str(&columns(&rows, "  "));
+        if let Some(l) = &part.linux {
+            let _ = writeln!(
+                o,
+                "  linux   kernel at {} (text_offset {}, image_size {}: claims {}); entry {}, x0 = device tree at {}",
+                hx(l.kernel.0),
+                hx(l.text_offset),
+                hx(l.image_size),
+                range(l.kernel.0, l.image_size),
+                hx(part.entry.0),
+                hx(l.dtb.0)
+            );
+            if let Some(r) = l.initrd {
+                let _ = writeln!(
+                    o,
+                    "  linux   initrd {} (linux,initrd-start/-end)",
+                    range(r.start.0, r.size)
+                );
+            }
+            let stdout = l.stdout.as_ref().map_or_else(
+                || "none".to_owned(),
+                |name| {
+                    let path = part.devices.iter().find_map(|d| match d.kind {
+                        DeviceKind::Passthrough { ipa, .. } if &d.name == name => {
+                            Some(super::fdt::device_path(name, ipa.0))
+                        }
+                        _ => None,
+                    });
+                    format!("{name} ({})", path.unwrap_or_default())
+                },
+            );
+            let _ = writeln!(o, "  linux   bootargs {:?}; stdout {stdout}", l.bootargs);
+        }
         let f = &part.fault_policy;
         let _ = writeln!(
             o,

@@ -7,12 +7,16 @@
 
 use std::collections::HashMap;
 use std::fs;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use septum_core::config::MAX_CPUS;
+use septum_core::fault::RESTART_BUDGET_CAPACITY;
+use septum_core::vgic::MAX_VCPUS;
 use toml::Spanned;
 
 use super::diag::{Diagnostic, Span};
+use super::linux::{self, ImageHeader, PlaceError, Placement};
 use super::model::{
     self, Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, FaultPolicy, Gic,
     GicVersion, GuestPhysAddr, GuestRange, Perms, PhysAddr, PhysRange, Uart, UartKind,
@@ -39,6 +43,12 @@ const GICH_V2_SIZE: u64 = 0x2000;
 const GICV_V2_SIZE: u64 = 0x2000;
 /// Number of release addresses `septum_core::config::CpuBoot::SpinTable` holds.
 const SPIN_TABLE_SLOTS: usize = 3;
+/// VMIDs are `index + 1` and the hypervisor uses 8-bit VMIDs.
+pub const MAX_PARTITIONS: usize = 255;
+/// CPU interfaces a GICv2 distributor can target.
+const GIC_V2_CPUS: u64 = 8;
+/// Longest device-tree node name (without the unit address).
+const NODE_NAME_MAX: usize = 31;
 
 fn v<T: Copy>(x: &Spanned<T>) -> T {
     *x.get_ref()
@@ -78,6 +88,8 @@ struct Dev<'a> {
     d: &'a s::Device,
     pa: Option<PhysRange>,
     ipa: Option<GuestRange>,
+    /// Its PA range overlaps the GIC or the console (CFG-31).
+    reserved: bool,
 }
 
 impl Dev<'_> {
@@ -94,9 +106,51 @@ impl Dev<'_> {
 }
 
 /// What an image file turned out to be.
+#[derive(Clone)]
 struct ImageFile {
     path: PathBuf,
     len: u64,
+}
+
+/// A Linux partition whose files and placement passed every check.
+struct LinuxPlan {
+    kernel: ImageFile,
+    header: ImageHeader,
+    initrd: Option<ImageFile>,
+    at: Placement,
+}
+
+/// The GIC frames a partition sees at its platform addresses (the
+/// redistributor block grows with the partition's vCPUs).
+#[derive(Clone, Copy)]
+enum GuestGic {
+    V3 { gicd: u64, gicr: u64, stride: u64 },
+    V2 { gicd: u64, gicc: u64 },
+}
+
+impl GuestGic {
+    fn frames(self, vcpus: u64) -> Vec<(&'static str, GuestRange)> {
+        match self {
+            GuestGic::V3 { gicd, gicr, stride } => vec![
+                ("GICD", ipa_range(gicd, GIC_V3_FRAME)),
+                ("GICR", ipa_range(gicr, stride.saturating_mul(vcpus))),
+            ],
+            GuestGic::V2 { gicd, gicc } => vec![
+                ("GICD", ipa_range(gicd, GICD_V2_SIZE)),
+                ("GICC", ipa_range(gicc, GICC_V2_SIZE)),
+            ],
+        }
+    }
+}
+
+/// A device-tree node name: 1 to 31 of `a-z A-Z 0-9 , . _ + -`, starting
+/// with a letter (Devicetree Specification 2.2.1).
+fn node_name_ok(name: &str) -> bool {
+    name.len() <= NODE_NAME_MAX
+        && name.starts_with(|c: char| c.is_ascii_alphabetic())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ",._+-".contains(c))
 }
 
 struct Validator<'a> {
@@ -115,6 +169,10 @@ struct Validator<'a> {
     devs: Vec<Dev<'a>>,
     /// Per partition, per image.
     images: Vec<Vec<Option<ImageFile>>>,
+    /// Per partition: the Linux boot plan, when it has one that checked out.
+    linux: Vec<Option<LinuxPlan>>,
+    /// The GIC as partitions see it, when the platform's GIC checked out.
+    guest_gic: Option<GuestGic>,
 }
 
 /// Checks `file` (the parsed text of `path`); image paths are relative to
@@ -137,11 +195,44 @@ pub fn validate(
         mems: Vec::new(),
         devs: Vec::new(),
         images: Vec::new(),
+        linux: Vec::new(),
+        guest_gic: None,
     };
     val.platform();
     val.partitions();
+    if !val.errs.is_empty() {
+        return Err(val.errs);
+    }
+    let mut cfg = val.build(path);
+    // The device trees describe the validated configuration, so they are
+    // made last; only their size can still be wrong.
+    for i in 0..cfg.partitions.len() {
+        if cfg.partitions[i].linux.is_none() {
+            continue;
+        }
+        let blob = super::fdt::linux_dtb(&cfg, i);
+        if blob.len() as u64 > linux::DTB_MAX {
+            let span = file.partition[i]
+                .get_ref()
+                .linux
+                .as_ref()
+                .map(Spanned::span);
+            val.err(
+                Rule::LinuxPlacement,
+                span,
+                format!(
+                    "the device tree of partition `{}` is {} bytes; Linux accepts at most 2 MiB",
+                    cfg.partitions[i].name,
+                    blob.len()
+                ),
+            );
+        }
+        if let Some(l) = cfg.partitions[i].linux.as_mut() {
+            l.dtb_blob = blob;
+        }
+    }
     if val.errs.is_empty() {
-        Ok(val.build(path))
+        Ok(cfg)
     } else {
         Err(val.errs)
     }
@@ -432,6 +523,13 @@ impl<'a> Validator<'a> {
                         ),
                     );
                 }
+                if stride_ok {
+                    self.guest_gic = Some(GuestGic::V3 {
+                        gicd: v(&g.gicd),
+                        gicr: v(gicr),
+                        stride: st,
+                    });
+                }
                 // The redistributors of every core, as one block.
                 let size = self
                     .cpus
@@ -440,6 +538,10 @@ impl<'a> Validator<'a> {
                 frames.push(("GICR", gicr, size, GIC_V3_FRAME));
             }
             (2, _, _, Some(gicc), Some(gich), Some(gicv)) => {
+                self.guest_gic = Some(GuestGic::V2 {
+                    gicd: v(&g.gicd),
+                    gicc: v(gicc),
+                });
                 frames.push(("GICD", &g.gicd, Some(GICD_V2_SIZE), PAGE));
                 frames.push(("GICC", gicc, Some(GICC_V2_SIZE), PAGE));
                 frames.push(("GICH", gich, Some(GICH_V2_SIZE), PAGE));
@@ -600,6 +702,7 @@ impl<'a> Validator<'a> {
             );
             return;
         }
+        self.partition_limit();
         self.names_and_criticality();
         self.cores();
         for (i, p) in parts.iter().enumerate() {
@@ -615,12 +718,402 @@ impl<'a> Validator<'a> {
         self.memory_overlaps();
         self.device_overlaps();
         self.ipa_overlaps();
+        self.gic_ipa();
+        self.vcpu_limit();
         self.irq_uniqueness();
         self.dma();
         for (i, p) in parts.iter().enumerate() {
-            self.images(i, p.get_ref());
-            self.entry(i, p.get_ref());
-            self.fault_policy(p.get_ref());
+            let p = p.get_ref();
+            self.boot_form(p);
+            if p.linux.is_none() {
+                self.images(i, p);
+            } else {
+                // linux names its own files; `images` beside it is CFG-48.
+                self.images.push(Vec::new());
+            }
+            let plan = self.linux(i, p);
+            self.linux.push(plan);
+            if let (None, Some(e)) = (&p.linux, &p.entry) {
+                self.entry(i, p, e);
+            }
+            self.fault_policy(p);
+        }
+    }
+
+    /// CFG-44.
+    fn partition_limit(&mut self) {
+        let parts = &self.file.partition;
+        if parts.len() > MAX_PARTITIONS {
+            let p = parts[MAX_PARTITIONS].get_ref();
+            self.err(
+                Rule::PartitionLimit,
+                p.name.span(),
+                format!(
+                    "{} partitions: at most {MAX_PARTITIONS} fit, since partition n gets VMID n + 1 and VMIDs are 8 bits (partition `{}` would get VMID {})",
+                    parts.len(),
+                    p.name.get_ref(),
+                    MAX_PARTITIONS + 1
+                ),
+            );
+        }
+    }
+
+    /// CFG-52: a vCPU without a redistributor frame (GICv3) or CPU interface
+    /// (GICv2) could not take interrupts.
+    fn vcpu_limit(&mut self) {
+        let mut limits = vec![(
+            MAX_VCPUS as u64,
+            format!("the virtual GIC supports {MAX_VCPUS}"),
+        )];
+        match (self.guest_gic, self.cpus) {
+            (Some(GuestGic::V3 { .. }), Some(cpus)) => limits.push((
+                cpus,
+                format!("the GICv3 has {cpus} redistributor frames (platform.cpus)"),
+            )),
+            (Some(GuestGic::V2 { .. }), _) => limits.push((
+                GIC_V2_CPUS,
+                format!("a GICv2 has {GIC_V2_CPUS} CPU interfaces"),
+            )),
+            _ => {}
+        }
+        let Some((limit, why)) = limits.into_iter().min_by_key(|(l, _)| *l) else {
+            return;
+        };
+        for p in &self.file.partition {
+            let p = p.get_ref();
+            let n = p.cores.get_ref().len() as u64;
+            if n > limit {
+                self.err(
+                    Rule::VcpuLimit,
+                    p.cores.span(),
+                    format!("partition `{}` has {n} vCPUs, but {why}", p.name.get_ref()),
+                );
+            }
+        }
+    }
+
+    /// CFG-53: the hypervisor traps (GICD, GICR) or maps (GICv2 GICC) the
+    /// GIC at the platform's addresses in every partition's IPA space.
+    fn gic_ipa(&mut self) {
+        let Some(gic) = self.guest_gic else { return };
+        let parts = &self.file.partition;
+        let vcpus = |part: usize| parts[part].get_ref().cores.get_ref().len() as u64;
+        let mut items: Vec<(usize, String, GuestRange, Span)> = Vec::new();
+        for m in &self.mems {
+            if let Some(ipa) = m.ipa {
+                let what = format!("memory region `{}`", m.r.name.get_ref());
+                items.push((m.part, what, ipa, m.r.ipa.span()));
+            }
+        }
+        // A device that is itself a GIC frame (CFG-31) is reported once.
+        for d in self.devs.iter().filter(|d| !d.reserved) {
+            if let Some(ipa) = d.ipa {
+                let what = format!("device `{}`", d.d.name.get_ref());
+                items.push((d.part, what, ipa, d.d.ipa.span()));
+            }
+        }
+        let mut errs = Vec::new();
+        for (part, what, ipa, span) in items {
+            for (frame, r) in gic.frames(vcpus(part)) {
+                if r.size > 0 && r.overlaps(&ipa) {
+                    errs.push(Diagnostic::new(
+                        Rule::GicIpa,
+                        span.clone(),
+                        format!(
+                            "in partition `{}`, {what} at IPA {} overlaps the {frame} frame {} that the hypervisor provides at that IPA",
+                            self.part_name(part),
+                            range(ipa.start.0, ipa.size),
+                            range(r.start.0, r.size)
+                        ),
+                    ));
+                }
+            }
+        }
+        self.errs.extend(errs);
+    }
+
+    /// CFG-48: how the partition boots.
+    fn boot_form(&mut self, p: &'a s::Partition) {
+        let name = p.name.get_ref();
+        let Some(ls) = &p.linux else {
+            if p.entry.is_none() {
+                self.err(
+                    Rule::LinuxForm,
+                    p.name.span(),
+                    format!(
+                        "partition `{name}` needs `entry` (where vCPU 0 starts) or a `linux` table"
+                    ),
+                );
+            }
+            return;
+        };
+        if let Some(e) = &p.entry {
+            self.push(
+                Diagnostic::new(
+                    Rule::LinuxForm,
+                    e.span(),
+                    format!("partition `{name}` boots Linux: its entry is the kernel's load address, computed from the Image header; remove `entry`"),
+                )
+                .note(ls.span(), "the linux table"),
+            );
+        }
+        if let Some(b) = &p.boot_arg {
+            self.push(
+                Diagnostic::new(
+                    Rule::LinuxForm,
+                    b.span(),
+                    format!("partition `{name}` boots Linux: x0 is the device tree's address, computed by the tool; remove `boot-arg`"),
+                )
+                .note(ls.span(), "the linux table"),
+            );
+        }
+        if let Some(first) = p.images.first() {
+            self.push(
+                Diagnostic::new(
+                    Rule::LinuxForm,
+                    first.span(),
+                    format!("partition `{name}` boots Linux: `images` and `linux` exclude each other (linux names the kernel and the initrd)"),
+                )
+                .note(ls.span(), "the linux table"),
+            );
+        }
+        let l = ls.get_ref();
+        for (key, val) in [
+            ("kernel", Some(&l.kernel)),
+            ("initrd", l.initrd.as_ref()),
+            ("bootargs", l.bootargs.as_ref()),
+            ("stdout", l.stdout.as_ref()),
+        ] {
+            if let Some(val) = val.filter(|x| x.get_ref().contains('\0')) {
+                self.err(
+                    Rule::LinuxForm,
+                    val.span(),
+                    format!("linux.{key} of partition `{name}` contains a NUL character"),
+                );
+            }
+        }
+        if let Some(b) = &l.bootargs {
+            let len = b.get_ref().len();
+            if len >= linux::COMMAND_LINE_SIZE {
+                self.err(
+                    Rule::LinuxForm,
+                    b.span(),
+                    format!(
+                        "linux.bootargs of partition `{name}` is {len} bytes; Linux keeps at most {} (COMMAND_LINE_SIZE {} with the NUL)",
+                        linux::COMMAND_LINE_SIZE - 1,
+                        linux::COMMAND_LINE_SIZE
+                    ),
+                );
+            }
+        }
+    }
+
+    /// CFG-36..37, CFG-46, CFG-49..51: a Linux partition's files, the first
+    /// memory region and where everything lands. `None` for other
+    /// partitions and whenever something is wrong.
+    fn linux(&mut self, part: usize, p: &'a s::Partition) -> Option<LinuxPlan> {
+        let l = p.linux.as_ref()?.get_ref();
+        let pname = p.name.get_ref();
+        self.linux_stdout(p, l);
+        // Regions that Linux must not use as RAM become /reserved-memory nodes.
+        for m in p.memory.get_ref() {
+            let m = m.get_ref();
+            let general = m.shared_with.is_empty() && v(&m.perms) == s::Perms::Rwx;
+            let name = m.name.get_ref();
+            if !general && !name.is_empty() && !node_name_ok(name) {
+                self.err(
+                    Rule::DtDevice,
+                    m.name.span(),
+                    format!("memory region `{name}` of Linux partition `{pname}` is described under /reserved-memory, but {name:?} is not a device-tree node name (1 to {NODE_NAME_MAX} of a-z A-Z 0-9 , . _ + -, starting with a letter)"),
+                );
+            }
+        }
+        let what = format!("linux.kernel of partition `{pname}`");
+        let kernel = self
+            .open_file(&what, &l.kernel)
+            .filter(|f| self.file_nonempty(&what, &l.kernel, f));
+        let header = kernel
+            .as_ref()
+            .and_then(|k| self.kernel_header(&what, &l.kernel, k));
+        let initrd = match &l.initrd {
+            None => Some(None),
+            Some(rel) => {
+                let what = format!("linux.initrd of partition `{pname}`");
+                self.open_file(&what, rel)
+                    .filter(|f| self.file_nonempty(&what, rel, f))
+                    .map(Some)
+            }
+        };
+        let (base, size, region) = self.linux_region(part, p)?;
+        let (kernel, header, initrd) = (kernel?, header?, initrd?);
+        match linux::place(
+            base,
+            size,
+            &header,
+            kernel.len,
+            initrd.as_ref().map(|f| f.len),
+        ) {
+            Ok(at) => Some(LinuxPlan {
+                kernel,
+                header,
+                initrd,
+                at,
+            }),
+            Err(PlaceError::Unaligned) => None, // reported by linux_region
+            Err(PlaceError::TooSmall { needed_end }) => {
+                let initrd_part = initrd
+                    .as_ref()
+                    .map(|f| format!(", an initrd of {} bytes", f.len))
+                    .unwrap_or_default();
+                self.err(
+                    Rule::LinuxPlacement,
+                    region.size.span(),
+                    format!(
+                        "memory region `{}` {} of Linux partition `{pname}` is too small for a kernel of {} bytes (text_offset {}, image_size {}){initrd_part} and a 2 MiB device-tree block above them: it must reach IPA {}, i.e. have a size of at least {}",
+                        region.name.get_ref(),
+                        range(base, size),
+                        kernel.len,
+                        hx(header.text_offset),
+                        hx(header.image_size),
+                        hex(needed_end),
+                        hex(needed_end - u128::from(base))
+                    ),
+                );
+                None
+            }
+            Err(PlaceError::InitrdWindow { span }) => {
+                self.err(
+                    Rule::LinuxPlacement,
+                    region.size.span(),
+                    format!(
+                        "Linux partition `{pname}`: the initrd would end {} above the 1 GiB boundary below the kernel; Linux needs kernel and initrd inside one 32 GiB window",
+                        hex(span)
+                    ),
+                );
+                None
+            }
+        }
+    }
+
+    /// CFG-50: the first memory region, which holds kernel, initrd and
+    /// device tree. Its IPA range, when it can be used.
+    fn linux_region(
+        &mut self,
+        part: usize,
+        p: &'a s::Partition,
+    ) -> Option<(u64, u64, &'a s::MemRegion)> {
+        let pname = p.name.get_ref();
+        let Some(first) = p.memory.get_ref().first() else {
+            self.err(
+                Rule::LinuxPlacement,
+                p.memory.span(),
+                format!("Linux partition `{pname}` has no memory region to boot from"),
+            );
+            return None;
+        };
+        let r = first.get_ref();
+        let what = format!(
+            "memory region `{}` of Linux partition `{pname}` (the first one, which holds kernel, initrd and device tree)",
+            r.name.get_ref()
+        );
+        let mut ok = true;
+        if v(&r.perms) != s::Perms::Rwx {
+            ok = false;
+            self.err(
+                Rule::LinuxPlacement,
+                r.perms.span(),
+                format!("{what} must be \"rwx\": the kernel runs from it"),
+            );
+        }
+        if let Some(sw) = r.shared_with.first() {
+            ok = false;
+            self.err(
+                Rule::LinuxPlacement,
+                sw.span(),
+                format!("{what} must not be shared: Linux takes it as its own RAM"),
+            );
+        }
+        let ipa = v(&r.ipa);
+        if !aligned(ipa, linux::ALIGN) {
+            ok = false;
+            self.err(
+                Rule::LinuxPlacement,
+                r.ipa.span(),
+                format!(
+                    "{what}: ipa {} is not 2 MiB aligned; the kernel's base must be",
+                    hx(ipa)
+                ),
+            );
+        }
+        // The region's own rules (CFG-19..27) must have passed, too.
+        let checked = self
+            .mems
+            .iter()
+            .find(|m| m.part == part && std::ptr::eq(m.r, r))
+            .and_then(|m| m.ipa)?;
+        ok.then_some((checked.start.0, checked.size, r))
+    }
+
+    /// CFG-51.
+    fn linux_stdout(&mut self, p: &'a s::Partition, l: &'a s::Linux) {
+        let Some(out) = &l.stdout else { return };
+        let (pname, name) = (p.name.get_ref(), out.get_ref());
+        let dev = p
+            .devices
+            .iter()
+            .find(|d| d.get_ref().name.get_ref() == name);
+        let problem = match dev.map(|d| (d, d.get_ref())) {
+            None => Some((
+                format!("linux.stdout names `{name}`, but partition `{pname}` has no device of that name"),
+                None,
+            )),
+            Some((ds, d)) if v(&d.kind) != s::DeviceKind::Passthrough => Some((
+                format!("linux.stdout names `{name}`, a virtual-uart; it must be a passthrough device, since only those are described in the device tree"),
+                Some(ds.span()),
+            )),
+            Some((ds, d)) if d.compatible.is_none() => Some((
+                format!("linux.stdout names `{name}`, which has no compatible and so is not in the device tree"),
+                Some(ds.span()),
+            )),
+            Some(_) => None,
+        };
+        if let Some((msg, at)) = problem {
+            let mut d = Diagnostic::new(Rule::LinuxStdout, out.span(), msg);
+            if let Some(at) = at {
+                d = d.note(at, "the device");
+            }
+            self.push(d);
+        }
+    }
+
+    /// CFG-49: the kernel's Image header.
+    fn kernel_header(
+        &mut self,
+        what: &str,
+        rel: &Spanned<String>,
+        f: &ImageFile,
+    ) -> Option<ImageHeader> {
+        let mut head = Vec::with_capacity(linux::HEADER_LEN);
+        let read = fs::File::open(&f.path)
+            .and_then(|file| file.take(linux::HEADER_LEN as u64).read_to_end(&mut head));
+        if let Err(e) = read {
+            self.err(
+                Rule::ImageFile,
+                rel.span(),
+                format!("{what}: cannot read {}: {e}", f.path.display()),
+            );
+            return None;
+        }
+        match linux::parse_header(&head) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                self.err(
+                    Rule::KernelImage,
+                    rel.span(),
+                    format!("{what}: {} is not an arm64 Image: {e}", f.path.display()),
+                );
+                None
+            }
         }
     }
 
@@ -883,6 +1376,7 @@ impl<'a> Validator<'a> {
             d,
             pa: None,
             ipa: None,
+            reserved: false,
         };
         match v(&d.kind) {
             s::DeviceKind::Passthrough => {
@@ -942,16 +1436,20 @@ impl<'a> Validator<'a> {
                             .note(res_span.clone(), format!("{label} is declared here"))
                         })
                         .collect();
+                    dev.reserved = !clashes.is_empty();
                     self.errs.extend(clashes);
                 }
+                self.device_tree_keys(&what, d);
             }
             s::DeviceKind::VirtualUart => {
-                let extra: [(&str, Option<Span>); 5] = [
+                let extra: [(&str, Option<Span>); 7] = [
                     ("pa", d.pa.as_ref().map(Spanned::span)),
                     ("size", d.size.as_ref().map(Spanned::span)),
                     ("irqs", d.irqs.as_ref().map(Spanned::span)),
                     ("dma", d.dma.as_ref().map(Spanned::span)),
                     ("shared-with", d.shared_with.as_ref().map(Spanned::span)),
+                    ("compatible", d.compatible.as_ref().map(Spanned::span)),
+                    ("reg-size", d.reg_size.as_ref().map(Spanned::span)),
                 ];
                 for (key, span) in extra {
                     if let Some(span) = span {
@@ -1016,6 +1514,60 @@ impl<'a> Validator<'a> {
             }
         }
         self.devs.push(dev);
+    }
+
+    /// CFG-46, CFG-47: the keys that only feed the device tree.
+    fn device_tree_keys(&mut self, what: &str, d: &'a s::Device) {
+        if let Some(c) = &d.compatible {
+            let list = &c.get_ref().0;
+            if list.is_empty() {
+                self.err(
+                    Rule::DtDevice,
+                    c.span(),
+                    format!("{what}: compatible is an empty list; leave the key out to keep the device out of the device tree"),
+                );
+            }
+            for entry in list {
+                if entry.is_empty() {
+                    self.err(
+                        Rule::DtDevice,
+                        c.span(),
+                        format!("{what}: compatible has an empty entry"),
+                    );
+                } else if !entry.chars().all(|ch| ch.is_ascii_graphic()) {
+                    self.err(
+                        Rule::DtDevice,
+                        c.span(),
+                        format!("{what}: compatible entry {entry:?} must be printable ASCII without spaces"),
+                    );
+                }
+            }
+            let name = d.name.get_ref();
+            if !name.is_empty() && !node_name_ok(name) {
+                self.err(
+                    Rule::DtDevice,
+                    d.name.span(),
+                    format!("{what}: {name:?} is not a device-tree node name (1 to {NODE_NAME_MAX} of a-z A-Z 0-9 , . _ + -, starting with a letter), which a device with a compatible needs"),
+                );
+            }
+        }
+        if let Some(r) = &d.reg_size {
+            let rs = v(r);
+            let size = d.size.as_ref().map(v);
+            if rs == 0 {
+                self.err(Rule::RegSize, r.span(), format!("{what}: reg-size is 0"));
+            } else if let Some(size) = size.filter(|&sz| rs > sz) {
+                self.err(
+                    Rule::RegSize,
+                    r.span(),
+                    format!(
+                        "{what}: reg-size {} is larger than the mapped size {}",
+                        hx(rs),
+                        hx(size)
+                    ),
+                );
+            }
+        }
     }
 
     /// CFG-25: every shared-with entry names another, existing partition,
@@ -1299,6 +1851,72 @@ impl<'a> Validator<'a> {
             .filter_map(|m| m.ipa.map(|ipa| (m.r, ipa)))
     }
 
+    /// CFG-36: opens the file `rel` names (relative to the TOML file).
+    fn open_file(&mut self, what: &str, rel: &Spanned<String>) -> Option<ImageFile> {
+        let span = rel.span();
+        let rel = rel.get_ref();
+        let tried = normalize(&self.base_dir.join(rel));
+        let opened = fs::File::open(&tried).and_then(|f| f.metadata());
+        match opened {
+            Err(e) => {
+                self.err(
+                    Rule::ImageFile,
+                    span,
+                    format!(
+                        "{what}: cannot read {rel:?}: tried {}: {e}",
+                        tried.display()
+                    ),
+                );
+                None
+            }
+            Ok(m) if !m.is_file() => {
+                self.err(
+                    Rule::ImageFile,
+                    span,
+                    format!(
+                        "{what}: {rel:?} is not a regular file (tried {})",
+                        tried.display()
+                    ),
+                );
+                None
+            }
+            Ok(m) => match fs::canonicalize(&tried) {
+                Ok(path) if path.to_str().is_some() => Some(ImageFile { path, len: m.len() }),
+                Ok(path) => {
+                    self.err(
+                        Rule::ImageFile,
+                        span,
+                        format!(
+                            "{what}: the path {} is not UTF-8, which include_bytes! needs",
+                            path.display()
+                        ),
+                    );
+                    None
+                }
+                Err(e) => {
+                    self.err(
+                        Rule::ImageFile,
+                        span,
+                        format!("{what}: cannot resolve {}: {e}", tried.display()),
+                    );
+                    None
+                }
+            },
+        }
+    }
+
+    /// CFG-37.
+    fn file_nonempty(&mut self, what: &str, rel: &Spanned<String>, f: &ImageFile) -> bool {
+        if f.len == 0 {
+            self.err(
+                Rule::ImageEmpty,
+                rel.span(),
+                format!("{what}: {} is empty", f.path.display()),
+            );
+        }
+        f.len > 0
+    }
+
     /// CFG-36..39.
     fn images(&mut self, part: usize, p: &'a s::Partition) {
         let pname = p.name.get_ref();
@@ -1306,63 +1924,9 @@ impl<'a> Validator<'a> {
         for img in &p.images {
             let img = img.get_ref();
             let what = format!("image `{}` of partition `{pname}`", img.name.get_ref());
-            let rel = img.file.get_ref();
-            let tried = normalize(&self.base_dir.join(rel));
-            let opened = fs::File::open(&tried).and_then(|f| f.metadata());
-            let file = match opened {
-                Err(e) => {
-                    self.err(
-                        Rule::ImageFile,
-                        img.file.span(),
-                        format!(
-                            "{what}: cannot read {rel:?}: tried {}: {e}",
-                            tried.display()
-                        ),
-                    );
-                    None
-                }
-                Ok(m) if !m.is_file() => {
-                    self.err(
-                        Rule::ImageFile,
-                        img.file.span(),
-                        format!(
-                            "{what}: {rel:?} is not a regular file (tried {})",
-                            tried.display()
-                        ),
-                    );
-                    None
-                }
-                Ok(m) => match fs::canonicalize(&tried) {
-                    Ok(path) if path.to_str().is_some() => Some(ImageFile { path, len: m.len() }),
-                    Ok(path) => {
-                        self.err(
-                            Rule::ImageFile,
-                            img.file.span(),
-                            format!(
-                                "{what}: the path {} is not UTF-8, which include_bytes! needs",
-                                path.display()
-                            ),
-                        );
-                        None
-                    }
-                    Err(e) => {
-                        self.err(
-                            Rule::ImageFile,
-                            img.file.span(),
-                            format!("{what}: cannot resolve {}: {e}", tried.display()),
-                        );
-                        None
-                    }
-                },
-            };
+            let file = self.open_file(&what, &img.file);
             if let Some(f) = &file {
-                if f.len == 0 {
-                    self.err(
-                        Rule::ImageEmpty,
-                        img.file.span(),
-                        format!("{what}: {} is empty", f.path.display()),
-                    );
-                } else {
+                if self.file_nonempty(&what, &img.file, f) {
                     self.image_fits(part, img, &what, f.len);
                 }
             }
@@ -1429,8 +1993,8 @@ impl<'a> Validator<'a> {
     }
 
     /// CFG-40.
-    fn entry(&mut self, part: usize, p: &'a s::Partition) {
-        let e = v(&p.entry);
+    fn entry(&mut self, part: usize, p: &'a s::Partition, entry: &'a Spanned<u64>) {
+        let e = v(entry);
         let hit = self
             .regions_of(part)
             .find(|(_, ipa)| ipa.contains(GuestPhysAddr(e)));
@@ -1439,7 +2003,7 @@ impl<'a> Validator<'a> {
             Some((r, _)) => self.push(
                 Diagnostic::new(
                     Rule::Entry,
-                    p.entry.span(),
+                    entry.span(),
                     format!(
                         "entry {} of partition `{}` lies in memory region `{}`, which is not executable",
                         hx(e),
@@ -1451,7 +2015,7 @@ impl<'a> Validator<'a> {
             ),
             None => self.err(
                 Rule::Entry,
-                p.entry.span(),
+                entry.span(),
                 format!("entry {} of partition `{}` is not inside any of its memory regions", hx(e), p.name.get_ref()),
             ),
         }
@@ -1517,6 +2081,14 @@ impl<'a> Validator<'a> {
                     format!("{key} is {}; it must be between 0 and {}", v(val), u32::MAX),
                 ),
             }
+        }
+        if max > RESTART_BUDGET_CAPACITY as u64 {
+            let span = fp.max_restarts.as_ref().map(Spanned::span);
+            self.err(
+                Rule::RestartCapacity,
+                span,
+                format!("max-restarts is {max}; the hypervisor's restart budget tracks at most {RESTART_BUDGET_CAPACITY} restarts"),
+            );
         }
         if max > 0 && window == 0 {
             let span = fp.restart_window_ms.as_ref().map(Spanned::span);
@@ -1681,11 +2253,16 @@ impl<'a> Validator<'a> {
                         .shared_with
                         .as_ref()
                         .map_or_else(Vec::new, |l| names(l.get_ref())),
+                    compatible: d
+                        .compatible
+                        .as_ref()
+                        .map_or_else(Vec::new, |c| c.get_ref().0.clone()),
+                    reg_size: d.reg_size.as_ref().or(d.size.as_ref()).map_or(PAGE, v),
                 }
             })
             .collect();
         let files = self.images.get(id).map_or(&[][..], Vec::as_slice);
-        let images = p
+        let mut images: Vec<model::Image> = p
             .images
             .iter()
             .zip(files)
@@ -1726,6 +2303,47 @@ impl<'a> Validator<'a> {
                 .and_then(|f| f.restart_window_ms.as_ref())
                 .map_or(d.restart_window_ms, |x| v(x) as u32),
         };
+        let mut entry = GuestPhysAddr(p.entry.as_ref().map_or(0, v));
+        let mut boot_arg = p.boot_arg.as_ref().map_or(0, v);
+        let plan = self.linux.get(id).and_then(Option::as_ref);
+        let linux = match (plan, &p.linux) {
+            (Some(plan), Some(l)) => {
+                let l = l.get_ref();
+                let at = &plan.at;
+                images.push(model::Image {
+                    name: "kernel".into(),
+                    path: plan.kernel.path.clone(),
+                    len: plan.kernel.len,
+                    load: GuestPhysAddr(at.kernel),
+                });
+                if let (Some(f), Some((start, _))) = (&plan.initrd, at.initrd) {
+                    images.push(model::Image {
+                        name: "initrd".into(),
+                        path: f.path.clone(),
+                        len: f.len,
+                        load: GuestPhysAddr(start),
+                    });
+                }
+                entry = GuestPhysAddr(at.kernel);
+                boot_arg = at.dtb;
+                Some(model::Linux {
+                    text_offset: plan.header.text_offset,
+                    image_size: plan.header.image_size,
+                    kernel: GuestPhysAddr(at.kernel),
+                    initrd: at
+                        .initrd
+                        .map(|(s, e)| GuestRange::new(GuestPhysAddr(s), e - s)),
+                    dtb: GuestPhysAddr(at.dtb),
+                    bootargs: l
+                        .bootargs
+                        .as_ref()
+                        .map_or_else(String::new, |b| b.get_ref().clone()),
+                    stdout: l.stdout.as_ref().map(|x| x.get_ref().clone()),
+                    dtb_blob: Vec::new(),
+                })
+            }
+            _ => None,
+        };
         model::Partition {
             id,
             name: p.name.get_ref().clone(),
@@ -1738,9 +2356,10 @@ impl<'a> Validator<'a> {
             memory,
             devices,
             images,
-            entry: GuestPhysAddr(v(&p.entry)),
-            boot_arg: p.boot_arg.as_ref().map_or(0, v),
+            entry,
+            boot_arg,
             fault_policy,
+            linux,
         }
     }
 }

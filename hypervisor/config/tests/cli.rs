@@ -93,3 +93,47 @@ fn table_prints_partitions() {
     assert!(t.contains("linux  non-critical  1,2,3"), "{t}");
     assert!(t.contains("physical memory map"), "{t}");
 }
+
+/// `generate` writes a device tree per Linux partition and embeds it from
+/// there; `table` shows where kernel, initrd and device tree land.
+#[test]
+fn generate_and_table_for_linux() {
+    let out_dir: PathBuf =
+        std::env::temp_dir().join(format!("septum-config-linux-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    let out = run(&[
+        "generate",
+        &fixture("linux.toml"),
+        "--out",
+        out_dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stdout).contains("and 1 device tree"),
+        "{}",
+        text(&out.stdout)
+    );
+    let dtb = std::fs::read(out_dir.join("linux.dtb")).unwrap();
+    assert_eq!(&dtb[..4], &[0xd0, 0x0d, 0xfe, 0xed]);
+    let code = std::fs::read_to_string(out_dir.join("config.rs")).unwrap();
+    let embed = format!(
+        "data: include_bytes!({:?}),",
+        out_dir.join("linux.dtb").display().to_string()
+    );
+    assert!(code.contains(&embed), "{code}");
+    assert!(code.contains("name: \"dtb\","), "{code}");
+    assert!(code.contains("boot_arg: 0xbfe0_0000,"), "{code}");
+
+    let t = text(&run(&["table", &fixture("linux.toml")]).stdout);
+    for piece in [
+        "image   kernel  4096 bytes   IPA [0x5000_0000, 0x5000_1000)",
+        "image   initrd  34 bytes     IPA [0x5160_0000, 0x5160_0022)",
+        "(generated; 2 MiB slot [0xbfe0_0000, 0xc000_0000))",
+        "linux   kernel at 0x5000_0000 (text_offset 0x0, image_size 0x150_0000: claims [0x5000_0000, 0x5150_0000)); entry 0x5000_0000, x0 = device tree at 0xbfe0_0000",
+        "stdout uart1 (/uart1@9040000)",
+        "dt virtio,mmio; reg-size 0x200",
+    ] {
+        assert!(t.contains(piece), "missing {piece:?} in\n{t}");
+    }
+    let _ = std::fs::remove_dir_all(&out_dir);
+}

@@ -9,6 +9,11 @@ mod rpi4 {
     include!(concat!(env!("OUT_DIR"), "/fixture_rpi4.rs"));
 }
 
+#[allow(dead_code)] // LOAD_ADDR & co. are checked with the other fixtures
+mod linux {
+    include!(concat!(env!("OUT_DIR"), "/fixture_linux.rs"));
+}
+
 use septum_core::addr::{GuestPhysAddr, PhysAddr, PhysRange};
 use septum_core::config::{
     Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, GicVersion, Perms, UartKind,
@@ -132,4 +137,36 @@ fn rpi4_fixture() {
     assert_eq!(linux.fault_policy.max_restarts, 0);
     assert_eq!(rpi4::LOAD_ADDR, 0x20_0000);
     assert_eq!((rpi4::HYP_BASE, rpi4::HYP_SIZE), (0, 0x200_0000));
+}
+
+/// REQ-LINUX-BOOT: a Linux partition gets its kernel, initrd and generated
+/// device tree as images, entry = the kernel, x0 = the device tree.
+#[test]
+fn linux_fixture() {
+    let p = &linux::CONFIG.partitions[1];
+    assert_eq!(p.name, "linux");
+    assert_eq!(p.entry, GuestPhysAddr(0x5000_0000));
+    assert_eq!(p.boot_arg, 0xbfe0_0000);
+    let names: Vec<&str> = p.images.iter().map(|i| i.name).collect();
+    assert_eq!(names, ["kernel", "initrd", "dtb"]);
+    assert_eq!(p.images[0].data, include_bytes!("fixtures/linux.Image"));
+    assert_eq!(p.images[0].load, GuestPhysAddr(0x5000_0000));
+    assert_eq!(p.images[1].data, include_bytes!("fixtures/initrd.cpio.gz"));
+    assert_eq!(p.images[1].load, GuestPhysAddr(0x5160_0000));
+    let dtb = p.images[2].data;
+    assert_eq!(&dtb[..4], &[0xd0, 0x0d, 0xfe, 0xed]);
+    assert_eq!(p.images[2].load, GuestPhysAddr(0xbfe0_0000));
+    // The bytes embedded are the file build.rs wrote, as `generate` would.
+    let file = concat!(env!("OUT_DIR"), "/fixture_linux/linux.dtb");
+    assert_eq!(dtb, std::fs::read(file).unwrap());
+    assert!(matches!(
+        p.devices[1].kind,
+        DeviceKind::Passthrough {
+            pa: PhysAddr(0x0a00_0000),
+            size: 0x1000,
+            dma: true,
+            ..
+        }
+    ));
+    assert_eq!(p.fault_policy.max_restarts, 5);
 }

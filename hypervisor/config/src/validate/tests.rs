@@ -1,6 +1,7 @@
-//! One test per rule: each breaks the valid fixture tests/fixtures/good.toml
-//! in one way (or several related ways) and checks that exactly the intended
-//! rule fires, at the right place; boundary cases check what must still pass.
+//! One test per rule: each breaks a valid fixture (tests/fixtures/good.toml,
+//! or linux.toml for the Linux and device-tree rules) in one way (or several
+//! related ways) and checks that exactly the intended rule fires, at the
+//! right place; boundary cases check what must still pass.
 
 use std::path::{Path, PathBuf};
 
@@ -1259,7 +1260,516 @@ fn cfg43_restart_budget() {
     ok(&with(
         "system-reset = \"stop\", max-restarts = 0, restart-window-ms = 0",
     ));
-    ok(&with(
-        "max-restarts = 4294967295, restart-window-ms = 4294967295",
+    // The u32 bound of CFG-43 on the window; max-restarts is capped lower by
+    // CFG-45.
+    ok(&with("max-restarts = 16, restart-window-ms = 4294967295"));
+}
+
+/// CFG-44: VMIDs are 8 bits, so at most 255 partitions (the cores run out
+/// long before, which the other rules report).
+#[test]
+fn cfg44_partition_limit() {
+    let platform = &GOOD[..GOOD.find("[[partition]]").unwrap()];
+    let with = |n: usize| {
+        let mut t = platform.to_owned();
+        for i in 0..n {
+            let crit = if i == 0 { "critical" } else { "non-critical" };
+            t.push_str(&format!(
+                "[[partition]]\nname = \"p{i}\"\ncriticality = \"{crit}\"\ncores = []\nentry = 0\nmemory = []\n"
+            ));
+        }
+        t
+    };
+    let d = check(&with(255)).unwrap_err();
+    assert!(!d.has(Rule::PartitionLimit), "{d}");
+    let text = with(256);
+    let d = fails_with(
+        &text,
+        Rule::PartitionLimit,
+        "256 partitions: at most 255 fit, since partition n gets VMID n + 1 and VMIDs are 8 bits (partition `p255` would get VMID 256)",
+    );
+    assert_at(&d, &text, "\"p255\"", 0);
+}
+
+/// CFG-45: the restart budget holds at most 16 restarts.
+#[test]
+fn cfg45_restart_capacity() {
+    let fp = "max-restarts = 5, restart-window-ms = 10000";
+    ok(&patch(&[(
+        fp,
+        "max-restarts = 16, restart-window-ms = 10000",
+    )]));
+    let text = patch(&[(fp, "max-restarts = 17, restart-window-ms = 10000")]);
+    let d = fails(
+        &text,
+        Rule::RestartCapacity,
+        "max-restarts is 17; the hypervisor's restart budget tracks at most 16 restarts",
+    );
+    assert_at(&d, &text, "17", 0);
+}
+
+// ------------------------------------------------------------------ Linux
+
+const LINUX: &str = include_str!("../../tests/fixtures/linux.toml");
+const LINUX_TABLE: &str = r#"linux = { kernel = "linux.Image", initrd = "initrd.cpio.gz", bootargs = "console=ttyAMA0 panic=-1", stdout = "uart1" }"#;
+const LINUX_RAM_REGION: &str =
+    r#"{ name = "ram", ipa = 0x5000_0000, pa = 0x5000_0000, size = 0x7000_0000, perms = "rwx" },"#;
+const NET0: &str = r#"{ name = "net0", kind = "passthrough", pa = 0x0a00_0000, ipa = 0x0a00_0000, size = 0x1000, reg-size = 0x200, irqs = [48], dma = true, compatible = ["virtio,mmio"] },"#;
+
+/// The Linux fixture with each `old` (which must occur exactly once) replaced.
+fn patch_linux(edits: &[(&str, &str)]) -> String {
+    let mut s = LINUX.to_owned();
+    for (old, new) in edits {
+        assert_eq!(s.matches(old).count(), 1, "{old:?} must occur once");
+        s = s.replacen(old, new, 1);
+    }
+    s
+}
+
+/// The linux table with `key = value` pairs instead of the fixture's.
+fn linux_table(pairs: &str) -> String {
+    patch_linux(&[(LINUX_TABLE, &format!("linux = {{ {pairs} }}"))])
+}
+
+/// REQ-LINUX-BOOT: kernel, initrd and device tree land where the documented
+/// algorithm puts them, as images "kernel", "initrd" (and "dtb" in codegen).
+#[test]
+fn the_linux_fixture_is_valid_and_placed() {
+    let cfg = ok(LINUX);
+    let p = &cfg.partitions[1];
+    let l = p.linux.as_ref().expect("a Linux partition");
+    assert_eq!((l.text_offset, l.image_size), (0, 0x150_0000));
+    assert_eq!(l.kernel.0, 0x5000_0000);
+    assert_eq!(p.entry.0, 0x5000_0000);
+    let initrd = l.initrd.unwrap();
+    assert_eq!((initrd.start.0, initrd.size), (0x5160_0000, 34));
+    assert_eq!(l.dtb.0, 0xbfe0_0000);
+    assert_eq!(p.boot_arg, 0xbfe0_0000);
+    assert_eq!(l.bootargs, "console=ttyAMA0 panic=-1");
+    assert_eq!(l.stdout.as_deref(), Some("uart1"));
+    assert!(!l.dtb_blob.is_empty() && l.dtb_blob.len() < 4096);
+    let images: Vec<(&str, u64, u64)> = p
+        .images
+        .iter()
+        .map(|i| (i.name.as_str(), i.load.0, i.len))
+        .collect();
+    assert_eq!(
+        images,
+        [("kernel", 0x5000_0000, 4096), ("initrd", 0x5160_0000, 34)]
+    );
+    let net = &p.devices[1];
+    assert_eq!(net.compatible, ["virtio,mmio"]);
+    assert_eq!(net.reg_size, 0x200);
+    assert_eq!(p.devices[0].reg_size, 0x1000, "defaults to size");
+    assert!(p.devices[2].compatible.is_empty());
+    // The kernel and initrd are build dependencies.
+    assert!(cfg
+        .dependencies()
+        .iter()
+        .any(|d| d.ends_with("initrd.cpio.gz")));
+}
+
+/// CFG-28: the device-tree keys do not apply to a virtual UART.
+#[test]
+fn cfg28_device_tree_keys_on_a_virtual_uart() {
+    let vuart = r#"{ name = "console", kind = "virtual-uart", ipa = 0x0900_0000 }"#;
+    fails(
+        &patch_linux(&[(
+            vuart,
+            r#"{ name = "console", kind = "virtual-uart", ipa = 0x0900_0000, compatible = "arm,pl011" }"#,
+        )]),
+        Rule::DeviceForm,
+        "`compatible` does not apply to a virtual-uart",
+    );
+    fails(
+        &patch_linux(&[(
+            vuart,
+            r#"{ name = "console", kind = "virtual-uart", ipa = 0x0900_0000, reg-size = 0x200 }"#,
+        )]),
+        Rule::DeviceForm,
+        "`reg-size` does not apply to a virtual-uart",
+    );
+}
+
+/// CFG-46: compatible entries and the node names they need.
+#[test]
+fn cfg46_device_tree_names() {
+    let compat = r#"compatible = ["virtio,mmio"]"#;
+    let net = |c: &str| patch_linux(&[(compat, c)]);
+    let text = net(r#"compatible = """#);
+    let d = fails(&text, Rule::DtDevice, "compatible has an empty entry");
+    assert_at(&d, &text, "\"\" }", 0);
+    fails(
+        &net("compatible = []"),
+        Rule::DtDevice,
+        "compatible is an empty list",
+    );
+    fails(
+        &net(r#"compatible = ["virtio,mmio", "tab\t"]"#),
+        Rule::DtDevice,
+        "must be printable ASCII without spaces",
+    );
+    fails(
+        &net(r#"compatible = "virtio, mmio""#),
+        Rule::DtDevice,
+        "\"virtio, mmio\" must be printable ASCII without spaces",
+    );
+    fails(
+        &net("compatible = 5"),
+        Rule::Parse,
+        "expected a string or an array of strings",
+    );
+    ok(&net(r#"compatible = ["virtio,mmio", "x"]"#));
+
+    // Node names: up to 31 characters, starting with a letter.
+    let name = |n: &str| patch_linux(&[(r#"name = "net0""#, &format!("name = \"{n}\""))]);
+    ok(&name(&format!("n{}", "_".repeat(30))));
+    fails(
+        &name(&format!("n{}", "_".repeat(31))),
+        Rule::DtDevice,
+        "is not a device-tree node name",
+    );
+    fails(
+        &name("0net"),
+        Rule::DtDevice,
+        "\"0net\" is not a device-tree node name",
+    );
+    // Without a compatible the device is not in the tree: any name will do.
+    ok(&patch_linux(&[(r#"name = "gpio""#, r#"name = "0 gpio""#)]));
+
+    // Regions Linux must not use as RAM are nodes under /reserved-memory.
+    let shm = r#"{ name = "shm", ipa = 0x4900_0000"#;
+    fails(
+        &patch_linux(&[(shm, r#"{ name = "shared memory", ipa = 0x4900_0000"#)]),
+        Rule::DtDevice,
+        "memory region `shared memory` of Linux partition `linux` is described under /reserved-memory",
+    );
+    ok(&patch_linux(&[(
+        LINUX_RAM_REGION,
+        &LINUX_RAM_REGION.replace("\"ram\"", "\"main ram\""),
+    )]));
+}
+
+/// CFG-47: 0 < reg-size <= size.
+#[test]
+fn cfg47_reg_size() {
+    let rs = |v: &str| patch_linux(&[("reg-size = 0x200", &format!("reg-size = {v}"))]);
+    ok(&rs("0x1000"));
+    ok(&rs("1"));
+    let text = rs("0x1001");
+    let d = fails(
+        &text,
+        Rule::RegSize,
+        "reg-size 0x1001 is larger than the mapped size 0x1000",
+    );
+    assert_at(&d, &text, "0x1001", 0);
+    fails(&rs("0"), Rule::RegSize, "reg-size is 0");
+}
+
+/// CFG-48: entry/images/boot-arg or linux, never both; clean strings.
+#[test]
+fn cfg48_linux_form() {
+    let cores = "cores = [1, 2, 3]\nmemory";
+    fails(
+        &patch_linux(&[(cores, "cores = [1, 2, 3]\nentry = 0x5000_0000\nmemory")]),
+        Rule::LinuxForm,
+        "partition `linux` boots Linux: its entry is the kernel's load address",
+    );
+    fails(
+        &patch_linux(&[(cores, "cores = [1, 2, 3]\nboot-arg = 0\nmemory")]),
+        Rule::LinuxForm,
+        "remove `boot-arg`",
+    );
+    fails(
+        &patch_linux(&[(
+            cores,
+            "cores = [1, 2, 3]\nimages = [{ name = \"k\", file = \"linux.Image\", load = 0x5000_0000 }]\nmemory",
+        )]),
+        Rule::LinuxForm,
+        "`images` and `linux` exclude each other",
+    );
+    // Neither: the partition cannot start.
+    let text = patch(&[("entry = 0x4020_0000\nboot-arg", "boot-arg")]);
+    let d = fails(
+        &text,
+        Rule::LinuxForm,
+        "partition `linux` needs `entry` (where vCPU 0 starts) or a `linux` table",
+    );
+    assert_at(
+        &d,
+        &text,
+        "\"linux\"",
+        text.find("name = \"linux\"").unwrap(),
+    );
+
+    let args = |b: &str| linux_table(&format!(r#"kernel = "linux.Image", bootargs = "{b}""#));
+    ok(&args(&"x".repeat(2047)));
+    fails(
+        &args(&"x".repeat(2048)),
+        Rule::LinuxForm,
+        "linux.bootargs of partition `linux` is 2048 bytes; Linux keeps at most 2047",
+    );
+    fails(
+        &args("console=ttyAMA0\\u0000init=/evil"),
+        Rule::LinuxForm,
+        "linux.bootargs of partition `linux` contains a NUL character",
+    );
+    // The table's own schema.
+    fails(
+        &linux_table(r#"initrd = "initrd.cpio.gz""#),
+        Rule::Parse,
+        "missing field `kernel`",
+    );
+    fails(
+        &linux_table(r#"kernel = "linux.Image", dtb = "x.dtb""#),
+        Rule::Parse,
+        "unknown field `dtb`",
+    );
+}
+
+/// CFG-36, CFG-37 cover the kernel and the initrd like any image file.
+#[test]
+fn linux_files_exist_and_are_not_empty() {
+    let text = linux_table(r#"kernel = "../missing/Image""#);
+    let d = fails(
+        &text,
+        Rule::ImageFile,
+        "linux.kernel of partition `linux`: cannot read \"../missing/Image\": tried ",
+    );
+    assert_at(&d, &text, "\"../missing/Image\"", 0);
+    fails(
+        &linux_table(r#"kernel = "linux.Image", initrd = "missing.cpio""#),
+        Rule::ImageFile,
+        "linux.initrd of partition `linux`: cannot read \"missing.cpio\"",
+    );
+    fails(
+        &linux_table(r#"kernel = "linux.Image", initrd = "empty.bin""#),
+        Rule::ImageEmpty,
+        "linux.initrd of partition `linux`: ",
+    );
+    fails(
+        &linux_table(r#"kernel = "empty.bin""#),
+        Rule::ImageEmpty,
+        "is empty",
+    );
+}
+
+/// CFG-49: the kernel must be an arm64 Image; the error names the file.
+#[test]
+fn cfg49_kernel_image() {
+    let fixtures =
+        std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures"))
+            .unwrap();
+    let text = linux_table(r#"kernel = "nomagic.Image""#);
+    let d = fails(
+        &text,
+        Rule::KernelImage,
+        &format!(
+            "linux.kernel of partition `linux`: {} is not an arm64 Image: it has no arm64 Image magic \"ARM\\x64\" at offset 56",
+            fixtures.join("nomagic.Image").display()
+        ),
+    );
+    assert_at(&d, &text, "\"nomagic.Image\"", 0);
+    fails(
+        &linux_table(r#"kernel = "rtos.bin""#),
+        Rule::KernelImage,
+        "it is 43 bytes long, shorter than the 64-byte arm64 Image header",
+    );
+}
+
+/// CFG-50: the first region holds everything: rwx, private, 2 MiB aligned,
+/// big enough (boundary: exactly big enough), and the tree fits in 2 MiB.
+#[test]
+fn cfg50_linux_placement() {
+    let ram = |r: &str| patch_linux(&[(LINUX_RAM_REGION, r)]);
+    // Kernel [0x5000_0000, 0x5150_0000), initrd at 0x5160_0000 (34 bytes),
+    // then a 2 MiB block for the tree: the region must reach 0x51a0_0000.
+    ok(&ram(
+        r#"{ name = "ram", ipa = 0x5000_0000, pa = 0x5000_0000, size = 0x01a0_0000, perms = "rwx" },"#,
     ));
+    let text = ram(
+        r#"{ name = "ram", ipa = 0x5000_0000, pa = 0x5000_0000, size = 0x019f_f000, perms = "rwx" },"#,
+    );
+    let d = fails(
+        &text,
+        Rule::LinuxPlacement,
+        "memory region `ram` [0x5000_0000, 0x519f_f000) of Linux partition `linux` is too small for a kernel of 4096 bytes (text_offset 0x0, image_size 0x150_0000), an initrd of 34 bytes and a 2 MiB device-tree block above them: it must reach IPA 0x51a0_0000, i.e. have a size of at least 0x1a0_0000",
+    );
+    assert_at(&d, &text, "0x019f_f000", 0);
+    fails(
+        &ram(
+            r#"{ name = "ram", ipa = 0x5010_0000, pa = 0x5010_0000, size = 0x6ff0_0000, perms = "rwx" },"#,
+        ),
+        Rule::LinuxPlacement,
+        "ipa 0x5010_0000 is not 2 MiB aligned",
+    );
+    fails(
+        &ram(
+            r#"{ name = "ram", ipa = 0x5000_0000, pa = 0x5000_0000, size = 0x7000_0000, perms = "rw" },"#,
+        ),
+        Rule::LinuxPlacement,
+        "must be \"rwx\": the kernel runs from it",
+    );
+    // The shared region first: not Linux's own RAM.
+    let shm = r#"{ name = "shm", ipa = 0x4900_0000, pa = 0x4900_0000, size = 0x1000, perms = "rwx", shared-with = ["rtos"] },"#;
+    let d = fails(
+        &patch_linux(&[
+            (LINUX_RAM_REGION, shm),
+            (
+                r#"{ name = "shm", ipa = 0x4900_0000, pa = 0x4900_0000, size = 0x1000, perms = "rw", shared-with = ["rtos"] },"#,
+                LINUX_RAM_REGION,
+            ),
+        ]),
+        Rule::LinuxPlacement,
+        "must not be shared: Linux takes it as its own RAM",
+    );
+    assert_eq!(d.len(), 1, "{d}");
+    fails(
+        &patch_linux(&[(
+            "memory = [\n    { name = \"ram\", ipa = 0x5000_0000",
+            "memory = []\nmem = [\n    { name = \"ram\", ipa = 0x5000_0000",
+        )]),
+        Rule::Parse,
+        "unknown field `mem`",
+    );
+    // A device tree over 2 MiB.
+    let huge = format!(r#"compatible = ["virtio,mmio", "{}"]"#, "x".repeat(2 << 20));
+    fails(
+        &patch_linux(&[(r#"compatible = ["virtio,mmio"]"#, &huge)]),
+        Rule::LinuxPlacement,
+        "the device tree of partition `linux` is ",
+    );
+}
+
+/// CFG-50: a Linux partition without memory has nothing to boot from.
+#[test]
+fn cfg50_no_memory() {
+    let start = LINUX
+        .find("memory = [\n    { name = \"ram\", ipa = 0x5000_0000")
+        .unwrap();
+    let end = start + LINUX[start..].find("]\ndevices").unwrap() + 1;
+    let mut text = LINUX.to_owned();
+    text.replace_range(start..end, "memory = []");
+    // The rtos still shares "shm" with it (CFG-25).
+    let d = fails_with(
+        &text,
+        Rule::LinuxPlacement,
+        "Linux partition `linux` has no memory region to boot from",
+    );
+    assert!(
+        d.errors()
+            .iter()
+            .all(|e| matches!(e.rule, Rule::LinuxPlacement | Rule::SharedWith)),
+        "{d}"
+    );
+}
+
+/// CFG-51: stdout names a described passthrough device.
+#[test]
+fn cfg51_linux_stdout() {
+    let out = |n: &str| linux_table(&format!(r#"kernel = "linux.Image", stdout = "{n}""#));
+    ok(&out("net0"));
+    let text = out("uart9");
+    let d = fails(
+        &text,
+        Rule::LinuxStdout,
+        "linux.stdout names `uart9`, but partition `linux` has no device of that name",
+    );
+    assert_at(&d, &text, "\"uart9\"", 0);
+    fails(
+        &out("gpio"),
+        Rule::LinuxStdout,
+        "linux.stdout names `gpio`, which has no compatible",
+    );
+    let with_vuart = patch_linux(&[
+        (
+            NET0,
+            &format!(
+                "{NET0}\n    {{ name = \"con\", kind = \"virtual-uart\", ipa = 0x0b00_0000 }},"
+            ),
+        ),
+        (
+            LINUX_TABLE,
+            r#"linux = { kernel = "linux.Image", stdout = "con" }"#,
+        ),
+    ]);
+    fails(
+        &with_vuart,
+        Rule::LinuxStdout,
+        "linux.stdout names `con`, a virtual-uart",
+    );
+}
+
+/// CFG-52: no more vCPUs than the GIC has redistributor frames.
+#[test]
+fn cfg52_vcpu_limit() {
+    let text = patch(&[(LINUX_CORES, "cores = [1, 2, 3, 3, 2]")]);
+    let d = fails_with(
+        &text,
+        Rule::VcpuLimit,
+        "partition `linux` has 5 vCPUs, but the GICv3 has 4 redistributor frames (platform.cpus)",
+    );
+    assert!(
+        d.errors()
+            .iter()
+            .all(|e| matches!(e.rule, Rule::VcpuLimit | Rule::CoreDuplicate)),
+        "{d}"
+    );
+    assert!(!check(&patch(&[(LINUX_CORES, "cores = [1, 2, 3, 3]")]))
+        .unwrap_err()
+        .has(Rule::VcpuLimit));
+}
+
+/// CFG-53: the GIC frames a partition sees are not memory or devices.
+#[test]
+fn cfg53_gic_ipa() {
+    // The rtos (1 vCPU) sees GICD [0x800_0000, 0x801_0000) and GICR
+    // [0x80a_0000, 0x80c_0000); linux (3 vCPUs) GICR up to 0x810_0000.
+    let text = rtos_region(
+        r#"{ name = "low", ipa = 0x0800_f000, pa = 0x4a00_0000, size = 0x1000, perms = "rw" },"#,
+    );
+    let d = fails(
+        &text,
+        Rule::GicIpa,
+        "in partition `rtos`, memory region `low` at IPA [0x800_f000, 0x801_0000) overlaps the GICD frame [0x800_0000, 0x801_0000)",
+    );
+    assert_at(&d, &text, "0x0800_f000", 0);
+    ok(&rtos_region(
+        r#"{ name = "low", ipa = 0x0801_0000, pa = 0x4a00_0000, size = 0x1000, perms = "rw" },"#,
+    ));
+    ok(&rtos_region(
+        r#"{ name = "low", ipa = 0x080c_0000, pa = 0x4a00_0000, size = 0x1000, perms = "rw" },"#,
+    ));
+    let uart = |ipa: &str| {
+        patch(&[(
+            UART1,
+            &UART1.replace("ipa = 0x0904_0000", &format!("ipa = {ipa}")),
+        )])
+    };
+    ok(&uart("0x0810_0000"));
+    fails(
+        &uart("0x080f_f000"),
+        Rule::GicIpa,
+        "in partition `linux`, device `uart1` at IPA [0x80f_f000, 0x810_0000) overlaps the GICR frame [0x80a_0000, 0x810_0000)",
+    );
+    // A device that is a GIC frame by PA is reported once, by CFG-31.
+    let gicd = UART1.replace("0x0904_0000", "0x0800_0000");
+    fails(
+        &patch(&[(UART1, &gicd)]),
+        Rule::DeviceReserved,
+        "overlaps the GIC GICD frame",
+    );
+    // GICv2: GICD 4 KiB and the CPU interface, 8 KiB.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rpi4.toml");
+    let rpi = std::fs::read_to_string(&path).unwrap();
+    let emmc = "ipa = 0xfe34_0000";
+    let at = |ipa: &str| load_str(&path, &rpi.replacen(emmc, &format!("ipa = {ipa}"), 1));
+    assert!(at("0xff84_4000").is_ok());
+    let d = at("0xff84_3000").unwrap_err();
+    assert!(d.errors().iter().all(|e| e.rule == Rule::GicIpa), "{d}");
+    assert!(
+        d.to_string()
+            .contains("overlaps the GICC frame [0xff84_2000, 0xff84_4000)"),
+        "{d}"
+    );
 }

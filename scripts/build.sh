@@ -9,6 +9,7 @@
 # image to target/septum/<config>/septum.img. Prints the image path last.
 set -euo pipefail
 . "$(dirname "$0")/lib/deps.sh"
+. "$(dirname "$0")/lib/linux.sh"
 
 config="$SEPTUM_ROOT/configs/qemu-virt.toml"
 quiet=0
@@ -43,6 +44,12 @@ for g in septum-rtos septum-intruder; do
     "$objcopy" -O binary "target/aarch64-unknown-none/release/$g" "$out/guests/$g.bin.tmp"
     mv "$out/guests/$g.bin.tmp" "$out/guests/$g.bin"
 done
+
+# The Linux guest (Debian's kernel and busybox, cached), when the
+# configuration boots it.
+if grep -q 'target/septum/linux/' "$config"; then
+    ensure_linux_guest
+fi
 
 # Validate and generate (host tool).
 cargo run "${cargo_q[@]}" --release -p septum-config -- \

@@ -101,6 +101,14 @@ ensure_host_tools() {
     local missing=()
     command -v timeout >/dev/null || missing+=(coreutils)
     command -v python3 >/dev/null || missing+=(python3)
+    # The Linux guest: Debian arm64 packages fetched with our own apt state
+    # (scripts/lib/linux.sh), verified against the Debian archive key.
+    command -v dpkg-deb >/dev/null || missing+=(dpkg)
+    command -v xz >/dev/null || missing+=(xz-utils)
+    command -v gzip >/dev/null || missing+=(gzip)
+    command -v flock >/dev/null || missing+=(util-linux)
+    command -v cmp >/dev/null || missing+=(diffutils)
+    [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
     if [ "${#missing[@]}" -gt 0 ]; then
         apt_update_once
         as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
@@ -111,4 +119,22 @@ ensure_all() {
     ensure_rust
     ensure_host_tools
     ensure_qemu
+}
+
+# The nightly toolchain and cargo-fuzz, for scripts/fuzz.sh (libFuzzer's
+# instrumentation needs nightly rustc flags; the rest of the tree stays on
+# the pinned stable toolchain).
+ensure_fuzz() {
+    if ! command -v rustup >/dev/null 2>&1; then
+        log_dep "rustup is required (https://rustup.rs); install it and re-run"
+        exit 1
+    fi
+    if ! rustup toolchain list | grep -q '^nightly'; then
+        log_dep "installing the nightly Rust toolchain (for cargo-fuzz)"
+        rustup toolchain install nightly --profile minimal >&2
+    fi
+    if ! cargo fuzz --version >/dev/null 2>&1; then
+        log_dep "installing cargo-fuzz"
+        cargo install cargo-fuzz --locked >&2
+    fi
 }

@@ -1,0 +1,21 @@
+#!/bin/sh
+# Plain-text status of the connectivity partition; served by
+# /www/cgi-bin/status and runnable at the console as septum-status.
+echo "hostname: $(hostname)"
+echo "uptime: $(uptime)"
+echo "cpus online: $(nproc) (cpu list $(cat /sys/devices/system/cpu/online))"
+echo "memory: $(sed -n 's/^MemTotal: *//p' /proc/meminfo)"
+echo "kernel: $(uname -r) $(uname -v)"
+echo "cmdline: $(cat /proc/cmdline)"
+echo
+echo "devices (/proc/iomem, top level):"
+grep -v '^ ' /proc/iomem | sed 's/^/  /'
+echo
+echo "interrupts (/proc/interrupts):"
+sed 's/^/  /' /proc/interrupts
+echo
+echo "network:"
+ip -4 -o addr show 2>/dev/null | awk '{ print "  " $2, $4 }'
+ip -4 route show 2>/dev/null | sed 's/^/  route /'
+echo
+echo "septum-linux status ok"

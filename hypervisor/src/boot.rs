@@ -109,11 +109,18 @@ fn run_this_core() -> ! {
         let vcpu = p.vcpu_of_core(core).unwrap_or(0);
         if vcpu == 0 {
             load_partition(p);
-            log::info!("core {core}: entering partition '{}' at {:#x}", p.name(), p.cfg.entry.raw());
+            log::info!(
+                "core {core}: entering partition '{}' at {:#x}",
+                p.name(),
+                p.cfg.entry.raw()
+            );
             percpu::set_power(core, percpu::Power::On);
             vcpu::enter(p, 0, p.cfg.entry.raw(), p.cfg.boot_arg);
         }
-        log::info!("core {core}: vCPU {vcpu} of '{}' waits for PSCI CPU_ON", p.name());
+        log::info!(
+            "core {core}: vCPU {vcpu} of '{}' waits for PSCI CPU_ON",
+            p.name()
+        );
     } else {
         log::info!("core {core}: in no partition; idle");
     }

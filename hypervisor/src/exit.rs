@@ -210,7 +210,9 @@ fn sysreg(frame: &mut TrapFrame, esr: u64) {
         frame.elr += 4;
         return;
     }
-    if key == esr::ICC_SGI0R_EL1 || ((key == esr::ICC_SGI1R_EL1 || key == esr::ICC_ASGI1R_EL1) && acc.read) {
+    if key == esr::ICC_SGI0R_EL1
+        || ((key == esr::ICC_SGI1R_EL1 || key == esr::ICC_ASGI1R_EL1) && acc.read)
+    {
         // Group-0 SGIs do not exist for guests; the SGI registers are
         // write-only. Ignored, as a GIC with a single security state would.
         if acc.read {
@@ -305,7 +307,10 @@ pub fn stop_partition(p: &PartitionRt, why: &str) -> ! {
     p.set_state(State::Stopped);
     vgic::quiesce(p);
     stop_other_vcpus(p);
-    log::warn!("partition '{}' stopped ({why}); the other partitions run on", p.name());
+    log::warn!(
+        "partition '{}' stopped ({why}); the other partitions run on",
+        p.name()
+    );
     park_current()
 }
 
@@ -326,7 +331,11 @@ fn wait_parked(p: &PartitionRt) -> bool {
     let me = percpu::core();
     let deadline = crate::time::ticks() + crate::time::freq() / 10;
     loop {
-        let all = p.cfg.cores.iter().all(|&c| c as usize == me || percpu::is_parked(c as usize));
+        let all = p
+            .cfg
+            .cores
+            .iter()
+            .all(|&c| c as usize == me || percpu::is_parked(c as usize));
         if all {
             return true;
         }
@@ -350,7 +359,10 @@ pub fn restart_partition(p: &PartitionRt) -> ! {
             p.cfg.fault_policy.restart_window_ms
         );
         if p.cfg.criticality == Criticality::Critical {
-            safe_state(p, format_args!("the critical partition keeps failing (restart budget spent)"));
+            safe_state(
+                p,
+                format_args!("the critical partition keeps failing (restart budget spent)"),
+            );
         }
         stop_partition(p, "restart budget spent");
     }
@@ -365,7 +377,10 @@ pub fn restart_partition(p: &PartitionRt) -> ! {
     vgic::quiesce(p);
     vgic::reset(p);
     match crate::partition::load_images(p) {
-        Ok(bytes) => log::info!("partition '{}': reloaded {bytes} bytes of images; restarting", p.name()),
+        Ok(bytes) => log::info!(
+            "partition '{}': reloaded {bytes} bytes of images; restarting",
+            p.name()
+        ),
         Err(e) => {
             log::error!("partition '{}': reload failed: {e}", p.name());
             stop_partition(p, "reload failed");

@@ -142,13 +142,11 @@ fn inject_hw(intid: u32, prio: u8) {
         pintid: Some(intid),
         priority: prio,
     };
-    if mgr.inject(&mut lrs[..n], irq).is_err() {
-        // Queue full (cannot happen with one entry per interrupt ID, but
-        // never lose a hardware interrupt silently): drop it at the GIC.
-        log::warn!(
-            "core {}: interrupt {intid} dropped, list-register queue full",
-            percpu::core()
-        );
+    if let Err(e) = mgr.inject(&mut lrs[..n], irq) {
+        // Queue full or a routing conflict (neither can happen with one
+        // entry per interrupt ID and one source per ID, but never lose a
+        // hardware interrupt silently): drop it at the GIC.
+        log::warn!("core {}: interrupt {intid} dropped ({e:?})", percpu::core());
         gic().deactivate(intid);
     }
     write_changed(&before[..n], &lrs[..n]);
@@ -203,7 +201,9 @@ fn handle_sgi(sgi: u32) {
 
 /// Injects a purely virtual interrupt (an SGI) into this core's vCPU.
 fn inject_virtual(intid: u32, prio: u8) {
-    let Some(mgr) = LRS.get(percpu::core()) else { return };
+    let Some(mgr) = LRS.get(percpu::core()) else {
+        return;
+    };
     let mut mgr = mgr.lock();
     let n = num_lrs();
     let mut lrs = [0u64; 16];
@@ -211,9 +211,16 @@ fn inject_virtual(intid: u32, prio: u8) {
         *lr = sys::read_lr(i);
     }
     let before = lrs;
-    let irq = Irq { vintid: intid, pintid: None, priority: prio };
-    if mgr.inject(&mut lrs[..n], irq).is_err() {
-        log::warn!("core {}: virtual SGI {intid} dropped, list-register queue full", percpu::core());
+    let irq = Irq {
+        vintid: intid,
+        pintid: None,
+        priority: prio,
+    };
+    if let Err(e) = mgr.inject(&mut lrs[..n], irq) {
+        log::warn!(
+            "core {}: virtual SGI {intid} dropped ({e:?})",
+            percpu::core()
+        );
     }
     write_changed(&before[..n], &lrs[..n]);
     set_npie(mgr.has_queued());
@@ -222,7 +229,9 @@ fn inject_virtual(intid: u32, prio: u8) {
 /// Moves every pending, enabled virtual SGI of this core's vCPU into the
 /// list registers (or their queue).
 pub fn inject_pending_sgis() {
-    let Some((p, vcpu)) = percpu::running() else { return };
+    let Some((p, vcpu)) = percpu::running() else {
+        return;
+    };
     let Some(r) = p.redists.get(vcpu) else { return };
     // Bounded: at most 16 SGIs can be pending.
     for _ in 0..16 {
@@ -246,7 +255,9 @@ pub fn inject_pending_sgis() {
 /// runs here, by a hypervisor SGI if it runs on another core, not at all if
 /// it is off (they are injected when it starts).
 pub fn kick(p: &crate::partition::PartitionRt, vcpu: usize) {
-    let Some(&core) = p.cfg.cores.get(vcpu) else { return };
+    let Some(&core) = p.cfg.cores.get(vcpu) else {
+        return;
+    };
     let core = core as usize;
     if core == percpu::core() {
         inject_pending_sgis();

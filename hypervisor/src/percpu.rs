@@ -1,6 +1,6 @@
 //! Per-core facts: which partition and vCPU a core runs, its stack.
 
-use core::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use aarch64_cpu::registers::MPIDR_EL1;
 use septum_core::config::MAX_CPUS;
@@ -104,8 +104,13 @@ pub fn set_power(core: usize, p: Power) {
 /// Moves `core` from Off to OnPending; false if it was not off.
 pub fn claim_power_on(core: usize) -> bool {
     POWER.get(core).is_some_and(|s| {
-        s.compare_exchange(Power::Off as u8, Power::OnPending as u8, Ordering::AcqRel, Ordering::Acquire)
-            .is_ok()
+        s.compare_exchange(
+            Power::Off as u8,
+            Power::OnPending as u8,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        )
+        .is_ok()
     })
 }
 
@@ -121,7 +126,9 @@ pub fn is_parked(core: usize) -> bool {
 
 /// Posts a start request for `core` (the caller then sends it a wake-up SGI).
 pub fn post_start(core: usize, entry: u64, ctx: u64) {
-    if let (Some(e), Some(c), Some(cmd)) = (MAIL_ENTRY.get(core), MAIL_CTX.get(core), MAIL_CMD.get(core)) {
+    if let (Some(e), Some(c), Some(cmd)) =
+        (MAIL_ENTRY.get(core), MAIL_CTX.get(core), MAIL_CMD.get(core))
+    {
         e.store(entry, Ordering::Relaxed);
         c.store(ctx, Ordering::Relaxed);
         cmd.store(Command::Start as u8, Ordering::Release);
@@ -135,7 +142,11 @@ pub fn take_command() -> Option<(Command, u64, u64)> {
     if cmd != Command::Start as u8 {
         return None;
     }
-    Some((Command::Start, MAIL_ENTRY[c].load(Ordering::Relaxed), MAIL_CTX[c].load(Ordering::Relaxed)))
+    Some((
+        Command::Start,
+        MAIL_ENTRY[c].load(Ordering::Relaxed),
+        MAIL_CTX[c].load(Ordering::Relaxed),
+    ))
 }
 
 /// Drops any request posted for `core`.

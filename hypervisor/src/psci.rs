@@ -20,7 +20,13 @@ pub enum Outcome {
 
 pub fn handle(p: &PartitionRt, vcpu: usize, frame: &mut TrapFrame) -> Outcome {
     let _ = vcpu;
-    match core_psci::decode(frame.x[0], frame.x[1], frame.x[2], frame.x[3], p.cfg.cores.len()) {
+    match core_psci::decode(
+        frame.x[0],
+        frame.x[1],
+        frame.x[2],
+        frame.x[3],
+        p.cfg.cores.len(),
+    ) {
         Call::Return(v) => Outcome::Return(v as u64),
         Call::SystemOff => Outcome::Fault(Fault::SystemOff),
         Call::SystemReset => Outcome::Fault(Fault::SystemReset),
@@ -31,7 +37,11 @@ pub fn handle(p: &PartitionRt, vcpu: usize, frame: &mut TrapFrame) -> Outcome {
                 .iter()
                 .filter(|&&c| c as usize != percpu::core())
                 .any(|&c| percpu::power(c as usize) != Power::Off);
-            if others_on { Outcome::CpuOff } else { Outcome::Fault(Fault::SystemOff) }
+            if others_on {
+                Outcome::CpuOff
+            } else {
+                Outcome::Fault(Fault::SystemOff)
+            }
         }
         Call::AffinityInfo { vcpu } => {
             let core = p.cfg.cores[vcpu] as usize;
@@ -41,7 +51,11 @@ pub fn handle(p: &PartitionRt, vcpu: usize, frame: &mut TrapFrame) -> Outcome {
                 Power::OnPending => core_psci::AFFINITY_ON_PENDING,
             } as u64)
         }
-        Call::CpuOn { vcpu, entry, context } => Outcome::Return(cpu_on(p, vcpu, entry, context) as u64),
+        Call::CpuOn {
+            vcpu,
+            entry,
+            context,
+        } => Outcome::Return(cpu_on(p, vcpu, entry, context) as u64),
     }
 }
 
@@ -51,7 +65,9 @@ fn cpu_on(p: &PartitionRt, vcpu: usize, entry: u64, context: u64) -> i64 {
     }
     // The entry point must be code the partition owns.
     let executable = p.cfg.memory.iter().any(|m| {
-        m.perms.exec && m.guest_range().contains(septum_core::addr::GuestPhysAddr::new(entry))
+        m.perms.exec
+            && m.guest_range()
+                .contains(septum_core::addr::GuestPhysAddr::new(entry))
     });
     if !executable {
         return core_psci::INVALID_ADDRESS;

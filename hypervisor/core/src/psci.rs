@@ -54,7 +54,9 @@ pub enum Call {
     /// Turn the calling vCPU off.
     CpuOff,
     /// Report vCPU `vcpu`'s power state (0 on, 1 off, 2 on-pending).
-    AffinityInfo { vcpu: usize },
+    AffinityInfo {
+        vcpu: usize,
+    },
     SystemOff,
     SystemReset,
 }

@@ -147,6 +147,11 @@ pub enum LrError {
     /// target the vCPU (16 SGIs + 16 PPIs + the partition's SPIs), since
     /// each is queued at most once.
     QueueFull,
+    /// The vINTID is already in flight (in an LR or queued) as the other
+    /// kind (hardware-linked vs. virtual) or linked to another pINTID. One
+    /// vINTID has one source; mixing them would let a guest EOI deactivate
+    /// the wrong physical interrupt, so the caller has a routing bug.
+    Conflict,
 }
 
 /// A per-vCPU list-register allocator with an overflow queue of `Q` entries.
@@ -280,6 +285,16 @@ impl<const Q: usize> LrManager<Q> {
     pub fn inject(&mut self, lrs: &mut [u64], irq: Irq) -> Result<LrOutcome, LrError> {
         if !valid(&irq) {
             return Err(LrError::Invalid);
+        }
+        let other_kind =
+            |vintid: u32, pintid: Option<u32>| vintid == irq.vintid && pintid != irq.pintid;
+        if lrs
+            .iter()
+            .map(|&r| decode_lr(r))
+            .any(|l| l.state != LrState::Invalid && other_kind(l.vintid, l.pintid))
+            || self.queue().iter().any(|q| other_kind(q.vintid, q.pintid))
+        {
+            return Err(LrError::Conflict);
         }
         match find(lrs, &irq) {
             Present::Pending(lr) => return Ok(LrOutcome::AlreadyPending { lr }),
@@ -472,6 +487,33 @@ mod tests {
         assert_eq!(raw & EOI, EOI);
         assert!(!decode_lr(raw).eoi_maintenance);
         assert_eq!(decode_lr(raw).pintid, Some(512));
+    }
+
+    /// REQ-FLT-2: one vINTID never has two sources in flight. A virtual
+    /// injection of a vINTID that sits in an LR (or the queue) as a
+    /// hardware interrupt, or linked to another pINTID, is refused and
+    /// changes nothing.
+    #[test]
+    fn mixed_kinds_of_one_vintid_are_refused() {
+        let mut m = LrManager::<8>::new();
+        let mut lrs = [0u64; 1];
+        assert!(m.inject(&mut lrs, hw(40, 0x80)).is_ok());
+        let before = lrs;
+        assert_eq!(m.inject(&mut lrs, virt(40, 0x80)), Err(LrError::Conflict));
+        let other_p = Irq {
+            vintid: 40,
+            pintid: Some(41),
+            priority: 0x80,
+        };
+        assert_eq!(m.inject(&mut lrs, other_p), Err(LrError::Conflict));
+        assert_eq!(lrs, before);
+        // The same conflict against the overflow queue.
+        assert!(m.inject(&mut lrs, virt(50, 0x90)).is_ok()); // queued: LR full
+        assert_eq!(m.queue().len(), 1);
+        assert_eq!(m.inject(&mut lrs, hw(50, 0x90)), Err(LrError::Conflict));
+        assert_eq!(m.queue().len(), 1);
+        // The same kind again is fine.
+        assert!(m.inject(&mut lrs, hw(40, 0x80)).is_ok());
     }
 
     /// REQ-FLT-2: invalid interrupts are refused, not encoded.

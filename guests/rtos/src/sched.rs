@@ -53,6 +53,25 @@ pub struct TaskStats {
     pub max_response: u64,
 }
 
+/// The most recent deadline miss, kept so the status report can say which
+/// task missed, when, and how (a miss must be explainable, not just counted).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MissEvent {
+    pub task: usize,
+    /// Nominal release time of the (latest) missed job, ticks.
+    pub release: u64,
+    pub kind: MissKind,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MissKind {
+    /// `n` releases dropped because the timer interrupt came this late
+    /// or the previous job was still in flight.
+    Dropped(u64),
+    /// Completed `response` ticks after its release, past its deadline.
+    Late { response: u64 },
+}
+
 /// A job handed to the dispatcher.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Job {
@@ -77,6 +96,7 @@ struct TaskState {
 #[derive(Clone, Debug)]
 pub struct Scheduler<const N: usize> {
     tasks: [TaskState; N],
+    last_miss: Option<MissEvent>,
 }
 
 impl<const N: usize> Scheduler<N> {
@@ -114,7 +134,10 @@ impl<const N: usize> Scheduler<N> {
         });
         match err {
             Some(e) => Err(e),
-            None => Ok(Self { tasks }),
+            None => Ok(Self {
+                tasks,
+                last_miss: None,
+            }),
         }
     }
 
@@ -122,8 +145,8 @@ impl<const N: usize> Scheduler<N> {
     /// jobs became pending.
     pub fn release_due(&mut self, now: u64) -> usize {
         let mut released = 0;
-        for t in self.tasks.iter_mut().filter(|t| !t.suspended) {
-            if t.next_release > now {
+        for (i, t) in self.tasks.iter_mut().enumerate() {
+            if t.suspended || t.next_release > now {
                 continue;
             }
             // Several periods may have passed (e.g. the partition was not
@@ -141,6 +164,13 @@ impl<const N: usize> Scheduler<N> {
             }
             t.stats.dropped += dropped;
             t.stats.misses += dropped;
+            if dropped > 0 {
+                self.last_miss = Some(MissEvent {
+                    task: i,
+                    release: latest,
+                    kind: MissKind::Dropped(dropped),
+                });
+            }
         }
         released
     }
@@ -190,6 +220,11 @@ impl<const N: usize> Scheduler<N> {
         let met = response <= t.deadline;
         if !met {
             t.stats.misses += 1;
+            self.last_miss = Some(MissEvent {
+                task: i,
+                release,
+                kind: MissKind::Late { response },
+            });
         }
         Some(met)
     }
@@ -208,6 +243,11 @@ impl<const N: usize> Scheduler<N> {
 
     pub fn stats(&self, i: usize) -> TaskStats {
         self.tasks.get(i).map(|t| t.stats).unwrap_or_default()
+    }
+
+    /// The most recent miss of any task, if there was one.
+    pub fn last_miss(&self) -> Option<MissEvent> {
+        self.last_miss
     }
 
     pub fn total_misses(&self) -> u64 {
@@ -336,6 +376,27 @@ mod tests {
         assert_eq!(s.finish(0, 1_501), Some(false));
         assert_eq!(s.stats(0).misses, 1);
         assert_eq!(s.stats(0).max_response, 501);
+        assert_eq!(
+            s.last_miss(),
+            Some(MissEvent {
+                task: 0,
+                release: 1_000,
+                kind: MissKind::Late { response: 501 }
+            })
+        );
+    }
+
+    #[test]
+    fn late_timer_records_the_dropped_releases() {
+        let mut s = sched();
+        assert_eq!(s.last_miss(), None);
+        // The timer interrupt arrives 3.5 periods late: releases at 1000,
+        // 2000 and 3000 are dropped, the one at 4000 runs.
+        assert_eq!(s.release_due(4_500), 1);
+        let m = s.last_miss().unwrap();
+        assert_eq!(m.task, 0);
+        assert_eq!(m.release, 4_000);
+        assert_eq!(m.kind, MissKind::Dropped(3));
     }
 
     #[test]

@@ -9,7 +9,9 @@
 
 use core::sync::atomic::{AtomicU32, Ordering};
 
-use septum_rtos::sched::{Job, Priority, Scheduler, TaskConfig, TaskStats, IDLE_PRIORITY};
+use septum_rtos::sched::{
+    Job, MissEvent, Priority, Scheduler, TaskConfig, TaskStats, IDLE_PRIORITY,
+};
 use septum_rtos::time::Clock;
 
 use super::sync::IrqCell;
@@ -67,6 +69,7 @@ pub struct KernelStats {
     pub clock: Clock,
     pub start: u64,
     pub total_misses: u64,
+    pub last_miss: Option<MissEvent>,
     pub control: TaskStats,
     /// Every task's statistics, indexed like `TASKS`.
     #[cfg_attr(not(feature = "verbose-stats"), allow(dead_code))]
@@ -147,6 +150,7 @@ pub fn stats() -> Option<KernelStats> {
             clock: k.clock?,
             start: k.start,
             total_misses: s.total_misses(),
+            last_miss: s.last_miss(),
             control: s.stats(CONTROL),
             all: core::array::from_fn(|i| s.stats(i)),
         })

@@ -6,7 +6,7 @@ use septum_rtos::infusion::{
     Command, DosingConfig, DosingLoop, Snapshot, Supervisor, SupervisorConfig, SupervisorStatus,
 };
 use septum_rtos::pump::PumpParams;
-use septum_rtos::sched::Job;
+use septum_rtos::sched::{Job, MissKind};
 use septum_rtos::status::{LineBuf, StatusLine, STATUS_LINE_MAX};
 
 use super::console;
@@ -30,6 +30,7 @@ static LOOP: JobCell<DosingLoop> =
 static SUPERVISOR: JobCell<Supervisor> = JobCell::new(Supervisor::new(SupervisorConfig::DEFAULT));
 static STATUS: JobCell<StatusState> = JobCell::new(StatusState {
     heartbeat: 0,
+    reported_misses: 0,
     line: LineBuf::new(),
 });
 
@@ -54,6 +55,8 @@ static SUP_STATUS: IrqCell<SupervisorStatus> = IrqCell::new(SupervisorStatus {
 
 struct StatusState {
     heartbeat: u64,
+    /// Misses already explained on the console.
+    reported_misses: u64,
     line: LineBuf<{ STATUS_LINE_MAX + 1 }>,
 }
 
@@ -94,6 +97,26 @@ pub fn status_job(job: &Job) {
         st.line.clear();
         let _ = writeln!(st.line, "{line}");
         console::write_bytes(st.line.as_bytes());
+        if k.total_misses != st.reported_misses {
+            st.reported_misses = k.total_misses;
+            if let Some(m) = k.last_miss {
+                st.line.clear();
+                let name = kernel::TASKS.get(m.task).map_or("?", |t| t.name);
+                let at_ms = k.clock.ticks_to_ms(m.release.saturating_sub(k.start));
+                let _ = match m.kind {
+                    MissKind::Dropped(n) => writeln!(
+                        st.line,
+                        "rtos: deadline miss: task {name} release_ms={at_ms} dropped={n}"
+                    ),
+                    MissKind::Late { response } => writeln!(
+                        st.line,
+                        "rtos: deadline miss: task {name} release_ms={at_ms} response_us={}",
+                        k.clock.ticks_to_us(response)
+                    ),
+                };
+                console::write_bytes(st.line.as_bytes());
+            }
+        }
         #[cfg(feature = "verbose-stats")]
         for (cfg, t) in kernel::TASKS.iter().zip(k.all.iter()) {
             st.line.clear();

@@ -43,6 +43,43 @@ pub fn arm(at: u64) {
             options(nostack, preserves_flags)
         );
     }
+    pacing_hint(at);
+}
+
+/// Simulation pacing hint, in microseconds after each release.
+///
+/// Deterministic simulators (QEMU `-icount`) run all cores on one host
+/// thread, round-robin, in slices as long as a quarter of the time to the
+/// next timer event. With Linux busy on the other three cores and no timer
+/// event due soon after a release, the critical core can wait three such
+/// slices (hundreds of microseconds) before it runs at all, which real,
+/// parallel cores never do. A *masked* EL1 physical-timer compare placed
+/// shortly after each release bounds those slices. It never raises an
+/// interrupt, so on hardware it has no effect beyond two register writes.
+/// See docs/rtos.md ("Timing under QEMU icount").
+const PACING_HINT_US: u64 = 200;
+
+/// Places the masked physical-timer compare `PACING_HINT_US` after `at`
+/// (a virtual-count value).
+fn pacing_hint(at: u64) {
+    let ahead = at.saturating_sub(now());
+    let hint = ahead + PACING_HINT_US * frequency() / 1_000_000;
+    // TVAL is a signed 32-bit offset from the physical count; a release
+    // further away than that needs no hint yet.
+    let Ok(tval) = i32::try_from(hint) else {
+        return;
+    };
+    // SAFETY: programs this core's EL1 physical timer, which belongs to the
+    // RTOS; ENABLE with IMASK set, so it never asserts its interrupt.
+    unsafe {
+        asm!(
+            "msr cntp_tval_el0, {t}",
+            "msr cntp_ctl_el0, {ctl}",
+            t = in(reg) tval as i64 as u64,
+            ctl = in(reg) 0b011u64,
+            options(nostack, preserves_flags)
+        );
+    }
 }
 
 pub fn disarm() {

@@ -21,6 +21,9 @@ cargo test -p septum-core -p septum-config
 cargo test -p septum-rtos --lib
 cargo test -p septum-qemu-tests --lib
 
+step "Linux guest tooling tests (initramfs builder, module resolver)"
+python3 -m unittest discover -s guests/linux -q
+
 step "build the default image (also validates configs/qemu-virt.toml)"
 scripts/build.sh --quiet --config configs/qemu-virt.toml >/dev/null
 
@@ -38,3 +41,6 @@ fi
 step "QEMU integration tests"
 # Two test threads: each QEMU is single-threaded under -icount.
 cargo test -p septum-qemu-tests --tests -- --test-threads=2
+
+step "fuzz smoke (every target, 10 s each; scripts/fuzz.sh for longer runs)"
+scripts/fuzz.sh --smoke

@@ -5,7 +5,9 @@
 //! [`Qemu`] kills its QEMU when dropped, so a failing test never leaves one
 //! running.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -93,12 +95,40 @@ impl Default for Options {
     }
 }
 
-/// A running QEMU with its console captured.
+/// A running QEMU with its consoles captured: the first UART (hypervisor
+/// and RTOS) and the second (the Linux partition's console, a Unix socket
+/// the harness connects to), and an HTTP port forwarded to the guest's 80.
 pub struct Qemu {
     child: Child,
     out: Arc<Mutex<String>>,
+    linux_out: Arc<Mutex<String>>,
+    linux_in: Option<UnixStream>,
+    sock: PathBuf,
+    /// Host port forwarded to port 80 of the network device's owner.
+    pub http_port: u16,
     started: Instant,
     limit: Duration,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .unwrap_or(18080)
+}
+
+fn spawn_reader(stream: Box<dyn Read + Send>, out: Arc<Mutex<String>>) {
+    thread::spawn(move || {
+        let mut stream = stream;
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stream.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let s = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
+            out.lock().unwrap().push_str(&s);
+        }
+    });
 }
 
 impl Qemu {
@@ -110,8 +140,22 @@ impl Qemu {
             Machine::VirtNative => cmd.args(["-M", "virt,gic-version=3"]),
         };
         cmd.args(["-cpu", "cortex-a72", "-smp", "4", "-m", "2G"]);
+        let sock = std::env::temp_dir().join(format!(
+            "septum-linux-{}-{}.sock",
+            std::process::id(),
+            SOCK_SEQ.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_file(&sock);
+        let http_port = free_port();
+        cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
+        cmd.arg("-serial")
+            .arg(format!("unix:{},server=on,wait=off", sock.display()));
+        cmd.arg("-netdev").arg(format!(
+            "user,id=net0,hostfwd=tcp:127.0.0.1:{http_port}-:80"
+        ));
         cmd.args([
-            "-display", "none", "-monitor", "none", "-serial", "stdio", "-serial", "null",
+            "-device",
+            "virtio-net-device,netdev=net0,bus=virtio-mmio-bus.0",
         ]);
         if opts.icount {
             cmd.args(["-icount", "shift=0,sleep=off"]);
@@ -122,29 +166,86 @@ impl Qemu {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().expect("start qemu-system-aarch64");
         let out = Arc::new(Mutex::new(String::new()));
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn Read + Send>,
-            Box::new(child.stderr.take().unwrap()) as Box<dyn Read + Send>,
-        ] {
-            let out = Arc::clone(&out);
-            thread::spawn(move || {
-                let mut stream = stream;
-                let mut buf = [0u8; 4096];
-                while let Ok(n) = stream.read(&mut buf) {
-                    if n == 0 {
-                        break;
-                    }
-                    let s = String::from_utf8_lossy(&buf[..n]).replace('\r', "");
-                    out.lock().unwrap().push_str(&s);
+        spawn_reader(Box::new(child.stdout.take().unwrap()), Arc::clone(&out));
+        spawn_reader(Box::new(child.stderr.take().unwrap()), Arc::clone(&out));
+        // The Linux console socket appears once QEMU has started.
+        let linux_out = Arc::new(Mutex::new(String::new()));
+        let mut linux_in = None;
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Ok(s) = UnixStream::connect(&sock) {
+                if let Ok(r) = s.try_clone() {
+                    spawn_reader(Box::new(r), Arc::clone(&linux_out));
                 }
-            });
+                linux_in = Some(s);
+                break;
+            }
+            thread::sleep(Duration::from_millis(20));
         }
         Qemu {
             child,
             out,
+            linux_out,
+            linux_in,
+            sock,
+            http_port,
             started: Instant::now(),
             limit: opts.limit,
         }
+    }
+
+    /// Everything the Linux partition's console printed so far.
+    pub fn linux_output(&self) -> String {
+        self.linux_out.lock().unwrap().clone()
+    }
+
+    /// Types `line` (plus a newline) on the Linux console.
+    pub fn linux_send(&mut self, line: &str) {
+        if let Some(s) = self.linux_in.as_mut() {
+            let _ = s.write_all(line.as_bytes());
+            let _ = s.write_all(b"\n");
+        }
+    }
+
+    /// Waits until `needle` has appeared `count` times on the Linux console.
+    pub fn wait_linux_count(&mut self, needle: &str, count: usize, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let out = self.linux_output();
+            if out.matches(needle).count() >= count {
+                return out;
+            }
+            if Instant::now() > deadline || self.child.try_wait().ok().flatten().is_some() {
+                panic!(
+                    "timed out waiting for {count} x '{needle}' on the Linux console:\n{}\n--- hypervisor console:\n{}",
+                    tail(&out, 80),
+                    tail(&self.output(), 60)
+                );
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Waits for `needle` on the Linux console.
+    pub fn wait_linux(&mut self, needle: &str, timeout: Duration) -> String {
+        self.wait_linux_count(needle, 1, timeout)
+    }
+
+    /// `GET path` on the forwarded HTTP port; the response body or an error.
+    pub fn http_get(&self, path: &str) -> Result<String, String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: septum\r\n\r\n").map_err(|e| e.to_string())?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
+        if !resp.starts_with("HTTP/1.") {
+            return Err(format!("not an HTTP response: {resp:?}"));
+        }
+        Ok(resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default())
     }
 
     /// Everything the console printed so far.
@@ -197,8 +298,11 @@ impl Drop for Qemu {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        let _ = std::fs::remove_file(&self.sock);
     }
 }
+
+static SOCK_SEQ: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// The last `n` lines of `s`.
 pub fn tail(s: &str, n: usize) -> String {

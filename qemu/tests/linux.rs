@@ -1,0 +1,196 @@
+//! The connectivity partition: unmodified Debian Linux beside the RTOS on
+//! QEMU `virt` (configs/qemu-virt.toml). Requirement IDs: docs/requirements.md.
+
+use std::time::Duration;
+
+use septum_qemu_tests::{build, heartbeats, Options, Qemu};
+
+const LINUX_BOOT: Duration = Duration::from_secs(300);
+const READY: &str = "septum-linux: ready";
+
+fn boot() -> Qemu {
+    let image = build("configs/qemu-virt.toml");
+    let mut q = Qemu::boot(&image, &Options::default());
+    q.wait_linux(READY, LINUX_BOOT);
+    q
+}
+
+/// Runs `cmd` in the Linux shell and returns what it printed between two
+/// unique markers.
+fn run(q: &mut Qemu, cmd: &str) -> String {
+    let n = q.linux_output().len();
+    let tag = format!("M{n}");
+    q.linux_send(&format!("echo {tag}-BEGIN; {cmd}; echo {tag}-END"));
+    let out = q.wait_linux(&format!("\n{tag}-END"), Duration::from_secs(60));
+    let body = &out[n..];
+    let start = body
+        .find(&format!("\n{tag}-BEGIN"))
+        .map(|i| i + tag.len() + 7)
+        .unwrap_or(0);
+    let end = body.rfind(&format!("\n{tag}-END")).unwrap_or(body.len());
+    body[start..end].to_string()
+}
+
+fn assert_rtos_clean(out: &str) {
+    let hb = heartbeats(out);
+    assert!(!hb.is_empty(), "the RTOS reported");
+    assert!(hb.iter().all(|h| h.misses == 0), "no deadline miss: {hb:?}");
+    for w in hb.windows(2) {
+        assert_eq!(w[1].n, w[0].n + 1, "no heartbeat lost: {w:?}");
+    }
+    assert!(!out.contains("PANIC") && !out.contains("FATAL"), "{out}");
+}
+
+/// REQ-LNX-1, REQ-ISO-1, REQ-ISO-2: Linux boots to its shell with exactly
+/// the CPUs and memory the TOML gives it, and sees no other device.
+#[test]
+fn linux_sees_exactly_its_cpus_memory_and_devices() {
+    let mut q = boot();
+    assert_eq!(run(&mut q, "nproc").trim(), "3", "three vCPUs");
+    let mem = run(&mut q, "grep MemTotal /proc/meminfo");
+    let kb: u64 = mem
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .expect("MemTotal");
+    // 0x7000_0000 bytes = 1835008 KiB, minus what the kernel reserves.
+    assert!((1_600_000..=1_835_008).contains(&kb), "MemTotal {kb} kB");
+    let iomem = run(&mut q, "cat /proc/iomem");
+    let ram: Vec<&str> = iomem.lines().filter(|l| l.contains("System RAM")).collect();
+    assert_eq!(ram, vec!["50000000-bfffffff : System RAM"], "{iomem}");
+    // Top-level resources: the GIC distributor, exactly three
+    // redistributor frames (0x20000 each), its UART, its virtio transport
+    // and its RAM; nothing else.
+    for l in iomem
+        .lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with(' '))
+    {
+        let ok = l.starts_with("08000000-0800ffff : GICD")
+            || l.starts_with("080a0000-080fffff : GICR")
+            || l.starts_with("09040000-09040fff")
+            || l.starts_with("0a000000-0a0001ff")
+            || l.starts_with("50000000-bfffffff");
+        assert!(ok, "unexpected resource '{l}' in:\n{iomem}");
+    }
+    let devs = run(&mut q, "ls /sys/bus/platform/devices");
+    for forbidden in [
+        "9000000.pl011",
+        "9010000.pl031",
+        "9030000.pl061",
+        "a000200.virtio_mmio",
+    ] {
+        assert!(!devs.contains(forbidden), "{forbidden} visible:\n{devs}");
+    }
+    assert_rtos_clean(&q.output());
+}
+
+/// REQ-LNX-2: the status page answers from the host through the port forward.
+#[test]
+fn http_status_page_answers_from_the_host() {
+    let q = boot();
+    let body = status_page(&q);
+    assert!(body.contains("cpus online: 3"), "{body}");
+    assert_rtos_clean(&q.output());
+}
+
+fn status_page(q: &Qemu) -> String {
+    let mut last = String::new();
+    for _ in 0..30 {
+        match q.http_get("/cgi-bin/status") {
+            Ok(body) if body.contains("septum-linux status ok") => return body,
+            Ok(body) => last = body,
+            Err(e) => last = e,
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    panic!("no status page: {last}\n{}", q.linux_output());
+}
+
+/// Per-CPU counts of the interrupt whose /proc/interrupts line names `dev`.
+fn irq_counts(q: &mut Qemu, dev: &str) -> (String, Vec<u64>) {
+    let table = run(q, "cat /proc/interrupts");
+    let line = table
+        .lines()
+        .find(|l| l.contains(dev))
+        .unwrap_or_else(|| panic!("no '{dev}' in:\n{table}"));
+    let mut f = line.split_whitespace();
+    let irq = f.next().unwrap().trim_end_matches(':').to_string();
+    let counts = f.take(3).map(|c| c.parse().unwrap()).collect();
+    (irq, counts)
+}
+
+/// REQ-LNX-1, REQ-ISO-2: the emulated distributor's GICD_IROUTER routes a
+/// passthrough SPI to the vCPU Linux chooses, and to its core only.
+///
+/// The first move away from vCPU 0 has been seen to let one to three
+/// interrupts still reach vCPU 0 at the start of the next traffic (not yet
+/// explained; noted on issue 3), so that move only has to carry the bulk;
+/// every later move must be exact.
+#[test]
+fn spi_affinity_follows_gicd_irouter() {
+    let mut q = boot();
+    status_page(&q);
+    for (i, cpu) in [1usize, 2, 0, 1].into_iter().enumerate() {
+        let (irq, _) = irq_counts(&mut q, "virtio0");
+        run(
+            &mut q,
+            &format!("echo {} > /proc/irq/{irq}/smp_affinity", 1 << cpu),
+        );
+        // Let the last connection's trailing packets arrive first.
+        run(&mut q, "sleep 2");
+        let (_, before) = irq_counts(&mut q, "virtio0");
+        for _ in 0..5 {
+            status_page(&q);
+        }
+        let (_, after) = irq_counts(&mut q, "virtio0");
+        let delta: Vec<u64> = (0..3).map(|c| after[c] - before[c]).collect();
+        if i == 0 {
+            let others: u64 = (0..3).filter(|&c| c != cpu).map(|c| delta[c]).sum();
+            assert!(delta[cpu] > 20 && others <= 3, "move to {cpu}: {delta:?}");
+        } else {
+            let grew: Vec<usize> = (0..3).filter(|&c| delta[c] > 0).collect();
+            assert_eq!(grew, vec![cpu], "move to {cpu}: {delta:?}");
+        }
+    }
+    assert_rtos_clean(&q.output());
+}
+
+/// REQ-RT-3: while Linux boots and then runs a load on all its
+/// CPUs (busy loops, console output, network traffic), the RTOS keeps its
+/// heartbeat and misses no deadline.
+#[test]
+fn rtos_keeps_deadlines_while_linux_boots_and_is_loaded() {
+    let mut q = boot();
+    q.linux_send("for i in 1 2 3; do (while :; do :; done) & done");
+    q.linux_send("(while :; do echo load-line-from-linux; done) &");
+    let served = (0..20)
+        .filter(|_| q.http_get("/cgi-bin/status").is_ok())
+        .count();
+    assert!(served > 0, "no HTTP traffic reached Linux");
+    assert!(
+        q.linux_output().contains("load-line-from-linux"),
+        "console load did not start"
+    );
+    let n = heartbeats(&q.output()).len();
+    let out = q.wait_for_count("[rtos] rtos: heartbeat ", n + 10, Duration::from_secs(300));
+    assert_rtos_clean(&out);
+}
+
+/// REQ-FLT-1, REQ-LNX-3: `reboot -f` (PSCI SYSTEM_RESET) restarts only the
+/// Linux partition, which comes back; `poweroff -f` (SYSTEM_OFF) stops it.
+/// The RTOS runs on through both.
+#[test]
+fn reboot_and_poweroff_leave_the_rtos_running() {
+    let mut q = boot();
+    q.linux_send("reboot -f");
+    q.wait_for(
+        "partition 'linux': PSCI SYSTEM_RESET",
+        Duration::from_secs(60),
+    );
+    q.wait_linux_count(READY, 2, LINUX_BOOT);
+    q.linux_send("poweroff -f");
+    let out = q.wait_for("partition 'linux' stopped", Duration::from_secs(60));
+    let n = heartbeats(&out).len();
+    let out = q.wait_for_count("[rtos] rtos: heartbeat ", n + 3, Duration::from_secs(120));
+    assert_rtos_clean(&out);
+}

@@ -20,7 +20,16 @@ pub struct SystemConfig {
     /// Path of the TOML file this was generated from, for the boot log.
     pub source: &'static str,
     pub platform: Platform,
+    pub boot: BootPolicy,
     pub partitions: &'static [Partition],
+}
+
+/// Measured-boot policy (docs/measured-boot.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BootPolicy {
+    /// Anti-rollback: the signed manifest's security version must be at
+    /// least this.
+    pub min_security_version: u32,
 }
 
 /// The board as data: everything that differs between machines.

@@ -1,0 +1,94 @@
+//! Septum's own hypercalls, in the SMCCC range for vendor-specific
+//! hypervisor services (SMC64 fast calls, owning entity 6: function IDs
+//! `0xC600_0000..=0xC600_FFFF`). PSCI and the SMCCC architecture calls are
+//! separate (`psci`). Documented in docs/measured-boot.md.
+
+use crate::addr::{GuestPhysAddr, PhysAddr};
+use crate::config::MemRegion;
+
+/// First and last function ID of the range.
+pub const VENDOR_HYP_FIRST: u64 = 0xC600_0000;
+pub const VENDOR_HYP_LAST: u64 = 0xC600_FFFF;
+
+/// `MLOG_READ(buffer_ipa, buffer_len, offset)`: copies the measurement log's
+/// bytes from `offset` into the caller's buffer. Returns x0 = bytes copied
+/// (or a negative error), x1 = the log's total size.
+pub const MLOG_READ: u64 = 0xC600_0010;
+
+/// SMCCC return codes.
+pub const NOT_SUPPORTED: i64 = -1;
+pub const INVALID_PARAMETER: i64 = -2;
+
+/// The largest buffer one call fills (a page); read a bigger log in pieces.
+pub const MAX_COPY: u64 = 4096;
+
+pub fn is_vendor_hyp(fid: u64) -> bool {
+    (VENDOR_HYP_FIRST..=VENDOR_HYP_LAST).contains(&fid)
+}
+
+/// Where a guest buffer `[ipa, ipa + len)` is in physical memory, if it lies
+/// entirely in one *writable* memory region of the partition. Anything else
+/// (devices, unmapped space, read-only memory, a range that wraps or spans
+/// two regions) is refused.
+pub fn guest_buffer(regions: &[MemRegion], ipa: u64, len: u64) -> Option<PhysAddr> {
+    if len == 0 {
+        return None;
+    }
+    let start = GuestPhysAddr::new(ipa);
+    ipa.checked_add(len)?;
+    let r = regions
+        .iter()
+        .find(|r| r.perms.write && r.guest_range().contains_span(start, len))?;
+    Some(PhysAddr::new(r.pa.raw() + (ipa - r.ipa.raw())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Perms;
+
+    const REGIONS: [MemRegion; 2] = [
+        MemRegion {
+            name: "ram",
+            ipa: GuestPhysAddr(0x4000_0000),
+            pa: PhysAddr(0x4800_0000),
+            size: 0x10_0000,
+            perms: Perms::RWX,
+            shared: false,
+        },
+        MemRegion {
+            name: "rom",
+            ipa: GuestPhysAddr(0x5000_0000),
+            pa: PhysAddr(0x5800_0000),
+            size: 0x1000,
+            perms: Perms::R,
+            shared: false,
+        },
+    ];
+
+    /// REQ-FLT-2: a guest buffer is accepted only inside its own writable RAM.
+    #[test]
+    fn buffers() {
+        assert_eq!(
+            guest_buffer(&REGIONS, 0x4000_1000, 0x100),
+            Some(PhysAddr(0x4800_1000))
+        );
+        assert_eq!(
+            guest_buffer(&REGIONS, 0x400f_ff00, 0x100),
+            Some(PhysAddr(0x480f_ff00))
+        );
+        // One byte past the end, zero length, read-only, unmapped, wrapping.
+        assert_eq!(guest_buffer(&REGIONS, 0x400f_ff00, 0x101), None);
+        assert_eq!(guest_buffer(&REGIONS, 0x4000_0000, 0), None);
+        assert_eq!(guest_buffer(&REGIONS, 0x5000_0000, 0x10), None);
+        assert_eq!(guest_buffer(&REGIONS, 0x0900_0000, 0x10), None);
+        assert_eq!(guest_buffer(&REGIONS, u64::MAX - 4, 0x10), None);
+    }
+
+    #[test]
+    fn range() {
+        assert!(is_vendor_hyp(MLOG_READ));
+        assert!(!is_vendor_hyp(0x8400_0000));
+        assert!(!is_vendor_hyp(0xC700_0000));
+    }
+}

@@ -140,6 +140,11 @@ pub fn generate_rust(cfg: &ValidatedConfig, out_dir: &Path) -> String {
         lit(&cfg.source.display().to_string())
     );
     platform(&mut o, cfg);
+    let _ = writeln!(
+        o,
+        "        boot: ::septum_core::config::BootPolicy {{ min_security_version: {} }},",
+        cfg.boot.min_security_version
+    );
     let _ = writeln!(o, "        partitions: &[");
     for part in &cfg.partitions {
         partition(&mut o, part, out_dir);

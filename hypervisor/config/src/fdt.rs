@@ -11,6 +11,12 @@ use std::collections::HashMap;
 
 use super::model::{DeviceKind, GicVersion, ValidatedConfig};
 
+/// `/chosen` property that carries the measurement log to a Linux guest.
+pub const MLOG_PROP: &str = "septum,measurement-log";
+/// Its size: the log's header and up to 50 entries
+/// (`septum_core::measure::mlog`).
+pub const MLOG_PROP_LEN: usize = 4096;
+
 const FDT_MAGIC: u32 = 0xd00d_feed;
 const FDT_BEGIN_NODE: u32 = 1;
 const FDT_END_NODE: u32 = 2;
@@ -263,6 +269,11 @@ pub fn linux_dtb(cfg: &ValidatedConfig, partition: usize) -> Vec<u8> {
             w.prop_u64("linux,initrd-end", r.start.0 + r.size);
         }
     }
+    // Room for the measurement log, which the hypervisor writes into the
+    // partition's copy of this tree at boot (the pristine tree, measured
+    // like every image, holds zeros here). Linux shows it to userland as
+    // /proc/device-tree/chosen/septum,measurement-log.
+    w.prop(MLOG_PROP, &[0u8; MLOG_PROP_LEN]);
     w.end_node();
 
     for m in &p.memory {

@@ -24,6 +24,7 @@ pub mod model;
 mod parse;
 pub mod rules;
 mod schema;
+pub mod sign;
 pub mod table;
 mod util;
 mod validate;

@@ -30,7 +30,16 @@ pub struct ValidatedConfig {
     /// The TOML file's path as given to the tool.
     pub source: PathBuf,
     pub platform: Platform,
+    pub boot: Boot,
     pub partitions: Vec<Partition>,
+}
+
+/// `[boot]`: the security version this build's manifest carries, and the
+/// minimum the hypervisor accepts (anti-rollback).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Boot {
+    pub security_version: u32,
+    pub min_security_version: u32,
 }
 
 impl ValidatedConfig {

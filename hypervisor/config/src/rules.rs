@@ -104,6 +104,10 @@ rules! {
     LinuxStdout = "CFG-51", "linux.stdout must name a passthrough device of the partition that has a compatible";
     VcpuLimit = "CFG-52", "a partition may have at most as many vCPUs as the GIC has redistributor frames (GICv3: platform.cpus) or CPU interfaces (GICv2: 8)";
     GicIpa = "CFG-53", "a partition's memory and device IPA ranges must not overlap the GIC frames the hypervisor emulates there";
+
+    // Measured boot.
+    SecurityVersion = "CFG-54", "boot.security-version and boot.min-security-version must be in 0..=2^32-1, and security-version >= min-security-version";
+    ManifestCapacity = "CFG-55", "image names must be at most 16 printable ASCII characters, and the system at most 48 images (the boot manifest's capacity)";
 }
 
 #[cfg(test)]

@@ -13,6 +13,8 @@ use toml::Spanned;
 pub struct File {
     pub platform: Spanned<Platform>,
     #[serde(default)]
+    pub boot: Option<Spanned<Boot>>,
+    #[serde(default)]
     pub partition: Vec<Spanned<Partition>>,
 }
 
@@ -28,6 +30,14 @@ pub struct Platform {
     pub console: Spanned<Console>,
     pub gic: Spanned<Gic>,
     pub cpu_boot: Spanned<CpuBoot>,
+}
+
+/// `[boot]`: measured-boot policy (docs/measured-boot.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Boot {
+    pub security_version: Option<Spanned<i64>>,
+    pub min_security_version: Option<Spanned<i64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -200,10 +200,12 @@ pub fn validate(
     };
     val.platform();
     val.partitions();
+    let boot = val.boot();
+    val.manifest_capacity();
     if !val.errs.is_empty() {
         return Err(val.errs);
     }
-    let mut cfg = val.build(path);
+    let mut cfg = val.build(path, boot);
     // The device trees describe the validated configuration, so they are
     // made last; only their size can still be wrong.
     for i in 0..cfg.partitions.len() {
@@ -2123,7 +2125,102 @@ impl<'a> Validator<'a> {
 
     // ------------------------------------------------------------ build model
 
-    fn build(&self, path: &Path) -> model::ValidatedConfig {
+    /// CFG-54: the `[boot]` table (both versions default to 0).
+    fn boot(&mut self) -> model::Boot {
+        let Some(b) = &self.file.boot else {
+            return model::Boot {
+                security_version: 0,
+                min_security_version: 0,
+            };
+        };
+        let b = b.get_ref();
+        let mut get = |key: &str, x: &Option<Spanned<i64>>| -> u32 {
+            let Some(x) = x else { return 0 };
+            match u32::try_from(v(x)) {
+                Ok(n) => n,
+                Err(_) => {
+                    self.err(
+                        Rule::SecurityVersion,
+                        x.span(),
+                        format!("{key} = {} is outside 0..=4294967295", v(x)),
+                    );
+                    0
+                }
+            }
+        };
+        let svn = get("security-version", &b.security_version);
+        let min = get("min-security-version", &b.min_security_version);
+        if svn < min {
+            let span = b
+                .security_version
+                .as_ref()
+                .or(b.min_security_version.as_ref())
+                .map(Spanned::span);
+            self.err(
+                Rule::SecurityVersion,
+                span,
+                format!(
+                    "security-version {svn} is below min-security-version {min}: the hypervisor built from this file would refuse its own manifest"
+                ),
+            );
+        }
+        model::Boot {
+            security_version: svn,
+            min_security_version: min,
+        }
+    }
+
+    /// CFG-55: every image fits a manifest entry, and all of them fit the
+    /// manifest. A Linux partition loads `kernel`, `initrd` (if any) and `dtb`.
+    fn manifest_capacity(&mut self) {
+        use septum_core::measure::manifest::{name_field, MAX_ENTRIES};
+        let mut total = 0usize;
+        let mut last_span = None;
+        for p in &self.file.partition {
+            let p = p.get_ref();
+            if let Some(l) = &p.linux {
+                let l = l.get_ref();
+                total += 2 + usize::from(l.initrd.is_some());
+                last_span = Some(p.name.span());
+            }
+            for img in &p.images {
+                let img = img.get_ref();
+                total += 1;
+                last_span = Some(img.name.span());
+                if !img.name.get_ref().is_empty() && name_field(img.name.get_ref()).is_none() {
+                    self.err(
+                        Rule::ManifestCapacity,
+                        img.name.span(),
+                        format!(
+                            "image name {:?} does not fit the boot manifest: at most 16 printable ASCII characters, no spaces",
+                            img.name.get_ref()
+                        ),
+                    );
+                }
+            }
+            if name_field(p.name.get_ref()).is_none() && !p.name.get_ref().is_empty() {
+                self.err(
+                    Rule::ManifestCapacity,
+                    p.name.span(),
+                    format!(
+                        "partition name {:?} does not fit the boot manifest: at most 16 characters",
+                        p.name.get_ref()
+                    ),
+                );
+            }
+        }
+        if total > MAX_ENTRIES {
+            self.err(
+                Rule::ManifestCapacity,
+                last_span,
+                format!(
+                    "{total} images in the system; the boot manifest holds at most {MAX_ENTRIES}"
+                ),
+            );
+        }
+    }
+
+    fn build(&self, path: &Path, boot: model::Boot) -> model::ValidatedConfig {
         let p = self.file.platform.get_ref();
         let g = p.gic.get_ref();
         let opt = |x: &Option<Spanned<u64>>| x.as_ref().map_or(0, v);
@@ -2196,6 +2293,7 @@ impl<'a> Validator<'a> {
                 .to_owned(),
             source: path.to_owned(),
             platform,
+            boot,
             partitions,
         }
     }

@@ -180,7 +180,8 @@ fn linux_tree_describes_exactly_the_partition() {
             "bootargs",
             "stdout-path",
             "linux,initrd-start",
-            "linux,initrd-end"
+            "linux,initrd-end",
+            "septum,measurement-log"
         ]
     );
     assert_eq!(
@@ -188,6 +189,8 @@ fn linux_tree_describes_exactly_the_partition() {
         ["console=ttyAMA0 panic=-1"]
     );
     assert_eq!(strs(prop(&f, "/chosen", "stdout-path")), ["/uart1@9040000"]);
+    // Zeros until the hypervisor writes the measurement log into the copy.
+    assert_eq!(prop(&f, "/chosen", "septum,measurement-log"), [0u8; 4096]);
     assert_eq!(
         cells(prop(&f, "/chosen", "linux,initrd-start")),
         [0, 0x5160_0000]
@@ -358,7 +361,10 @@ fn optional_pieces_are_left_out() {
         (", compatible = \"arm,pl011\"", ""),
     ]));
     let f = Fdt::new(&b).unwrap();
-    assert_eq!(prop_names(&f, "/chosen"), ["bootargs"]);
+    assert_eq!(
+        prop_names(&f, "/chosen"),
+        ["bootargs", "septum,measurement-log"]
+    );
     assert_eq!(prop(&f, "/chosen", "bootargs"), b"\0");
     let children = child_names(&f, "/");
     assert!(!children.contains(&"apb-pclk"), "{children:?}");

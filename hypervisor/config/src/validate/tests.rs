@@ -1347,7 +1347,8 @@ fn the_linux_fixture_is_valid_and_placed() {
     assert_eq!(p.boot_arg, 0xbfe0_0000);
     assert_eq!(l.bootargs, "console=ttyAMA0 panic=-1");
     assert_eq!(l.stdout.as_deref(), Some("uart1"));
-    assert!(!l.dtb_blob.is_empty() && l.dtb_blob.len() < 4096);
+    // The tree plus the 4 KiB measurement-log property.
+    assert!(!l.dtb_blob.is_empty() && l.dtb_blob.len() < 8192);
     let images: Vec<(&str, u64, u64)> = p
         .images
         .iter()
@@ -1772,4 +1773,62 @@ fn cfg53_gic_ipa() {
             .contains("overlaps the GICC frame [0xff84_2000, 0xff84_4000)"),
         "{d}"
     );
+}
+
+// ------------------------------------------------------------ measured boot
+
+/// CFG-54: versions are 32-bit and the build's is not below the minimum.
+#[test]
+fn cfg54_security_version() {
+    let anchor = "cpu-boot = { method = \"psci\", conduit = \"smc\" }\n";
+    let with_boot = |b: &str| patch(&[(anchor, &format!("{anchor}\n{b}\n"))]);
+    let c = ok(&with_boot(
+        "[boot]\nsecurity-version = 3\nmin-security-version = 2",
+    ));
+    assert_eq!(c.boot.security_version, 3);
+    assert_eq!(c.boot.min_security_version, 2);
+    // Absent: both 0.
+    assert_eq!(
+        ok(GOOD).boot,
+        crate::model::Boot {
+            security_version: 0,
+            min_security_version: 0
+        }
+    );
+    let text = with_boot("[boot]\nsecurity-version = 1\nmin-security-version = 2");
+    let d = fails(
+        &text,
+        Rule::SecurityVersion,
+        "security-version 1 is below min-security-version 2",
+    );
+    assert_at(&d, &text, "1\nmin", 0);
+    fails(
+        &with_boot("[boot]\nsecurity-version = 4294967296"),
+        Rule::SecurityVersion,
+        "security-version = 4294967296 is outside 0..=4294967295",
+    );
+    fails(
+        &with_boot("[boot]\nmin-security-version = -1"),
+        Rule::SecurityVersion,
+        "min-security-version = -1 is outside",
+    );
+}
+
+/// CFG-55: image names fit the manifest's 16-byte fields.
+#[test]
+fn cfg55_manifest_capacity() {
+    let text = patch(&[(
+        r#"images = [{ name = "rtos", file"#,
+        r#"images = [{ name = "rtos-image-name-17", file"#,
+    )]);
+    let d = fails(
+        &text,
+        Rule::ManifestCapacity,
+        "image name \"rtos-image-name-17\" does not fit the boot manifest",
+    );
+    assert_at(&d, &text, "\"rtos-image-name-17\"", 0);
+    ok(&patch(&[(
+        r#"images = [{ name = "rtos", file"#,
+        r#"images = [{ name = "rtos-image-16ch", file"#,
+    )]));
 }

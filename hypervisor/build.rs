@@ -18,6 +18,18 @@ fn main() {
     });
     let config = PathBuf::from(&gen_dir).join("config.rs");
     println!("cargo:rerun-if-changed={}", config.display());
+    // Measured boot: the signed manifest and the trusted public key, written
+    // by `septum-config sign` and `septum-config trust` (scripts/build.sh).
+    for f in ["manifest.bin", "trust.rs"] {
+        let p = PathBuf::from(&gen_dir).join(f);
+        if !p.exists() {
+            panic!(
+                "{} is missing: build the hypervisor with scripts/build.sh (it signs the boot manifest)",
+                p.display()
+            );
+        }
+        println!("cargo:rerun-if-changed={}", p.display());
+    }
     let src = fs::read_to_string(&config)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", config.display()));
     let load = const_value(&src, "LOAD_ADDR");

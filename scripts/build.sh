@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Builds a bootable Septum image for one partition configuration.
 #
-#   scripts/build.sh [--config FILE] [--features F] [--quiet]
+#   scripts/build.sh [--config FILE] [--key PRIVATE] [--trust PUBLIC] [--quiet]
+#
+# Measured boot (docs/measured-boot.md): the boot manifest is signed with
+# --key (or $SEPTUM_SIGNING_KEY) and the hypervisor trusts --trust (or
+# $SEPTUM_TRUSTED_KEY). Both default to the published development key pair
+# in configs/keys/, which the boot log flags as unfit for a product.
 #
 # Steps: install prerequisites; build the guests; validate the TOML and
 # generate the hypervisor's configuration (a broken TOML stops here with a
@@ -12,12 +17,16 @@ set -euo pipefail
 . "$(dirname "$0")/lib/linux.sh"
 
 config="$SEPTUM_ROOT/configs/qemu-virt.toml"
+signing_key="${SEPTUM_SIGNING_KEY:-$SEPTUM_ROOT/configs/keys/septum-dev.key}"
+trusted_key="${SEPTUM_TRUSTED_KEY:-$SEPTUM_ROOT/configs/keys/septum-dev.pub}"
 quiet=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --config) config="$2"; shift 2 ;;
+        --key) signing_key="$2"; shift 2 ;;
+        --trust) trusted_key="$2"; shift 2 ;;
         --quiet) quiet=1; shift ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -54,6 +63,11 @@ fi
 # Validate and generate (host tool).
 cargo run "${cargo_q[@]}" --release -p septum-config -- \
     generate "$config" --out "$out/$name/gen"
+
+# Measure every image and sign the boot manifest; name the trusted key.
+"target/release/septum-config" sign "$config" --key "$signing_key" \
+    --out "$out/$name/gen/manifest.bin" >&2
+"target/release/septum-config" trust "$trusted_key" --out "$out/$name/gen"
 
 # The hypervisor: soft-float, so that it never touches guest FP/SIMD state.
 SEPTUM_GEN_DIR="$out/$name/gen" cargo build "${cargo_q[@]}" --release \

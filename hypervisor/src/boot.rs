@@ -8,7 +8,7 @@ use tock_registers::interfaces::Readable;
 use crate::arch::aarch64::{asm, mmu};
 use crate::config::CONFIG;
 use crate::partition::{self, State};
-use crate::{console, heap, irq, percpu, time, vcpu};
+use crate::{console, heap, irq, measure, percpu, time, vcpu};
 
 const PSCI_CPU_ON_64: u64 = 0xc400_0003;
 
@@ -76,6 +76,7 @@ pub fn primary(dtb: u64, core: u64) -> ! {
         halt_fmt(format_args!("building partitions failed: {e}"));
     }
     print_partition_table();
+    verify_before_any_guest();
     log::info!(
         "boot heap: {} KiB of {} KiB used; sealed (no allocation after boot)",
         heap::in_use() / 1024,
@@ -127,10 +128,55 @@ fn run_this_core() -> ! {
     crate::exit::park_current()
 }
 
+/// Measured boot, the part that must finish before any guest runs: the
+/// manifest and every critical partition. A failure here enters the safe
+/// state with no guest started. Other partitions are measured by their own
+/// boot core just before loading (`load_partition`), so that a large Linux
+/// image does not delay the critical partition's start.
+fn verify_before_any_guest() {
+    measure::init();
+    if let Err(v) = measure::verify_manifest() {
+        for p in partition::all() {
+            // Logged as not measured: nothing in the manifest can be trusted.
+            let _ = measure::measure_partition(p);
+        }
+        crate::exit::safe_state_boot(format_args!(
+            "the boot manifest failed verification ({})",
+            v.as_str()
+        ));
+    }
+    for p in partition::all() {
+        if p.cfg.criticality != Criticality::Critical {
+            continue;
+        }
+        if let Err(f) = measure::measure_partition(p) {
+            crate::exit::safe_state_boot(format_args!(
+                "critical partition '{}' failed verification: image '{}': {}",
+                p.name(),
+                f.item,
+                f.verdict.as_str()
+            ));
+        }
+    }
+}
+
 fn load_partition(p: &'static partition::PartitionRt) {
+    if p.cfg.criticality != Criticality::Critical {
+        if let Err(f) = measure::measure_partition(p) {
+            p.set_state(State::Failed);
+            log::error!(
+                "partition '{}' failed verification (image '{}': {}); it is not started",
+                p.name(),
+                f.item,
+                f.verdict.as_str()
+            );
+            crate::exit::park_current();
+        }
+    }
     let t = time::ticks();
     match partition::load_images(p) {
         Ok(bytes) => {
+            measure::publish_to_dtb(p);
             p.set_state(State::Running);
             log::info!(
                 "partition '{}': {bytes} bytes of images loaded in {} us",

@@ -188,6 +188,10 @@ fn hvc(frame: &mut TrapFrame) {
     let Some((p, vcpu)) = percpu::running() else {
         return;
     };
+    if septum_core::hypercall::is_vendor_hyp(frame.x[0]) {
+        crate::hypercall::handle(p, frame);
+        return;
+    }
     match psci::handle(p, vcpu, frame) {
         psci::Outcome::Return(v) => frame.x[0] = v,
         psci::Outcome::Fault(f) => guest_fault(frame, f, format_args!("{}", psci::describe(f))),
@@ -376,6 +380,21 @@ pub fn restart_partition(p: &PartitionRt) -> ! {
     irq::flush_core();
     vgic::quiesce(p);
     vgic::reset(p);
+    if let Err(f) = crate::measure::recheck_partition(p) {
+        log::error!(
+            "partition '{}': image '{}' no longer matches the manifest ({}); not restarted",
+            p.name(),
+            f.item,
+            f.verdict.as_str()
+        );
+        if p.cfg.criticality == Criticality::Critical {
+            safe_state(
+                p,
+                format_args!("its image failed verification before a restart"),
+            );
+        }
+        stop_partition(p, "image verification failed");
+    }
     match crate::partition::load_images(p) {
         Ok(bytes) => log::info!(
             "partition '{}': reloaded {bytes} bytes of images; restarting",
@@ -386,6 +405,7 @@ pub fn restart_partition(p: &PartitionRt) -> ! {
             stop_partition(p, "reload failed");
         }
     }
+    crate::measure::publish_to_dtb(p);
     p.set_state(State::Running);
     let me = percpu::core();
     let boot_core = p.cfg.cores[0] as usize;
@@ -417,6 +437,18 @@ pub fn safe_state(p: &PartitionRt, what: core::fmt::Arguments<'_>) -> ! {
                 irq::gic().send_sgi(c as u64, irq::SGI_STOP);
             }
         }
+    }
+    park_current()
+}
+
+/// The safe state entered during boot, before any guest ran (the boot
+/// manifest or a critical partition failed verification).
+pub fn safe_state_boot(what: core::fmt::Arguments<'_>) -> ! {
+    console::emergency(format_args!(
+        "\n[septum] *** ALARM: SAFE STATE ENTERED ***\n[septum] *** cause: {what} ***\n[septum] *** no guest code runs; therapy halted; service required ***\n"
+    ));
+    for q in crate::partition::all() {
+        q.set_state(State::Stopped);
     }
     park_current()
 }

@@ -194,6 +194,190 @@ unsafe extern "C" {
     static exception_vectors: u8;
 }
 
+// SHA-256 block compression with the ARMv8 SHA-256 instructions:
+// septum_sha256_blocks(state: *mut [u32; 8], blocks: *const u8, n: usize,
+// k: *const [u32; 64]). The hypervisor is built soft-float, so the assembler
+// is told about SIMD and SHA2 here only; the caller makes sure the CPU has
+// them (ID_AA64ISAR0_EL1.SHA2) and that no guest FP/SIMD state is live on
+// this core (boot, or a partition being reloaded on its own core).
+global_asm!(
+    ".arch_extension fp",
+    ".arch_extension simd",
+    ".arch_extension sha2",
+    ".pushsection .text.septum_sha256_blocks, \"ax\"",
+    ".global septum_sha256_blocks",
+    ".type septum_sha256_blocks, %function",
+    ".balign 16",
+    "septum_sha256_blocks:",
+    "cbz x2, 2f",
+    "ld1 {{v0.4s, v1.4s}}, [x0]",
+    "1:",
+    "ld1 {{v4.16b, v5.16b, v6.16b, v7.16b}}, [x1], #64",
+    "rev32 v4.16b, v4.16b",
+    "rev32 v5.16b, v5.16b",
+    "rev32 v6.16b, v6.16b",
+    "rev32 v7.16b, v7.16b",
+    "mov v18.16b, v0.16b",
+    "mov v19.16b, v1.16b",
+    "mov x4, x3",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v4.4s",
+    "sha256su0 v4.4s, v5.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "sha256su1 v4.4s, v6.4s, v7.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v5.4s",
+    "sha256su0 v5.4s, v6.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "sha256su1 v5.4s, v7.4s, v4.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v6.4s",
+    "sha256su0 v6.4s, v7.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "sha256su1 v6.4s, v4.4s, v5.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v7.4s",
+    "sha256su0 v7.4s, v4.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "sha256su1 v7.4s, v5.4s, v6.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v4.4s",
+    "sha256su0 v4.4s, v5.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "sha256su1 v4.4s, v6.4s, v7.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v5.4s",
+    "sha256su0 v5.4s, v6.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "sha256su1 v5.4s, v7.4s, v4.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v6.4s",
+    "sha256su0 v6.4s, v7.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "sha256su1 v6.4s, v4.4s, v5.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v7.4s",
+    "sha256su0 v7.4s, v4.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "sha256su1 v7.4s, v5.4s, v6.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v4.4s",
+    "sha256su0 v4.4s, v5.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "sha256su1 v4.4s, v6.4s, v7.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v5.4s",
+    "sha256su0 v5.4s, v6.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "sha256su1 v5.4s, v7.4s, v4.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v6.4s",
+    "sha256su0 v6.4s, v7.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "sha256su1 v6.4s, v4.4s, v5.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v7.4s",
+    "sha256su0 v7.4s, v4.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "sha256su1 v7.4s, v5.4s, v6.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v4.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v5.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v6.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "ld1 {{v16.4s}}, [x4], #16",
+    "add v16.4s, v16.4s, v7.4s",
+    "mov v2.16b, v0.16b",
+    "sha256h q0, q1, v16.4s",
+    "sha256h2 q1, q2, v16.4s",
+    "add v0.4s, v0.4s, v18.4s",
+    "add v1.4s, v1.4s, v19.4s",
+    "subs x2, x2, #1",
+    "b.ne 1b",
+    "st1 {{v0.4s, v1.4s}}, [x0]",
+    "2:",
+    "ret",
+    ".size septum_sha256_blocks, . - septum_sha256_blocks",
+    ".popsection",
+);
+
+extern "C" {
+    fn septum_sha256_blocks(state: *mut [u32; 8], blocks: *const u8, n: usize, k: *const [u32; 64]);
+}
+
+/// SHA-256 round constants (FIPS 180-4, 4.2.2).
+static SHA256_K: [u32; 64] = [
+    0x428a2f98, 0x71374491, 0xb5c0fbcf, 0xe9b5dba5, 0x3956c25b, 0x59f111f1, 0x923f82a4, 0xab1c5ed5,
+    0xd807aa98, 0x12835b01, 0x243185be, 0x550c7dc3, 0x72be5d74, 0x80deb1fe, 0x9bdc06a7, 0xc19bf174,
+    0xe49b69c1, 0xefbe4786, 0x0fc19dc6, 0x240ca1cc, 0x2de92c6f, 0x4a7484aa, 0x5cb0a9dc, 0x76f988da,
+    0x983e5152, 0xa831c66d, 0xb00327c8, 0xbf597fc7, 0xc6e00bf3, 0xd5a79147, 0x06ca6351, 0x14292967,
+    0x27b70a85, 0x2e1b2138, 0x4d2c6dfc, 0x53380d13, 0x650a7354, 0x766a0abb, 0x81c2c92e, 0x92722c85,
+    0xa2bfe8a1, 0xa81a664b, 0xc24b8b70, 0xc76c51a3, 0xd192e819, 0xd6990624, 0xf40e3585, 0x106aa070,
+    0x19a4c116, 0x1e376c08, 0x2748774c, 0x34b0bcb5, 0x391c0cb3, 0x4ed8aa4a, 0x5b9cca4f, 0x682e6ff3,
+    0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
+];
+
+/// Whether this CPU implements the SHA-256 instructions
+/// (ID_AA64ISAR0_EL1.SHA2, bits [15:12], non-zero).
+pub fn has_sha256() -> bool {
+    let v: u64;
+    // SAFETY: reading an ID register has no side effects.
+    unsafe {
+        asm!("mrs {}, id_aa64isar0_el1", out(reg) v, options(nomem, nostack, preserves_flags))
+    };
+    (v >> 12) & 0xf != 0
+}
+
+/// SHA-256 compression with the ARMv8 instructions.
+///
+/// # Safety
+/// The CPU must implement them ([`has_sha256`]), FP/SIMD must not trap at
+/// EL2, and no guest's FP/SIMD registers may be live on this core (they are
+/// clobbered).
+pub unsafe fn sha256_blocks_ce(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
+    // SAFETY: the pointers cover `state`, `blocks.len()` 64-byte blocks and
+    // the 64 round constants; the routine touches nothing else in memory.
+    // The caller guarantees the instructions exist and the SIMD registers
+    // are free (see above).
+    unsafe {
+        septum_sha256_blocks(state, blocks.as_ptr().cast(), blocks.len(), &SHA256_K);
+    }
+}
+
 /// Enters a guest at `pc` (EL1h, interrupts masked) with `x0 = arg` and every
 /// other general-purpose register zero, resetting this core's EL2 stack to
 /// `stack_top`: nothing of the hypervisor's call chain survives the switch.

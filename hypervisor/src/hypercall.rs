@@ -1,0 +1,42 @@
+//! Septum's vendor-specific hypercalls (function IDs and argument checks in
+//! `septum_core::hypercall`; the interface in docs/measured-boot.md).
+
+use septum_core::hypercall::{
+    self as hc, guest_buffer, INVALID_PARAMETER, MAX_COPY, NOT_SUPPORTED,
+};
+
+use crate::arch::aarch64::trap::TrapFrame;
+use crate::arch::aarch64::{asm, mmu};
+use crate::measure;
+use crate::partition::PartitionRt;
+
+pub fn handle(p: &PartitionRt, frame: &mut TrapFrame) {
+    let (x0, x1) = match frame.x[0] {
+        hc::MLOG_READ => mlog_read(p, frame.x[1], frame.x[2], frame.x[3]),
+        _ => (NOT_SUPPORTED, 0),
+    };
+    frame.x[0] = x0 as u64;
+    frame.x[1] = x1;
+}
+
+/// MLOG_READ(buffer_ipa, len, offset) -> (copied or error, total).
+fn mlog_read(p: &PartitionRt, ipa: u64, len: u64, offset: u64) -> (i64, u64) {
+    let mut chunk = [0u8; MAX_COPY as usize];
+    let (_, total) = measure::read_log(usize::MAX, &mut []);
+    if len == 0 || len > MAX_COPY || offset > total as u64 {
+        return (INVALID_PARAMETER, total as u64);
+    }
+    let Some(pa) = guest_buffer(p.cfg.memory, ipa, len) else {
+        return (INVALID_PARAMETER, total as u64);
+    };
+    if !mmu::covers(pa.raw(), len) {
+        return (INVALID_PARAMETER, total as u64);
+    }
+    let (n, total) = measure::read_log(offset as usize, &mut chunk[..len as usize]);
+    // SAFETY: [pa, pa + n) lies in a writable memory region of the calling
+    // partition (guest_buffer) and in the EL2 identity map (covers); the
+    // partition may write it itself, so nothing of ours lives there.
+    unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), pa.raw() as *mut u8, n) };
+    asm::dcache_clean_inval_range(pa.raw(), n as u64);
+    (n as i64, total as u64)
+}

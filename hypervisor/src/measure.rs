@@ -1,0 +1,382 @@
+//! Measured and verified boot (docs/measured-boot.md).
+//!
+//! Before any image is copied into a partition, the hypervisor checks the
+//! boot manifest's ed25519 signature against the public key compiled in, the
+//! configuration digest and the security version, then hashes each image's
+//! pristine copy (inside the hypervisor image, never mapped to a guest) and
+//! compares size, load address and SHA-256 with the manifest. Every item is
+//! recorded in the measurement log, which guests read back through a
+//! hypercall (and Linux also in its device tree).
+//!
+//! SHA-256 runs on the ARMv8 SHA-256 instructions where the CPU has them
+//! (QEMU's cortex-a72) and on the portable code where it does not (the
+//! Raspberry Pi 4), chosen at run time from ID_AA64ISAR0_EL1.
+
+use core::sync::atomic::{AtomicBool, Ordering};
+
+use septum_core::config::Image;
+use septum_core::measure::manifest::{Manifest, ManifestError, MAX_LEN};
+use septum_core::measure::mlog::{self, MeasurementLog, Verdict, SYSTEM};
+use septum_core::measure::sha256::{soft_compress, CompressFn, Sha256};
+use spin::mutex::SpinMutex as Mutex;
+
+use crate::arch::aarch64::asm;
+use crate::config::CONFIG;
+use crate::partition::PartitionRt;
+
+/// The public key manifests must be signed with (`septum-config trust`).
+mod trust {
+    include!(concat!(env!("SEPTUM_GEN_DIR"), "/trust.rs"));
+}
+
+const fn slot() -> [u8; MAX_LEN] {
+    let src = include_bytes!(concat!(env!("SEPTUM_GEN_DIR"), "/manifest.bin"));
+    assert!(src.len() <= MAX_LEN, "manifest.bin is larger than its slot");
+    let mut s = [0u8; MAX_LEN];
+    let mut i = 0;
+    while i < src.len() {
+        s[i] = src[i];
+        i += 1;
+    }
+    s
+}
+
+/// The signed boot manifest, in a fixed-size slot of the image. Exported
+/// by name so that tools (and the tamper tests) can find and replace it in
+/// the image; read only through volatile loads, so that the compiler can
+/// never fold its build-time contents into the checks.
+#[no_mangle]
+#[used]
+pub static SEPTUM_MANIFEST_SLOT: [u8; MAX_LEN] = slot();
+
+/// Entries the log holds: the manifest, the configuration and up to 48 images.
+pub const LOG_CAPACITY: usize = 50;
+pub const LOG_BYTES: usize = mlog::HEADER_LEN + LOG_CAPACITY * mlog::ENTRY_LEN;
+
+struct State {
+    log: MeasurementLog<LOG_CAPACITY>,
+    encoded: [u8; LOG_BYTES],
+    encoded_len: usize,
+    manifest: [u8; MAX_LEN],
+    /// The manifest passed every check.
+    manifest_ok: bool,
+}
+
+static STATE: Mutex<State> = Mutex::new(State {
+    log: MeasurementLog::new(soft_compress),
+    encoded: [0; LOG_BYTES],
+    encoded_len: 0,
+    manifest: [0; MAX_LEN],
+    manifest_ok: false,
+});
+
+static HW_SHA: AtomicBool = AtomicBool::new(false);
+
+fn hw_compress(state: &mut [u32; 8], blocks: &[[u8; 64]]) {
+    // SAFETY: selected only when `asm::has_sha256()` said the CPU has the
+    // instructions; FP/SIMD does not trap at EL2 (boot clears CPTR_EL2.TFP);
+    // hashing runs only at boot or while a partition is reloaded on its own
+    // core, when no guest FP/SIMD state is live here.
+    unsafe { asm::sha256_blocks_ce(state, blocks) }
+}
+
+/// The SHA-256 block function for this CPU.
+pub fn compress() -> CompressFn {
+    if HW_SHA.load(Ordering::Relaxed) {
+        hw_compress
+    } else {
+        soft_compress
+    }
+}
+
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    Sha256::digest(compress(), data)
+}
+
+struct Hex<'a>(&'a [u8]);
+impl core::fmt::Display for Hex<'_> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Picks the SHA-256 path and takes a private copy of the manifest slot.
+pub fn init() {
+    let hw = asm::has_sha256();
+    HW_SHA.store(hw, Ordering::Relaxed);
+    let mut st = STATE.lock();
+    st.log.set_compress(compress());
+    for (i, b) in st.manifest.iter_mut().enumerate() {
+        // SAFETY: `i < MAX_LEN`, inside the static slot; a volatile read of
+        // plain bytes (see SEPTUM_MANIFEST_SLOT).
+        *b = unsafe { core::ptr::read_volatile(SEPTUM_MANIFEST_SLOT.as_ptr().add(i)) };
+    }
+    log::info!(
+        "measured boot: SHA-256 on {}; manifest key {}{}",
+        if hw {
+            "the ARMv8 SHA-256 instructions"
+        } else {
+            "the portable code (no ARMv8 SHA-256 instructions)"
+        },
+        trust::MANIFEST_KEY_ID,
+        if trust::MANIFEST_KEY_IS_DEVELOPMENT {
+            " (the published DEVELOPMENT key: this build is not fit for a product)"
+        } else {
+            ""
+        }
+    );
+}
+
+fn record(st: &mut State, partition: &str, item: &str, size: u64, v: Verdict, d: [u8; 32]) {
+    let level = if v == Verdict::Ok {
+        log::Level::Info
+    } else {
+        log::Level::Error
+    };
+    log::log!(
+        level,
+        "  measured {partition}/{item}: {size} bytes, sha256 {}: {}",
+        Hex(&d),
+        v.as_str()
+    );
+    if st.log.record(partition, item, size, v, d).is_err() {
+        log::warn!("measurement log full; {partition}/{item} is not logged");
+    }
+    let State {
+        log: l, encoded, ..
+    } = st;
+    st.encoded_len = l.encode_into(encoded).unwrap_or(0);
+}
+
+/// Checks the manifest: structure, signature, configuration digest and
+/// security version. Records the manifest and the configuration in the log.
+pub fn verify_manifest() -> Result<(), Verdict> {
+    let mut st = STATE.lock();
+    let config = septum_core::measure::config_digest(&CONFIG, compress());
+    let bytes = st.manifest;
+    let verdict = match Manifest::parse(&bytes) {
+        Err(e) => {
+            log::error!("boot manifest: {e:?}");
+            Err((Verdict::BadManifest, &bytes[..]))
+        }
+        Ok(m) => match m.verify(&trust::MANIFEST_PUBLIC_KEY) {
+            Err(ManifestError::BadSignature) | Err(_) => {
+                log::error!(
+                    "boot manifest: the signature does not verify with key {}",
+                    trust::MANIFEST_KEY_ID
+                );
+                Err((Verdict::BadSignature, m.bytes()))
+            }
+            Ok(()) if m.config_digest() != config => {
+                log::error!(
+                    "boot manifest: made for configuration {}, this is {}",
+                    Hex(&m.config_digest()),
+                    Hex(&config)
+                );
+                Err((Verdict::ConfigMismatch, m.bytes()))
+            }
+            Ok(()) if m.svn() < CONFIG.boot.min_security_version => {
+                log::error!(
+                    "boot manifest: security version {} is below the minimum {} (rollback)",
+                    m.svn(),
+                    CONFIG.boot.min_security_version
+                );
+                Err((Verdict::Rollback, m.bytes()))
+            }
+            Ok(()) => {
+                log::info!(
+                    "boot manifest: signature ok, {} images, security version {} (minimum {})",
+                    m.len(),
+                    m.svn(),
+                    CONFIG.boot.min_security_version
+                );
+                Ok(m.bytes())
+            }
+        },
+    };
+    let (v, body) = match verdict {
+        Ok(b) => (Verdict::Ok, b),
+        Err((v, b)) => (v, b),
+    };
+    let digest = sha256(body);
+    let len = body.len() as u64;
+    record(&mut st, SYSTEM, "manifest", len, v, digest);
+    let cv = if v == Verdict::ConfigMismatch {
+        Verdict::ConfigMismatch
+    } else {
+        Verdict::Ok
+    };
+    record(&mut st, SYSTEM, "config", 0, cv, config);
+    st.manifest_ok = v == Verdict::Ok;
+    if v == Verdict::Ok {
+        Ok(())
+    } else {
+        Err(v)
+    }
+}
+
+/// Checks one image against the verified manifest.
+fn check_image(m: &Manifest<'_>, partition: &str, img: &Image, digest: &[u8; 32]) -> Verdict {
+    let Some(e) = m.find(partition, img.name) else {
+        return Verdict::NotInManifest;
+    };
+    if e.size != img.data.len() as u64 {
+        Verdict::SizeMismatch
+    } else if e.load != img.load.raw() {
+        Verdict::LoadMismatch
+    } else if e.digest != *digest {
+        Verdict::DigestMismatch
+    } else {
+        Verdict::Ok
+    }
+}
+
+/// A partition's images that failed: the first failure.
+#[derive(Clone, Copy, Debug)]
+pub struct Failure {
+    pub item: &'static str,
+    pub verdict: Verdict,
+}
+
+/// Measures every image of `p` (its pristine copies) against the manifest
+/// and records them. `Err` names the first image that failed; an
+/// unverified manifest fails every image without hashing it.
+pub fn measure_partition(p: &PartitionRt) -> Result<(), Failure> {
+    let mut st = STATE.lock();
+    let bytes = st.manifest;
+    let ok = st.manifest_ok;
+    let manifest = if ok {
+        Manifest::parse(&bytes).ok()
+    } else {
+        None
+    };
+    let mut first = None;
+    let t = crate::time::ticks();
+    for img in p.cfg.images {
+        let (v, d) = match &manifest {
+            Some(m) => {
+                let d = sha256(img.data);
+                (check_image(m, p.name(), img, &d), d)
+            }
+            None => (Verdict::NotMeasured, [0; 32]),
+        };
+        record(&mut st, p.name(), img.name, img.data.len() as u64, v, d);
+        if v != Verdict::Ok && first.is_none() {
+            first = Some(Failure {
+                item: img.name,
+                verdict: v,
+            });
+        }
+    }
+    let total: usize = p.cfg.images.iter().map(|i| i.data.len()).sum();
+    log::info!(
+        "partition '{}': {} images ({} bytes) measured in {} us; log: {} entries, running digest {}",
+        p.name(),
+        p.cfg.images.len(),
+        total,
+        (crate::time::ticks() - t) * 1_000_000 / crate::time::freq(),
+        st.log.entries().len(),
+        Hex(&st.log.running())
+    );
+    match first {
+        None => Ok(()),
+        Some(f) => Err(f),
+    }
+}
+
+/// Re-checks `p`'s images before a reload (the pristine copies cannot be
+/// written by any guest, so this guards against memory faults and bugs);
+/// not logged again unless an image fails.
+pub fn recheck_partition(p: &PartitionRt) -> Result<(), Failure> {
+    let mut st = STATE.lock();
+    let bytes = st.manifest;
+    let Some(m) = (if st.manifest_ok {
+        Manifest::parse(&bytes).ok()
+    } else {
+        None
+    }) else {
+        return Err(Failure {
+            item: "manifest",
+            verdict: Verdict::NotMeasured,
+        });
+    };
+    for img in p.cfg.images {
+        let d = sha256(img.data);
+        let v = check_image(&m, p.name(), img, &d);
+        if v != Verdict::Ok {
+            record(&mut st, p.name(), img.name, img.data.len() as u64, v, d);
+            return Err(Failure {
+                item: img.name,
+                verdict: v,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Copies log bytes from `offset` into `out`; returns (copied, total size).
+pub fn read_log(offset: usize, out: &mut [u8]) -> (usize, usize) {
+    let st = STATE.lock();
+    let total = st.encoded_len;
+    if offset >= total {
+        return (0, total);
+    }
+    let n = out.len().min(total - offset);
+    out[..n].copy_from_slice(&st.encoded[offset..offset + n]);
+    (n, total)
+}
+
+/// The serialised log, into `out` (zero-filled after it); its length.
+pub fn copy_log(out: &mut [u8]) -> usize {
+    let st = STATE.lock();
+    let n = st.encoded_len.min(out.len());
+    out[..n].copy_from_slice(&st.encoded[..n]);
+    out[n..].fill(0);
+    n
+}
+
+/// Writes the measurement log into the `/chosen/septum,measurement-log`
+/// property of the partition's loaded device tree (the `dtb` image), so
+/// that Linux userland can read it. The pristine tree holds zeros there and
+/// is what was measured; this writes only the partition's own copy.
+pub fn publish_to_dtb(p: &PartitionRt) {
+    let Some(img) = p.cfg.images.iter().find(|i| i.name == "dtb") else {
+        return;
+    };
+    let Ok(tree) = fdt::Fdt::new(img.data) else {
+        return;
+    };
+    let Some(prop) = tree
+        .find_node("/chosen")
+        .and_then(|n| n.property("septum,measurement-log"))
+    else {
+        return;
+    };
+    let offset = prop.value.as_ptr() as usize - img.data.as_ptr() as usize;
+    let len = prop.value.len();
+    let Some(pa) = septum_core::hypercall::guest_buffer(
+        p.cfg.memory,
+        img.load.raw() + offset as u64,
+        len as u64,
+    ) else {
+        return;
+    };
+    if !crate::arch::aarch64::mmu::covers(pa.raw(), len as u64) {
+        return;
+    }
+    let mut buf = [0u8; LOG_BYTES];
+    let n = copy_log(&mut buf);
+    let n = n.min(len);
+    // SAFETY: [pa, pa + len) is the property's value inside the partition's
+    // copy of its device tree: writable memory of this (not yet running)
+    // partition, in the EL2 identity map (both checked above).
+    unsafe {
+        let dst = pa.raw() as *mut u8;
+        core::ptr::copy_nonoverlapping(buf.as_ptr(), dst, n);
+        core::ptr::write_bytes(dst.add(n), 0, len - n);
+    }
+    asm::dcache_clean_inval_range(pa.raw(), len as u64);
+}

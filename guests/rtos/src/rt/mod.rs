@@ -4,6 +4,7 @@
 //! partition has one vCPU; natively, secondaries stay parked by PSCI), which
 //! is what makes the interrupt-masking critical sections in `sync` sufficient.
 
+mod attest;
 mod boot;
 pub mod console;
 pub mod cpu;
@@ -29,6 +30,7 @@ extern "C" fn rtos_main(entry_el: u64, _dtb: u64) -> ! {
     if entry_el == 2 {
         crate::println!("rtos: entered at EL2, dropped to EL1");
     }
+    attest::report(entry_el);
     let Some(clock) = Clock::new(hz) else {
         fatal("CNTFRQ_EL0 is 0")
     };

@@ -7,6 +7,12 @@ echo "cpus online: $(nproc) (cpu list $(cat /sys/devices/system/cpu/online))"
 echo "memory: $(sed -n 's/^MemTotal: *//p' /proc/meminfo)"
 echo "kernel: $(uname -r) $(uname -v)"
 echo "cmdline: $(cat /proc/cmdline)"
+mlog=/proc/device-tree/chosen/septum,measurement-log
+if [ -r "$mlog" ]; then
+    # Header: magic, format, entry count (u16 at 10), running digest at 16.
+    n=$(od -An -v -tu2 -j10 -N2 "$mlog" | tr -d ' ')
+    echo "measured boot: $n entries, running digest $(od -An -v -tx1 -j16 -N32 "$mlog" | tr -d ' \n')"
+fi
 echo
 echo "devices (/proc/iomem, top level):"
 grep -v '^ ' /proc/iomem | sed 's/^/  /'

@@ -1,0 +1,82 @@
+//! Reads Septum's measurement log through its MLOG_READ hypercall
+//! (docs/measured-boot.md) and reports it, so the console shows what the
+//! hypervisor measured before this partition ran. Natively (no hypervisor)
+//! there is nothing to ask.
+
+use core::arch::asm;
+
+use super::sync::IrqCell;
+
+/// SMCCC vendor-specific hypervisor service: MLOG_READ(ipa, len, offset).
+const MLOG_READ: u64 = 0xC600_0010;
+const LOG_MAX: usize = 4096;
+
+static BUF: IrqCell<[u8; LOG_MAX]> = IrqCell::new([0; LOG_MAX]);
+
+/// Whether EL2 is implemented (ID_AA64PFR0_EL1.EL2, bits [11:8]).
+fn el2_implemented() -> bool {
+    let v: u64;
+    // SAFETY: reading an ID register has no side effects.
+    unsafe {
+        asm!("mrs {v}, id_aa64pfr0_el1", v = out(reg) v, options(nomem, nostack, preserves_flags))
+    };
+    (v >> 8) & 0xf != 0
+}
+
+/// `hvc #0` with x0..x3; returns x0, x1.
+fn hvc(fid: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
+    let (r0, r1);
+    // SAFETY: an SMCCC call to the hypervisor: only x0-x3 are inputs, x0-x17
+    // may be clobbered by the callee (SMCCC 1.1); the buffer it writes is
+    // this partition's own memory, handed over as the call's argument.
+    unsafe {
+        asm!(
+            "hvc #0",
+            inout("x0") fid => r0,
+            inout("x1") a1 => r1,
+            inout("x2") a2 => _,
+            inout("x3") a3 => _,
+            out("x4") _, out("x5") _, out("x6") _, out("x7") _,
+            out("x8") _, out("x9") _, out("x10") _, out("x11") _,
+            out("x12") _, out("x13") _, out("x14") _, out("x15") _,
+            out("x16") _, out("x17") _,
+            options(nostack)
+        )
+    };
+    (r0, r1)
+}
+
+/// Prints `rtos: measured boot: ...` from the log. `entry_el` 1 means we
+/// were started at EL1; with EL2 implemented, that is by a hypervisor.
+pub fn report(entry_el: u64) {
+    if entry_el != 1 || !el2_implemented() {
+        crate::println!("rtos: measured boot: no hypervisor, no measurement log");
+        return;
+    }
+    BUF.with(|buf| {
+        // The RTOS's stage-1 map is the identity, so this is the IPA.
+        let ipa = buf.as_mut_ptr() as u64;
+        let (r0, total) = hvc(MLOG_READ, ipa, LOG_MAX as u64, 0);
+        let n = r0 as i64;
+        if n < 0 {
+            crate::println!("rtos: measured boot: MLOG_READ failed ({n})");
+            return;
+        }
+        let log = &buf[..(n as usize).min(LOG_MAX)];
+        if log.len() < 48 || &log[..8] != b"SEPTUMML" {
+            crate::println!("rtos: measured boot: no valid log ({n} of {total} bytes)");
+            return;
+        }
+        let count = u16::from_le_bytes([log[10], log[11]]);
+        let mut hex = [0u8; 64];
+        for (i, b) in log[16..48].iter().enumerate() {
+            const H: &[u8; 16] = b"0123456789abcdef";
+            hex[2 * i] = H[(b >> 4) as usize];
+            hex[2 * i + 1] = H[(b & 0xf) as usize];
+        }
+        crate::println!(
+            "rtos: measured boot: log of {count} entries ({total} bytes), running digest {}",
+            core::str::from_utf8(&hex).unwrap_or("?")
+        );
+    });
+}

@@ -63,6 +63,69 @@ pub fn build(config: &str) -> PathBuf {
     )
 }
 
+/// The LLVM tool `name` (llvm-objcopy, llvm-nm) of the Rust toolchain.
+fn llvm_tool(name: &str) -> PathBuf {
+    let out = |args: &[&str]| {
+        Command::new("rustc")
+            .args(args)
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).to_string())
+            .unwrap_or_default()
+    };
+    let sysroot = out(&["--print", "sysroot"]);
+    let vv = out(&["-vV"]);
+    let host = vv
+        .lines()
+        .find_map(|l| l.strip_prefix("host: "))
+        .unwrap_or("x86_64-unknown-linux-gnu");
+    PathBuf::from(sysroot.trim())
+        .join("lib/rustlib")
+        .join(host.trim())
+        .join("bin")
+        .join(name)
+}
+
+/// Builds `config`, then builds its hypervisor once more from a copy of the
+/// generated directory after `edit` changed that copy, into
+/// `target/septum/variants/<name>/septum.img`. For tests that need an image
+/// the signed manifest does not describe (a truncated guest image).
+pub fn build_variant(config: &str, name: &str, edit: impl FnOnce(&Path)) -> PathBuf {
+    let image = build(config);
+    let gen = image.parent().expect("image dir").join("gen");
+    let dir = repo_root().join("target/septum/variants").join(name);
+    let vgen = dir.join("gen");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&vgen).expect("variant dir");
+    for e in std::fs::read_dir(&gen).expect("gen dir").flatten() {
+        std::fs::copy(e.path(), vgen.join(e.file_name())).expect("copy gen");
+    }
+    // The copy's config.rs must embed the copy's files (the device trees).
+    let cfg = vgen.join("config.rs");
+    let text = std::fs::read_to_string(&cfg).expect("config.rs");
+    let text = text.replace(&gen.display().to_string(), &vgen.display().to_string());
+    std::fs::write(&cfg, text).expect("config.rs");
+    edit(&vgen);
+    let root = repo_root();
+    let elf = root.join("target/aarch64-unknown-none-softfloat/release/septum");
+    let out = dir.join("septum.img");
+    // Under the build lock: the hypervisor binary is shared with build.sh.
+    let script = format!(
+        "cargo build -q --release --target aarch64-unknown-none-softfloat -p septum-hypervisor && '{}' -O binary '{}' '{}'",
+        llvm_tool("llvm-objcopy").display(),
+        elf.display(),
+        out.display()
+    );
+    let st = Command::new("flock")
+        .arg(root.join("target/septum/.build.lock"))
+        .args(["sh", "-c", &script])
+        .current_dir(&root)
+        .env("SEPTUM_GEN_DIR", &vgen)
+        .status()
+        .expect("run cargo");
+    assert!(st.success(), "variant build {name} failed");
+    out
+}
+
 /// A machine to boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Machine {
@@ -227,6 +290,22 @@ impl Qemu {
     }
 
     /// Waits for `needle` on the Linux console.
+    /// Runs `cmd` in the Linux shell and returns what it printed between two
+    /// unique markers.
+    pub fn linux_run(&mut self, cmd: &str) -> String {
+        let n = self.linux_output().len();
+        let tag = format!("M{n}");
+        self.linux_send(&format!("echo {tag}-BEGIN; {cmd}; echo {tag}-END"));
+        let out = self.wait_linux(&format!("\n{tag}-END"), Duration::from_secs(60));
+        let body = &out[n..];
+        let start = body
+            .find(&format!("\n{tag}-BEGIN"))
+            .map(|i| i + tag.len() + 7)
+            .unwrap_or(0);
+        let end = body.rfind(&format!("\n{tag}-END")).unwrap_or(body.len());
+        body[start..end].to_string()
+    }
+
     pub fn wait_linux(&mut self, needle: &str, timeout: Duration) -> String {
         self.wait_linux_count(needle, 1, timeout)
     }

@@ -15,20 +15,8 @@ fn boot() -> Qemu {
     q
 }
 
-/// Runs `cmd` in the Linux shell and returns what it printed between two
-/// unique markers.
 fn run(q: &mut Qemu, cmd: &str) -> String {
-    let n = q.linux_output().len();
-    let tag = format!("M{n}");
-    q.linux_send(&format!("echo {tag}-BEGIN; {cmd}; echo {tag}-END"));
-    let out = q.wait_linux(&format!("\n{tag}-END"), Duration::from_secs(60));
-    let body = &out[n..];
-    let start = body
-        .find(&format!("\n{tag}-BEGIN"))
-        .map(|i| i + tag.len() + 7)
-        .unwrap_or(0);
-    let end = body.rfind(&format!("\n{tag}-END")).unwrap_or(body.len());
-    body[start..end].to_string()
+    q.linux_run(cmd)
 }
 
 fn assert_rtos_clean(out: &str) {

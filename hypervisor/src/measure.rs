@@ -105,7 +105,16 @@ impl core::fmt::Display for Hex<'_> {
 
 /// Picks the SHA-256 path and takes a private copy of the manifest slot.
 pub fn init() {
-    let hw = asm::has_sha256();
+    // Power-on self-tests: a SHA-256 path that gets a known answer wrong is
+    // never used; without a working one nothing can be verified.
+    if !septum_core::measure::sha256::self_test(soft_compress) {
+        crate::exit::safe_state_boot(format_args!("the SHA-256 self-test failed"));
+    }
+    let mut hw = asm::has_sha256();
+    if hw && !septum_core::measure::sha256::self_test(hw_compress) {
+        log::error!("SHA-256 instructions fail the self-test; using the portable code");
+        hw = false;
+    }
     HW_SHA.store(hw, Ordering::Relaxed);
     let mut st = STATE.lock();
     st.log.set_compress(compress());
@@ -115,7 +124,7 @@ pub fn init() {
         *b = unsafe { core::ptr::read_volatile(SEPTUM_MANIFEST_SLOT.as_ptr().add(i)) };
     }
     log::info!(
-        "measured boot: SHA-256 on {}; manifest key {}{}",
+        "measured boot: SHA-256 (self-tested) on {}; manifest key {}{}",
         if hw {
             "the ARMv8 SHA-256 instructions"
         } else {

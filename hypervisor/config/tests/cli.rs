@@ -137,3 +137,78 @@ fn generate_and_table_for_linux() {
     }
     let _ = std::fs::remove_dir_all(&out_dir);
 }
+
+/// REQ-MB-1, REQ-MB-2: keygen, sign and trust from the command line: the
+/// manifest verifies with the generated public key, trust.rs names it, the
+/// private key is 0600 and is never overwritten.
+#[test]
+fn keygen_sign_trust() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("keygen_sign_trust");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let prefix = dir.join("product");
+    let out = run(&["keygen", prefix.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let key = dir.join("product.key");
+    let public = dir.join("product.pub");
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let again = run(&["keygen", prefix.to_str().unwrap()]);
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("refusing to overwrite"));
+
+    let manifest = dir.join("manifest.bin");
+    let out = run(&[
+        "sign",
+        &fixture("good.toml"),
+        "--key",
+        key.to_str().unwrap(),
+        "--out",
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let pk = septum_config::sign::read_public_key(&public).unwrap();
+    let bytes = std::fs::read(&manifest).unwrap();
+    let m = septum_core::measure::manifest::Manifest::parse(&bytes).unwrap();
+    m.verify(&pk).unwrap();
+    let cfg = septum_config::load(Path::new(&fixture("good.toml"))).unwrap();
+    assert_eq!(m.config_digest(), septum_config::sign::config_digest(&cfg));
+    let digest = run(&["digest", &fixture("good.toml")]);
+    let hex: String = m
+        .config_digest()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect();
+    assert_eq!(text(&digest.stdout).trim(), hex);
+
+    let out = run(&[
+        "trust",
+        public.to_str().unwrap(),
+        "--out",
+        dir.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let trust = std::fs::read_to_string(dir.join("trust.rs")).unwrap();
+    assert!(
+        trust.contains(&format!("0x{:02x}, 0x{:02x}", pk[0], pk[1])),
+        "{trust}"
+    );
+    assert!(trust.contains("MANIFEST_KEY_IS_DEVELOPMENT: bool = false"));
+    // A bad key file is refused with its name.
+    std::fs::write(dir.join("bad.key"), "ed25519-private: 12\n").unwrap();
+    let out = run(&[
+        "sign",
+        &fixture("good.toml"),
+        "--key",
+        dir.join("bad.key").to_str().unwrap(),
+        "--out",
+        manifest.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("bad.key"),
+        "{}",
+        text(&out.stderr)
+    );
+}

@@ -130,6 +130,26 @@ pub struct Partition {
     /// Value of x0 at entry (for Linux: the device tree's address).
     pub boot_arg: u64,
     pub fault_policy: FaultPolicy,
+    /// The watchdog the hypervisor keeps on the partition, if any.
+    pub watchdog: Option<Watchdog>,
+}
+
+/// A hypervisor-kept watchdog (docs/fault-containment.md).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Watchdog {
+    pub kind: WatchdogKind,
+    /// Heartbeat: the longest gap between two heartbeats. SBSA watchdog:
+    /// both stages together (the most a guest can program).
+    pub timeout_ms: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WatchdogKind {
+    /// The partition calls the HEARTBEAT hypercall.
+    Heartbeat,
+    /// An emulated SBSA generic watchdog: control frame at `ipa`, refresh
+    /// frame at `ipa + 0x1000`.
+    SbsaGwdt { ipa: GuestPhysAddr },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -197,6 +217,18 @@ pub struct Device {
     pub kind: DeviceKind,
     /// Physical INTIDs (SPIs) routed to the partition, injected with the same number.
     pub irqs: &'static [u32],
+    /// How the hypervisor silences the device when the partition stops or
+    /// restarts (so that it cannot DMA into memory being scrubbed).
+    pub quiesce: Quiesce,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Quiesce {
+    /// Nothing to do (no DMA, or no known way).
+    None,
+    /// A virtio-mmio transport: writing 0 to its Status register resets
+    /// the device, which ends its DMA (virtio 1.x, 4.2.2).
+    VirtioMmio,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -247,6 +279,8 @@ pub struct FaultPolicy {
     pub system_reset: FaultAction,
     /// The guest asked to power off (PSCI SYSTEM_OFF) or all its vCPUs turned off.
     pub system_off: FaultAction,
+    /// Its watchdog expired (no heartbeat, or the SBSA watchdog's reset).
+    pub watchdog: FaultAction,
     /// Restart budget: at most `max_restarts` within `window_ms`; then stop.
     pub max_restarts: u32,
     pub restart_window_ms: u32,

@@ -15,6 +15,11 @@ pub const VENDOR_HYP_LAST: u64 = 0xC600_FFFF;
 /// (or a negative error), x1 = the log's total size.
 pub const MLOG_READ: u64 = 0xC600_0010;
 
+/// `HEARTBEAT()`: the critical partition is alive (its watchdog, if the
+/// configuration gives it one, is pushed forward). Returns 0, or
+/// NOT_SUPPORTED for a partition without a heartbeat watchdog.
+pub const HEARTBEAT: u64 = 0xC600_0020;
+
 /// SMCCC return codes.
 pub const NOT_SUPPORTED: i64 = -1;
 pub const INVALID_PARAMETER: i64 = -2;

@@ -18,3 +18,4 @@ pub mod pgtable;
 pub mod psci;
 pub mod vgic;
 pub mod vuart;
+pub mod watchdog;

@@ -16,8 +16,8 @@
 
 use super::sha256::{CompressFn, Sha256};
 use crate::config::{
-    Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, GicVersion, SystemConfig,
-    UartKind,
+    Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, GicVersion, Quiesce,
+    SystemConfig, UartKind, WatchdogKind,
 };
 
 /// Domain separation: a new encoding gets a new tag.
@@ -153,6 +153,10 @@ pub fn config_digest(cfg: &SystemConfig, compress: CompressFn) -> [u8; 32] {
             for &i in d.irqs {
                 e.u32(i);
             }
+            e.u8(match d.quiesce {
+                Quiesce::None => 0,
+                Quiesce::VirtioMmio => 1,
+            });
         }
         e.len(part.images.len());
         for i in part.images {
@@ -167,11 +171,25 @@ pub fn config_digest(cfg: &SystemConfig, compress: CompressFn) -> [u8; 32] {
             f.illegal_instruction,
             f.system_reset,
             f.system_off,
+            f.watchdog,
         ] {
             e.action(a);
         }
         e.u32(f.max_restarts);
         e.u32(f.restart_window_ms);
+        match part.watchdog {
+            None => e.u8(0),
+            Some(w) => {
+                match w.kind {
+                    WatchdogKind::Heartbeat => e.u8(1),
+                    WatchdogKind::SbsaGwdt { ipa } => {
+                        e.u8(2);
+                        e.u64(ipa.raw());
+                    }
+                }
+                e.u32(w.timeout_ms);
+            }
+        }
     }
     e.0.finalize()
 }

@@ -256,9 +256,10 @@ fn partition(o: &mut String, p: &super::model::Partition, out_dir: &Path) {
         };
         let _ = writeln!(
             o,
-            "                    Device {{ name: {}, kind: {kind}, irqs: {} }},",
+            "                    Device {{ name: {}, kind: {kind}, irqs: {}, quiesce: ::septum_core::config::Quiesce::{:?} }},",
             lit(&d.name),
-            list(&d.irqs, |i| i.to_string())
+            list(&d.irqs, |i| i.to_string()),
+            d.quiesce()
         );
     }
     let _ = writeln!(o, "                ],");
@@ -316,6 +317,7 @@ fn partition(o: &mut String, p: &super::model::Partition, out_dir: &Path) {
         "                    system_off: {},",
         action(f.system_off)
     );
+    let _ = writeln!(o, "                    watchdog: {},", action(f.watchdog));
     let _ = writeln!(o, "                    max_restarts: {},", f.max_restarts);
     let _ = writeln!(
         o,
@@ -323,6 +325,25 @@ fn partition(o: &mut String, p: &super::model::Partition, out_dir: &Path) {
         f.restart_window_ms
     );
     let _ = writeln!(o, "                }},");
+    let wd = match p.watchdog {
+        None => "None".to_owned(),
+        Some(w) => {
+            let kind = match w.kind {
+                septum_core::config::WatchdogKind::Heartbeat => {
+                    "::septum_core::config::WatchdogKind::Heartbeat".to_owned()
+                }
+                septum_core::config::WatchdogKind::SbsaGwdt { ipa: wipa } => format!(
+                    "::septum_core::config::WatchdogKind::SbsaGwdt {{ ipa: {} }}",
+                    ipa(wipa.0)
+                ),
+            };
+            format!(
+                "Some(::septum_core::config::Watchdog {{ kind: {kind}, timeout_ms: {} }})",
+                w.timeout_ms
+            )
+        }
+    };
+    let _ = writeln!(o, "                watchdog: {wd},");
     let _ = writeln!(o, "            }},");
 }
 

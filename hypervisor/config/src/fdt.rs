@@ -412,6 +412,21 @@ pub fn linux_dtb(cfg: &ValidatedConfig, partition: usize) -> Vec<u8> {
         w.end_node();
     }
 
+    // The watchdog the hypervisor emulates, for Linux's stock sbsa_gwdt
+    // driver: control frame, then refresh frame; no WS0 interrupt (the
+    // driver then relies on the second stage, which is the reset).
+    if let Some(septum_core::config::Watchdog {
+        kind: septum_core::config::WatchdogKind::SbsaGwdt { ipa },
+        timeout_ms,
+    }) = p.watchdog
+    {
+        w.begin_node(&format!("watchdog@{:x}", ipa.0));
+        w.prop_str("compatible", "arm,sbsa-gwdt");
+        w.prop_cells("reg", &reg(&[(ipa.0, 0x1000), (ipa.0 + 0x1000, 0x1000)]));
+        w.prop_u32("timeout-sec", timeout_ms / 1000);
+        w.end_node();
+    }
+
     w.end_node();
     w.finish()
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub use septum_core::addr::{GuestPhysAddr, GuestRange, PhysAddr, PhysRange};
 pub use septum_core::config::{
     Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, FaultPolicy, Gic, GicVersion,
-    Perms, Uart, UartKind,
+    Perms, Uart, UartKind, Watchdog, WatchdogKind,
 };
 
 /// Default fault policy for keys a partition leaves out (documented in
@@ -18,6 +18,7 @@ pub const DEFAULT_FAULT_POLICY: FaultPolicy = FaultPolicy {
     illegal_instruction: FaultAction::InjectAbort,
     system_reset: FaultAction::Restart,
     system_off: FaultAction::Stop,
+    watchdog: FaultAction::Restart,
     max_restarts: 3,
     restart_window_ms: 60_000,
 };
@@ -83,6 +84,7 @@ pub struct Partition {
     pub entry: GuestPhysAddr,
     pub boot_arg: u64,
     pub fault_policy: FaultPolicy,
+    pub watchdog: Option<Watchdog>,
     /// Set when the partition boots Linux: then `images` are the kernel and
     /// the initrd, `entry` is the kernel and `boot_arg` the device tree's IPA.
     pub linux: Option<Linux>,
@@ -128,6 +130,18 @@ pub struct Device {
     pub compatible: Vec<String>,
     /// Device-tree `reg` size (defaults to the mapped size).
     pub reg_size: u64,
+}
+
+impl Device {
+    /// How the hypervisor silences it on a stop or restart: virtio-mmio
+    /// transports (by their `compatible`) are reset.
+    pub fn quiesce(&self) -> septum_core::config::Quiesce {
+        if self.compatible.iter().any(|c| c == "virtio,mmio") {
+            septum_core::config::Quiesce::VirtioMmio
+        } else {
+            septum_core::config::Quiesce::None
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -113,6 +113,23 @@ pub struct Partition {
     pub images: Vec<Spanned<Image>>,
     pub linux: Option<Spanned<Linux>>,
     pub fault_policy: Option<Spanned<FaultPolicy>>,
+    pub watchdog: Option<Spanned<Watchdog>>,
+}
+
+/// `watchdog = { kind = "heartbeat" | "sbsa-gwdt", timeout-ms = N, ipa = A }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Watchdog {
+    pub kind: Spanned<WatchdogKind>,
+    pub timeout_ms: Spanned<i64>,
+    pub ipa: Option<Spanned<u64>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum WatchdogKind {
+    Heartbeat,
+    SbsaGwdt,
 }
 
 /// `[partition.linux]`: boot an unmodified arm64 Linux kernel; the tool
@@ -233,6 +250,7 @@ pub struct FaultPolicy {
     pub illegal_instruction: Option<Spanned<FaultAction>>,
     pub system_reset: Option<Spanned<FaultAction>>,
     pub system_off: Option<Spanned<FaultAction>>,
+    pub watchdog: Option<Spanned<FaultAction>>,
     /// Signed so that a negative value breaks CFG-43 rather than CFG-00.
     pub max_restarts: Option<Spanned<i64>>,
     pub restart_window_ms: Option<Spanned<i64>>,

@@ -185,6 +185,7 @@ pub fn core_config(cfg: &ValidatedConfig) -> core::SystemConfig {
                             name: leak_str(&d.name),
                             kind: d.kind,
                             irqs: leak(d.irqs.clone()),
+                            quiesce: d.quiesce(),
                         })
                         .collect(),
                 ),
@@ -192,6 +193,7 @@ pub fn core_config(cfg: &ValidatedConfig) -> core::SystemConfig {
                 entry: part.entry,
                 boot_arg: part.boot_arg,
                 fault_policy: part.fault_policy,
+                watchdog: part.watchdog,
             }
         })
         .collect();

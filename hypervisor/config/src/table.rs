@@ -281,11 +281,12 @@ pub fn partition_table(cfg: &ValidatedConfig) -> String {
         let f = &part.fault_policy;
         let _ = writeln!(
             o,
-            "  faults  access-violation={} illegal-instruction={} system-reset={} system-off={}; at most {} restarts per {} ms",
+            "  faults  access-violation={} illegal-instruction={} system-reset={} system-off={} watchdog={}; at most {} restarts per {} ms",
             action(f.access_violation),
             action(f.illegal_instruction),
             action(f.system_reset),
             action(f.system_off),
+            action(f.watchdog),
             f.max_restarts,
             f.restart_window_ms
         );

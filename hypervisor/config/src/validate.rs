@@ -19,8 +19,8 @@ use super::diag::{Diagnostic, Span};
 use super::linux::{self, ImageHeader, PlaceError, Placement};
 use super::model::{
     self, Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, FaultPolicy, Gic,
-    GicVersion, GuestPhysAddr, GuestRange, Perms, PhysAddr, PhysRange, Uart, UartKind,
-    DEFAULT_FAULT_POLICY,
+    GicVersion, GuestPhysAddr, GuestRange, Perms, PhysAddr, PhysRange, Uart, UartKind, Watchdog,
+    WatchdogKind, DEFAULT_FAULT_POLICY,
 };
 use super::rules::Rule;
 use super::schema as s;
@@ -739,6 +739,86 @@ impl<'a> Validator<'a> {
                 self.entry(i, p, e);
             }
             self.fault_policy(p);
+            self.watchdog(i, p);
+        }
+    }
+
+    /// CFG-56.
+    fn watchdog(&mut self, i: usize, p: &'a s::Partition) {
+        let Some(w) = &p.watchdog else { return };
+        let w = w.get_ref();
+        let t = v(&w.timeout_ms);
+        match v(&w.kind) {
+            s::WatchdogKind::Heartbeat => {
+                if !(1..=3_600_000).contains(&t) {
+                    self.err(
+                        Rule::Watchdog,
+                        w.timeout_ms.span(),
+                        format!("heartbeat timeout-ms = {t}: must be 1..=3600000"),
+                    );
+                }
+                if let Some(ipa) = &w.ipa {
+                    self.err(
+                        Rule::Watchdog,
+                        ipa.span(),
+                        "a heartbeat watchdog is a hypercall: it takes no ipa",
+                    );
+                }
+            }
+            s::WatchdogKind::SbsaGwdt => {
+                if !(2_000..=3_600_000).contains(&t) || t % 1000 != 0 {
+                    self.err(
+                        Rule::Watchdog,
+                        w.timeout_ms.span(),
+                        format!("sbsa-gwdt timeout-ms = {t}: must be a multiple of 1000 in 2000..=3600000 (Linux takes whole seconds)"),
+                    );
+                }
+                let Some(ipa) = &w.ipa else {
+                    self.err(
+                        Rule::Watchdog,
+                        w.kind.span(),
+                        "an sbsa-gwdt watchdog needs ipa (its control frame; the refresh frame follows)",
+                    );
+                    return;
+                };
+                let base = v(ipa);
+                if base % 0x1000 != 0 || base.checked_add(0x2000).is_none_or(|e| e > 1 << 39) {
+                    self.err(
+                        Rule::Watchdog,
+                        ipa.span(),
+                        format!(
+                            "sbsa-gwdt ipa {}: must be 4 KiB aligned and its 8 KiB below 2^39",
+                            hx(base)
+                        ),
+                    );
+                    return;
+                }
+                let frames = GuestRange::new(GuestPhysAddr(base), 0x2000);
+                let clash = self
+                    .mems
+                    .iter()
+                    .filter(|m| m.part == i)
+                    .filter_map(|m| {
+                        m.ipa
+                            .map(|r| (format!("memory region `{}`", m.r.name.get_ref()), r))
+                    })
+                    .chain(self.devs.iter().filter(|d| d.part == i).filter_map(|d| {
+                        d.ipa
+                            .map(|r| (format!("device `{}`", d.d.name.get_ref()), r))
+                    }))
+                    .find(|(_, r)| r.overlaps(&frames));
+                if let Some((what, r)) = clash {
+                    self.err(
+                        Rule::Watchdog,
+                        ipa.span(),
+                        format!(
+                            "sbsa-gwdt frames at IPA {} overlap {what} at IPA {}",
+                            range(base, 0x2000),
+                            range(r.start.0, r.size)
+                        ),
+                    );
+                }
+            }
         }
     }
 
@@ -2050,11 +2130,12 @@ impl<'a> Validator<'a> {
                 &fp.system_off,
                 DEFAULT_FAULT_POLICY.system_off,
             ),
+            ("watchdog", &fp.watchdog, DEFAULT_FAULT_POLICY.watchdog),
         ];
         for (key, val, _) in &actions {
             let Some(val) = val else { continue };
             match v(val) {
-                s::FaultAction::InjectAbort if matches!(*key, "system-reset" | "system-off") => self.err(
+                s::FaultAction::InjectAbort if matches!(*key, "system-reset" | "system-off" | "watchdog") => self.err(
                     Rule::InjectAbort,
                     val.span(),
                     format!("{key} = \"inject-abort\": a {key} request has no instruction to abort; use restart, stop or safe-state"),
@@ -2105,6 +2186,9 @@ impl<'a> Validator<'a> {
                 let explicit = val.as_ref().map(|x| (v(x), x.span()));
                 let restart = match &explicit {
                     Some((a, _)) => *a == s::FaultAction::Restart,
+                    // A default for a watchdog the partition does not have
+                    // never applies.
+                    None if *key == "watchdog" && p.watchdog.is_none() => false,
                     None => *default == FaultAction::Restart,
                 };
                 if !restart {
@@ -2394,6 +2478,7 @@ impl<'a> Validator<'a> {
             ),
             system_reset: action(fp.and_then(|f| f.system_reset.as_ref()), d.system_reset),
             system_off: action(fp.and_then(|f| f.system_off.as_ref()), d.system_off),
+            watchdog: action(fp.and_then(|f| f.watchdog.as_ref()), d.watchdog),
             max_restarts: fp
                 .and_then(|f| f.max_restarts.as_ref())
                 .map_or(d.max_restarts, |x| v(x) as u32),
@@ -2457,6 +2542,18 @@ impl<'a> Validator<'a> {
             entry,
             boot_arg,
             fault_policy,
+            watchdog: p.watchdog.as_ref().map(|w| {
+                let w = w.get_ref();
+                Watchdog {
+                    kind: match v(&w.kind) {
+                        s::WatchdogKind::Heartbeat => WatchdogKind::Heartbeat,
+                        s::WatchdogKind::SbsaGwdt => WatchdogKind::SbsaGwdt {
+                            ipa: GuestPhysAddr(w.ipa.as_ref().map_or(0, v)),
+                        },
+                    },
+                    timeout_ms: v(&w.timeout_ms).clamp(0, u32::MAX as i64) as u32,
+                }
+            }),
             linux,
         }
     }

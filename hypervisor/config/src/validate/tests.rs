@@ -1832,3 +1832,54 @@ fn cfg55_manifest_capacity() {
         r#"images = [{ name = "rtos-image-16ch", file"#,
     )]));
 }
+
+/// CFG-56: watchdog forms.
+#[test]
+fn cfg56_watchdog() {
+    let fp = "fault-policy = { access-violation = \"stop\", max-restarts = 5, restart-window-ms = 10000 }";
+    let with = |w: &str| patch(&[(fp, &format!("{fp}\nwatchdog = {w}"))]);
+    let c = ok(&with(
+        r#"{ kind = "sbsa-gwdt", ipa = 0x0c00_0000, timeout-ms = 10000 }"#,
+    ));
+    let w = c.partitions[1].watchdog.unwrap();
+    assert_eq!(w.timeout_ms, 10_000);
+    assert_eq!(
+        w.kind,
+        septum_core::config::WatchdogKind::SbsaGwdt {
+            ipa: septum_core::addr::GuestPhysAddr(0x0c00_0000)
+        }
+    );
+    ok(&with(r#"{ kind = "heartbeat", timeout-ms = 1 }"#));
+    fails(
+        &with(r#"{ kind = "heartbeat", timeout-ms = 0 }"#),
+        Rule::Watchdog,
+        "heartbeat timeout-ms = 0: must be 1..=3600000",
+    );
+    fails(
+        &with(r#"{ kind = "heartbeat", timeout-ms = 5, ipa = 0x0c00_0000 }"#),
+        Rule::Watchdog,
+        "it takes no ipa",
+    );
+    fails(
+        &with(r#"{ kind = "sbsa-gwdt", ipa = 0x0c00_0000, timeout-ms = 1500 }"#),
+        Rule::Watchdog,
+        "must be a multiple of 1000 in 2000..=3600000",
+    );
+    fails(
+        &with(r#"{ kind = "sbsa-gwdt", timeout-ms = 2000 }"#),
+        Rule::Watchdog,
+        "needs ipa",
+    );
+    fails(
+        &with(r#"{ kind = "sbsa-gwdt", ipa = 0x0c00_0800, timeout-ms = 2000 }"#),
+        Rule::Watchdog,
+        "must be 4 KiB aligned",
+    );
+    let text = with(r#"{ kind = "sbsa-gwdt", ipa = 0x0903_f000, timeout-ms = 2000 }"#);
+    let d = fails(
+        &text,
+        Rule::Watchdog,
+        "sbsa-gwdt frames at IPA [0x903_f000, 0x904_1000) overlap device `uart1`",
+    );
+    assert_at(&d, &text, "0x0903_f000", 0);
+}

@@ -116,6 +116,7 @@ fn run_this_core() -> ! {
                 p.cfg.entry.raw()
             );
             percpu::set_power(core, percpu::Power::On);
+            crate::watchdog::start(p);
             vcpu::enter(p, 0, p.cfg.entry.raw(), p.cfg.boot_arg);
         }
         log::info!(
@@ -307,11 +308,12 @@ fn print_partition(p: &Partition) {
     }
     let f = &p.fault_policy;
     log::info!(
-        "      policy  access-violation={:?} illegal-instruction={:?} system-reset={:?} system-off={:?} restarts={}/{}ms",
+        "      policy  access-violation={:?} illegal-instruction={:?} system-reset={:?} system-off={:?} watchdog={:?} restarts={}/{}ms",
         f.access_violation,
         f.illegal_instruction,
         f.system_reset,
         f.system_off,
+        f.watchdog,
         f.max_restarts,
         f.restart_window_ms
     );

@@ -163,6 +163,13 @@ fn emulate_mmio(
         rval = r
             .read(off, acc.width)
             .map_err(|_| "invalid redistributor access")?;
+    } else if let Some(r) =
+        crate::watchdog::mmio(p, ipa.raw(), acc.width, acc.write.then_some(wval))
+    {
+        rval = r?;
+        if acc.write {
+            return Ok(());
+        }
     } else if let Some((range, uart)) = p.vuart.as_ref().filter(|(r, _)| r.contains(ipa)) {
         let off = ipa.raw() - range.start.raw();
         let mut u = uart.lock();
@@ -306,9 +313,27 @@ fn action_name(a: FaultAction) -> &'static str {
     }
 }
 
+/// `p`'s watchdog expired (detected on this core, from the EL2 timer):
+/// its `watchdog` policy applies. Inject-abort is not a valid watchdog
+/// action (CFG-41); it is treated as restart.
+pub fn watchdog_expired(p: &PartitionRt, what: &str) -> ! {
+    let action = p.cfg.fault_policy.watchdog;
+    log::warn!(
+        "partition '{}': {what} -> {}",
+        p.name(),
+        action_name(action)
+    );
+    match action {
+        FaultAction::Stop => stop_partition(p, "watchdog"),
+        FaultAction::SafeState => safe_state(p, format_args!("{what}")),
+        FaultAction::Restart | FaultAction::InjectAbort => restart_partition(p),
+    }
+}
+
 /// Stops every vCPU of `p` (this core's and, by IPI, the others).
 pub fn stop_partition(p: &PartitionRt, why: &str) -> ! {
     p.set_state(State::Stopped);
+    crate::watchdog::stop(p);
     vgic::quiesce(p);
     stop_other_vcpus(p);
     log::warn!(
@@ -371,6 +396,7 @@ pub fn restart_partition(p: &PartitionRt) -> ! {
         stop_partition(p, "restart budget spent");
     }
     p.set_state(State::Loading);
+    crate::watchdog::stop(p);
     vgic::quiesce(p);
     stop_other_vcpus(p);
     if !wait_parked(p) {
@@ -397,8 +423,9 @@ pub fn restart_partition(p: &PartitionRt) -> ! {
     }
     match crate::partition::load_images(p) {
         Ok(bytes) => log::info!(
-            "partition '{}': reloaded {bytes} bytes of images; restarting",
-            p.name()
+            "partition '{}': reloaded {bytes} bytes of images; restarting (hypervisor heap: {} bytes in use, sealed)",
+            p.name(),
+            crate::heap::in_use()
         ),
         Err(e) => {
             log::error!("partition '{}': reload failed: {e}", p.name());
@@ -409,6 +436,7 @@ pub fn restart_partition(p: &PartitionRt) -> ! {
     p.set_state(State::Running);
     let me = percpu::core();
     let boot_core = p.cfg.cores[0] as usize;
+    crate::watchdog::start(p);
     if boot_core == me {
         crate::vcpu::enter(p, 0, p.cfg.entry.raw(), p.cfg.boot_arg);
     }
@@ -483,6 +511,9 @@ pub fn park_current() -> ! {
         if intid < 1020 {
             g.eoi(intid);
             g.deactivate(intid);
+            if intid == crate::watchdog::HYP_TIMER_INTID {
+                crate::watchdog::on_timer();
+            }
         }
     }
 }

@@ -13,6 +13,7 @@ use crate::partition::PartitionRt;
 pub fn handle(p: &PartitionRt, frame: &mut TrapFrame) {
     let (x0, x1) = match frame.x[0] {
         hc::MLOG_READ => mlog_read(p, frame.x[1], frame.x[2], frame.x[3]),
+        hc::HEARTBEAT if crate::watchdog::heartbeat(p) => (0, 0),
         _ => (NOT_SUPPORTED, 0),
     };
     frame.x[0] = x0 as u64;

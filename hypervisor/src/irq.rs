@@ -48,6 +48,8 @@ pub fn init_core(maint: u32) -> bool {
     // Aff3:Aff2:Aff1:Aff0 as GICR_TYPER packs them.
     let aff = ((m >> 8) & 0xff00_0000) | (m & 0xff_ffff);
     let ok = gic().init_redistributor(percpu::core(), aff, maint);
+    // The EL2 timer carries the partition watchdogs (watchdog.rs).
+    gic().set_ppi_enabled(percpu::core(), crate::watchdog::HYP_TIMER_INTID, true);
     gic().init_cpu_interface();
     NUM_LRS.store(
         ((sys::read_ich_vtr() & 0x1f) + 1) as usize,
@@ -79,6 +81,12 @@ pub fn handle() {
         gic.eoi(intid);
         gic.deactivate(intid);
         handle_sgi(intid);
+        return;
+    }
+    if intid == crate::watchdog::HYP_TIMER_INTID {
+        gic.eoi(intid);
+        gic.deactivate(intid);
+        crate::watchdog::on_timer();
         return;
     }
     if intid == crate::config::CONFIG.platform.gic.maintenance_irq {

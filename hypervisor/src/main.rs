@@ -24,6 +24,7 @@ mod psci;
 mod time;
 mod vcpu;
 mod vgic;
+mod watchdog;
 
 /// The system configuration generated from the partition TOML by
 /// `septum-config` (see scripts/build.sh).

@@ -47,6 +47,8 @@ pub struct PartitionRt {
     pub gicd: GuestRange,
     pub gicr: GuestRange,
     pub budget: Mutex<RestartBudget>,
+    /// The hypervisor-kept watchdog (`watchdog.rs`).
+    pub wd: Mutex<crate::watchdog::WdState>,
 }
 
 impl PartitionRt {
@@ -194,6 +196,7 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
                 cfg.fault_policy.max_restarts,
                 cfg.fault_policy.restart_window_ms,
             )),
+            wd: crate::watchdog::new_state(cfg),
         });
     }
     PARTITIONS.call_once(|| v.into_boxed_slice());

@@ -79,6 +79,7 @@ pub fn send_sgi(p: &PartitionRt, sender: usize, value: u64) {
 
 /// Silences every physical interrupt of `p`: its SPIs and its cores' timer PPIs.
 pub fn quiesce(p: &PartitionRt) {
+    quiesce_devices(p);
     let gic = irq::gic();
     for d in p.cfg.devices {
         for &i in d.irqs {
@@ -101,5 +102,33 @@ pub fn reset(p: &PartitionRt) {
     p.vgic.lock().reset();
     for r in p.redists.iter() {
         r.lock().reset();
+    }
+}
+
+/// Silences `p`'s DMA-capable devices before its memory is scrubbed or
+/// handed back: a virtio-mmio transport is reset (Status = 0), which makes
+/// the device drop its queues and stop writing guest memory. The transport
+/// is checked first (magic "virt"), so a misconfigured device is left alone.
+fn quiesce_devices(p: &PartitionRt) {
+    use septum_core::config::{DeviceKind, Quiesce};
+    const MAGIC: usize = 0x000;
+    const STATUS: usize = 0x070;
+    const VIRT: u32 = 0x7472_6976;
+    for d in p.cfg.devices {
+        let (Quiesce::VirtioMmio, DeviceKind::Passthrough { pa, size, .. }) = (d.quiesce, d.kind)
+        else {
+            continue;
+        };
+        if size < 0x100 || !crate::arch::aarch64::mmu::covers(pa.raw(), size) {
+            continue;
+        }
+        // SAFETY: `pa` is the partition's passthrough virtio-mmio transport,
+        // inside a platform MMIO window that the EL2 map covers as device
+        // memory (checked); the partition's vCPUs are stopped or stopping,
+        // and only this core touches the transport now.
+        let regs = unsafe { crate::drivers::mmio::Mmio::new(pa) };
+        if regs.read32(MAGIC) == VIRT {
+            regs.write32(STATUS, 0);
+        }
     }
 }

@@ -351,6 +351,35 @@ static SHA256_K: [u32; 64] = [
     0x748f82ee, 0x78a5636f, 0x84c87814, 0x8cc70208, 0x90befffa, 0xa4506ceb, 0xbef9a3f7, 0xc67178f2,
 ];
 
+/// Arms this core's EL2 physical timer (CNTHP) for physical count `cval`,
+/// interrupt unmasked.
+pub fn hyp_timer_arm(cval: u64) {
+    // SAFETY: CNTHP belongs to the hypervisor alone (guests cannot reach
+    // it); programming it only schedules PPI 26 on this core.
+    unsafe {
+        asm!(
+            "msr cnthp_cval_el2, {v}",
+            "msr cnthp_ctl_el2, {en}",
+            "isb",
+            v = in(reg) cval,
+            en = in(reg) 1u64,
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Stops this core's EL2 physical timer.
+pub fn hyp_timer_disarm() {
+    // SAFETY: as for `hyp_timer_arm`; disabling drops the interrupt line.
+    unsafe {
+        asm!(
+            "msr cnthp_ctl_el2, xzr",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
 /// Whether this CPU implements the SHA-256 instructions
 /// (ID_AA64ISAR0_EL1.SHA2, bits [15:12], non-zero).
 pub fn has_sha256() -> bool {

@@ -54,6 +54,17 @@ for g in septum-rtos septum-intruder; do
     mv "$out/guests/$g.bin.tmp" "$out/guests/$g.bin"
 done
 
+# The RTOS test build that stops its heartbeat (for the watchdog tests),
+# when the configuration uses it; its own target directory keeps the
+# features of the normal build untouched.
+if grep -q 'septum-rtos-fault-test.bin' "$config"; then
+    cargo build "${cargo_q[@]}" --release --target aarch64-unknown-none \
+        --target-dir target/fault-test -p septum-rtos --features fault-test-stop-heartbeat
+    "$objcopy" -O binary "target/fault-test/aarch64-unknown-none/release/septum-rtos" \
+        "$out/guests/septum-rtos-fault-test.bin.tmp"
+    mv "$out/guests/septum-rtos-fault-test.bin.tmp" "$out/guests/septum-rtos-fault-test.bin"
+fi
+
 # The Linux guest (Debian's kernel and busybox, cached), when the
 # configuration boots it.
 if grep -q 'target/septum/linux/' "$config"; then

@@ -1,15 +1,23 @@
-//! Reads Septum's measurement log through its MLOG_READ hypercall
-//! (docs/measured-boot.md) and reports it, so the console shows what the
-//! hypervisor measured before this partition ran. Natively (no hypervisor)
-//! there is nothing to ask.
+//! Septum's hypercalls, when the RTOS runs under it: the measurement log
+//! (MLOG_READ, docs/measured-boot.md), reported at start, and the
+//! heartbeat (HEARTBEAT, docs/fault-containment.md) that the supervisor
+//! task sends every 10 ms. Natively (no hypervisor) both are skipped.
 
 use core::arch::asm;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use super::sync::IrqCell;
 
 /// SMCCC vendor-specific hypervisor service: MLOG_READ(ipa, len, offset).
 const MLOG_READ: u64 = 0xC600_0010;
 const LOG_MAX: usize = 4096;
+/// SMCCC vendor-specific hypervisor service: HEARTBEAT().
+const HEARTBEAT: u64 = 0xC600_0020;
+
+/// Started at EL1 on a CPU with EL2: a hypervisor started us.
+static UNDER_HYPERVISOR: AtomicBool = AtomicBool::new(false);
+/// HEARTBEAT is answered (the partition has a heartbeat watchdog).
+static HEARTBEAT_ON: AtomicBool = AtomicBool::new(false);
 
 static BUF: IrqCell<[u8; LOG_MAX]> = IrqCell::new([0; LOG_MAX]);
 
@@ -46,10 +54,38 @@ fn hvc(fid: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
     (r0, r1)
 }
 
-/// Prints `rtos: measured boot: ...` from the log. `entry_el` 1 means we
-/// were started at EL1; with EL2 implemented, that is by a hypervisor.
-pub fn report(entry_el: u64) {
-    if entry_el != 1 || !el2_implemented() {
+/// Notes whether a hypervisor started us: `entry_el` 1 means we were
+/// started at EL1; with EL2 implemented, that is by a hypervisor. Sends the
+/// first heartbeat, which also tells whether the hypervisor watches one.
+pub fn init(entry_el: u64) {
+    let under = entry_el == 1 && el2_implemented();
+    UNDER_HYPERVISOR.store(under, Ordering::Relaxed);
+    if under {
+        let (r, _) = hvc(HEARTBEAT, 0, 0, 0);
+        let on = r == 0;
+        HEARTBEAT_ON.store(on, Ordering::Relaxed);
+        if on {
+            crate::println!("rtos: hypervisor watchdog: heartbeat every 10 ms");
+        }
+    }
+}
+
+/// Stops sending heartbeats (the `fault-test-stop-heartbeat` build).
+#[cfg_attr(not(feature = "fault-test-stop-heartbeat"), allow(dead_code))]
+pub fn stop_heartbeat() {
+    HEARTBEAT_ON.store(false, Ordering::Relaxed);
+}
+
+/// Tells the hypervisor the control loop is alive.
+pub fn heartbeat() {
+    if HEARTBEAT_ON.load(Ordering::Relaxed) {
+        hvc(HEARTBEAT, 0, 0, 0);
+    }
+}
+
+/// Prints `rtos: measured boot: ...` from the log.
+pub fn report_measurements() {
+    if !UNDER_HYPERVISOR.load(Ordering::Relaxed) {
         crate::println!("rtos: measured boot: no hypervisor, no measurement log");
         return;
     }

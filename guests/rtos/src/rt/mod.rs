@@ -4,12 +4,12 @@
 //! partition has one vCPU; natively, secondaries stay parked by PSCI), which
 //! is what makes the interrupt-masking critical sections in `sync` sufficient.
 
-mod attest;
 mod boot;
 pub mod console;
 pub mod cpu;
 mod exceptions;
 pub mod gic;
+mod hyp;
 pub mod kernel;
 pub mod mmio;
 pub mod sync;
@@ -30,7 +30,8 @@ extern "C" fn rtos_main(entry_el: u64, _dtb: u64) -> ! {
     if entry_el == 2 {
         crate::println!("rtos: entered at EL2, dropped to EL1");
     }
-    attest::report(entry_el);
+    hyp::init(entry_el);
+    hyp::report_measurements();
     let Some(clock) = Clock::new(hz) else {
         fatal("CNTFRQ_EL0 is 0")
     };

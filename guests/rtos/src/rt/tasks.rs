@@ -73,6 +73,8 @@ pub fn supervisor_job(_job: &Job) {
     let (cmd, status) = SUPERVISOR.with(|s| (s.check(&snap), s.status()));
     COMMAND.with(|c| *c = cmd);
     SUP_STATUS.with(|s| *s = status);
+    // The supervisor ran, so the control loop it checks is alive.
+    super::hyp::heartbeat();
 }
 
 /// 1 Hz: the status line. Lowest priority, so the (slow, trapping) UART
@@ -137,6 +139,7 @@ pub fn status_job(job: &Job) {
         #[cfg(feature = "fault-test-stop-heartbeat")]
         if line.uptime_ms >= 5_000 {
             console::write_bytes(b"rtos: fault-test: stopping heartbeat\n");
+            super::hyp::stop_heartbeat();
             kernel::suspend(kernel::STATUS);
         }
     });

@@ -160,8 +160,8 @@ impl SbsaGwdt {
 
     fn check(offset: u64, width: u8, wide_ok: bool) -> Result<(), GwdtError> {
         match width {
-            4 if offset % 4 == 0 => Ok(()),
-            8 if wide_ok && offset % 8 == 0 => Ok(()),
+            4 if offset.is_multiple_of(4) => Ok(()),
+            8 if wide_ok && offset.is_multiple_of(8) => Ok(()),
             _ => Err(GwdtError::BadWidth),
         }
     }
@@ -176,7 +176,7 @@ impl SbsaGwdt {
             WCV => self.wcv & 0xffff_ffff,
             0x014 => self.wcv >> 32,
             W_IIDR => IIDR_VALUE as u64,
-            0x000..=0xfff => 0,
+            _ if offset < 0x1000 => 0,
             _ => return Err(GwdtError::BadOffset),
         })
     }
@@ -207,7 +207,7 @@ impl SbsaGwdt {
                 let v = (self.wcv & 0xffff_ffff) | ((value & 0xffff_ffff) << 32);
                 self.wcv = v.min(now.saturating_add(self.max_wor as u64));
             }
-            0x000..=0xfff => {} // read-only or reserved: ignored
+            _ if offset < 0x1000 => {} // read-only or reserved: ignored
             _ => return Err(GwdtError::BadOffset),
         }
         Ok(())
@@ -217,7 +217,7 @@ impl SbsaGwdt {
         Self::check(offset, width, false)?;
         match offset {
             W_IIDR => Ok(IIDR_VALUE as u64),
-            0x000..=0xfff => Ok(0),
+            _ if offset < 0x1000 => Ok(0),
             _ => Err(GwdtError::BadOffset),
         }
     }
@@ -235,7 +235,7 @@ impl SbsaGwdt {
                 self.refresh(now);
                 Ok(())
             }
-            0x000..=0xfff => Ok(()),
+            _ if offset < 0x1000 => Ok(()),
             _ => Err(GwdtError::BadOffset),
         }
     }

@@ -135,7 +135,7 @@ fn linux_comes_back_from_every_failure_mode() {
 
 /// REQ-ISO-1, REQ-ISO-2, REQ-REC-1: Linux (root, /dev/mem) attacking memory
 /// and devices outside its partition — the RTOS's RAM, the hypervisor's,
-/// the GIC redistributor of a core it does not own, the hypervisor's UART —
+/// a GIC redistributor frame it was not given, the hypervisor's UART —
 /// gets an abort (the process dies with SIGBUS), and Linux carries on.
 #[test]
 fn linux_attacks_are_aborted_and_linux_carries_on() {
@@ -144,7 +144,7 @@ fn linux_attacks_are_aborted_and_linux_carries_on() {
         ("RTOS RAM", "0x48000000"),
         ("hypervisor RAM", "0x40200000"),
         (
-            "GIC redistributor of core 0 beyond Linux's three",
+            "a GIC redistributor frame beyond Linux's three",
             "0x08100000",
         ),
         ("hypervisor console UART", "0x09000000"),

@@ -203,10 +203,31 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
     Ok(())
 }
 
+/// Why a partition could not be loaded. No allocation: this also runs on
+/// the restart path, after the heap is sealed.
+#[derive(Clone, Copy, Debug)]
+pub enum LoadError {
+    /// An image does not fit one of the partition's memory regions.
+    ImageDoesNotFit(&'static str),
+    /// An image or region lies outside the hypervisor's own map.
+    OutsideMap(&'static str),
+}
+
+impl core::fmt::Display for LoadError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            LoadError::ImageDoesNotFit(n) => {
+                write!(f, "image '{n}' does not fit the partition's memory")
+            }
+            LoadError::OutsideMap(n) => write!(f, "'{n}' is outside the hypervisor's map"),
+        }
+    }
+}
+
 /// Scrubs a partition's private memory and copies its images in from the
 /// pristine copies inside the hypervisor image (which no partition maps).
 /// Shared regions are left alone: they belong to more than one partition.
-pub fn load_images(p: &PartitionRt) -> Result<usize, alloc::string::String> {
+pub fn load_images(p: &PartitionRt) -> Result<usize, LoadError> {
     let mut total = 0;
     for m in p.cfg.memory.iter().filter(|m| !m.shared) {
         scrub(m)?;
@@ -220,15 +241,10 @@ pub fn load_images(p: &PartitionRt) -> Result<usize, alloc::string::String> {
                 m.guest_range()
                     .contains_span(img.load, img.data.len() as u64)
             })
-            .ok_or_else(|| {
-                alloc::format!("image '{}' does not fit the partition's memory", img.name)
-            })?;
+            .ok_or(LoadError::ImageDoesNotFit(img.name))?;
         let pa = region.pa.raw() + (img.load.raw() - region.ipa.raw());
         if !mmu::covers(pa, img.data.len() as u64) {
-            return Err(alloc::format!(
-                "image '{}' is outside the hypervisor's map",
-                img.name
-            ));
+            return Err(LoadError::OutsideMap(img.name));
         }
         // SAFETY: [pa, pa+len) lies inside one of this partition's memory
         // regions (checked above), which is RAM in the EL2 identity map that
@@ -241,12 +257,9 @@ pub fn load_images(p: &PartitionRt) -> Result<usize, alloc::string::String> {
     Ok(total)
 }
 
-fn scrub(m: &MemRegion) -> Result<(), alloc::string::String> {
+fn scrub(m: &MemRegion) -> Result<(), LoadError> {
     if !mmu::covers(m.pa.raw(), m.size) {
-        return Err(alloc::format!(
-            "memory '{}' is outside the hypervisor's map",
-            m.name
-        ));
+        return Err(LoadError::OutsideMap(m.name));
     }
     // SAFETY: the region is RAM owned by this (not running) partition alone
     // (validated: disjoint from the hypervisor and from other partitions).

@@ -13,7 +13,7 @@
 # checked against the SHA-256 in the lock file before it is used.
 
 SEPTUM_LINUX_SRC="$SEPTUM_ROOT/guests/linux"
-SEPTUM_LINUX_LOCK="$SEPTUM_LINUX_SRC/packages.lock"
+SEPTUM_LINUX_LOCK="${SEPTUM_LINUX_LOCK:-$SEPTUM_LINUX_SRC/packages.lock}"
 SEPTUM_LINUX_CACHE="$SEPTUM_CACHE/linux"
 SEPTUM_LINUX_OUT="$SEPTUM_ROOT/target/septum/linux"
 # The lock pins bookworm versions; the mirrors may be overridden for a local one.
@@ -186,8 +186,26 @@ ensure_linux_guest() (
     read -r kpkg kver ksha <<<"$line"
     line="$(linux_lock_line busybox)"
     read -r bpkg bver bsha <<<"$line"
-    linux_fetch_deb "$kpkg" "$kver" "$ksha"
-    linux_fetch_deb "$bpkg" "$bver" "$bsha"
+    if ! (linux_fetch_deb "$kpkg" "$kver" "$ksha" && linux_fetch_deb "$bpkg" "$bver" "$bsha"); then
+        # Debian keeps only the current version of a package in its
+        # suites; once the pinned one is superseded it cannot be fetched.
+        # A checkout must still build: take the current versions, verified
+        # against the signed index, for this build only, and say so.
+        if [ "${SEPTUM_LINUX_STRICT:-0}" = 1 ]; then
+            die_linux "the versions pinned in $SEPTUM_LINUX_LOCK cannot be fetched (SEPTUM_LINUX_STRICT=1)"
+        fi
+        log_linux "WARNING: the versions pinned in $SEPTUM_LINUX_LOCK are no longer on the mirror."
+        log_linux "WARNING: building with the current ones (checked against Debian's signed index);"
+        log_linux "WARNING: run scripts/update-linux-lock.sh and commit the lock to pin them again."
+        SEPTUM_LINUX_LOCK="$SEPTUM_LINUX_CACHE/packages.lock.fallback"
+        SEPTUM_LINUX_LOCKED=1 linux_update_lock
+        line="$(linux_lock_line kernel)"
+        read -r kpkg kver ksha <<<"$line"
+        line="$(linux_lock_line busybox)"
+        read -r bpkg bver bsha <<<"$line"
+        linux_fetch_deb "$kpkg" "$kver" "$ksha"
+        linux_fetch_deb "$bpkg" "$bver" "$bsha"
+    fi
     local kdir bdir
     kdir="$(linux_unpack "$kpkg" "$kver")"
     bdir="$(linux_unpack "$bpkg" "$bver")"
@@ -285,8 +303,12 @@ linux_update_lock() (
         esac
     done
     mkdir -p "$SEPTUM_LINUX_CACHE"
-    exec 8>"$SEPTUM_LINUX_CACHE/.lock"
-    flock 8
+    # The caller may already hold the cache lock (ensure_linux_guest's
+    # fallback); flock on a second descriptor would wait for ourselves.
+    if [ "${SEPTUM_LINUX_LOCKED:-0}" != 1 ]; then
+        exec 8>"$SEPTUM_LINUX_CACHE/.lock"
+        flock 8
+    fi
     linux_apt_prepare
     linux_apt_update
     linux_lists_fresh=1

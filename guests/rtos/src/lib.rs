@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), no_std)]
 
 pub mod gicr;
+pub mod hist;
 pub mod infusion;
 pub mod pi;
 pub mod prng;

@@ -210,9 +210,13 @@ extern "C" fn rtos_fatal_exception(kind: u64) -> ! {
 
 #[no_mangle]
 extern "C" fn rtos_irq_handler() {
+    #[cfg(feature = "bench")]
+    let entry = timer::now();
     let intid = gic::ack();
     match intid {
         timer::VIRTUAL_TIMER_INTID => {
+            #[cfg(feature = "bench")]
+            super::bench::irq_entry(entry, timer::compare());
             kernel::on_timer();
             // Drop priority before dispatching so that the next release can
             // preempt the jobs this handler is about to run.

@@ -168,6 +168,15 @@ fn enable_cpu_interface() -> Result<(), GicError> {
 /// Acknowledges the highest-priority pending Group 1 interrupt (1020..1023
 /// = spurious).
 #[inline]
+/// GICD_TYPER (a benchmark of a trapped, emulated register read).
+#[cfg_attr(not(feature = "bench"), allow(dead_code))]
+pub fn read_typer() -> u32 {
+    // SAFETY: the distributor frame is mapped (device memory) and reading
+    // GICD_TYPER has no side effects.
+    let gicd = unsafe { Mmio::new(GICD_BASE, GICD_SIZE) };
+    gicd.read32(0x0004)
+}
+
 pub fn ack() -> u32 {
     let v: u64;
     // SAFETY: reading IAR1 acknowledges an interrupt; it is called only from

@@ -70,6 +70,18 @@ pub fn init(entry_el: u64) {
     }
 }
 
+/// Whether a hypervisor started us (see `init`).
+#[cfg_attr(not(feature = "bench"), allow(dead_code))]
+pub fn under_hypervisor() -> bool {
+    UNDER_HYPERVISOR.load(Ordering::Relaxed)
+}
+
+/// A bare call with only a function ID (benchmarks).
+#[cfg_attr(not(feature = "bench"), allow(dead_code))]
+pub fn hvc_raw(fid: u64) -> u64 {
+    hvc(fid, 0, 0, 0).0
+}
+
 /// Stops sending heartbeats (the `fault-test-stop-heartbeat` build).
 #[cfg_attr(not(feature = "fault-test-stop-heartbeat"), allow(dead_code))]
 pub fn stop_heartbeat() {

@@ -125,6 +125,10 @@ pub fn dispatch() {
             let s = k.sched.as_mut()?;
             let i = s.pick(prev)?;
             let job = s.start(i, timer::now())?;
+            #[cfg(feature = "bench")]
+            if i == CONTROL {
+                super::bench::control_start(job.release, job.start);
+            }
             k.current = s.priority(i);
             Some((job, prev))
         });

@@ -4,6 +4,8 @@
 //! partition has one vCPU; natively, secondaries stay parked by PSCI), which
 //! is what makes the interrupt-masking critical sections in `sync` sufficient.
 
+#[cfg(feature = "bench")]
+mod bench;
 mod boot;
 pub mod console;
 pub mod cpu;
@@ -32,6 +34,8 @@ extern "C" fn rtos_main(entry_el: u64, _dtb: u64) -> ! {
     }
     hyp::init(entry_el);
     hyp::report_measurements();
+    #[cfg(feature = "bench")]
+    bench::exit_costs(hyp::under_hypervisor());
     let Some(clock) = Clock::new(hz) else {
         fatal("CNTFRQ_EL0 is 0")
     };

@@ -136,6 +136,8 @@ pub fn status_job(job: &Job) {
             );
             console::write_bytes(st.line.as_bytes());
         }
+        #[cfg(feature = "bench")]
+        super::bench::maybe_report();
         #[cfg(feature = "fault-test-stop-heartbeat")]
         if line.uptime_ms >= 5_000 {
             console::write_bytes(b"rtos: fault-test: stopping heartbeat\n");

@@ -19,6 +19,17 @@ pub fn now() -> u64 {
     v
 }
 
+/// The virtual timer's compare value (when the current wake-up was due).
+#[cfg_attr(not(feature = "bench"), allow(dead_code))]
+pub fn compare() -> u64 {
+    let v: u64;
+    // SAFETY: reading CNTV_CVAL_EL0 has no side effects.
+    unsafe {
+        asm!("mrs {v}, cntv_cval_el0", v = out(reg) v, options(nomem, nostack, preserves_flags))
+    };
+    v
+}
+
 pub fn frequency() -> u64 {
     let v: u64;
     // SAFETY: reading CNTFRQ_EL0 has no side effects.

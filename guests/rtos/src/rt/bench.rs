@@ -1,0 +1,150 @@
+//! The benchmark build (`--features bench`; scripts/bench.sh,
+//! docs/performance.md). Measures, in counter ticks:
+//! - interrupt latency: from the virtual timer's compare value to the first
+//!   instruction of the Rust IRQ handler (after the vector saved the
+//!   context, which is the same natively and under Septum);
+//! - release jitter of the 1 kHz control task (job start minus release);
+//! - at start-up, exit costs: a no-op hypercall round trip (under a
+//!   hypervisor only) and a GIC distributor register read (trapped and
+//!   emulated under Septum, a device read natively).
+//!
+//! After a warm-up of `WARMUP` control releases and `SAMPLES` more, it
+//! prints the summaries and histograms once, as `bench: ...` lines that
+//! scripts/bench.sh parses.
+
+use core::fmt::Write;
+
+use septum_rtos::hist::Histogram;
+use septum_rtos::status::LineBuf;
+
+use super::console;
+use super::sync::IrqCell;
+use super::timer;
+
+/// Buckets of one tick: 8192 ticks = 131 µs at 62.5 MHz.
+const BUCKETS: usize = 8192;
+/// Control releases measured before the report (10 s at 1 kHz).
+pub const SAMPLES: u64 = 10_000;
+/// Control releases skipped first (5 s): Linux boots meanwhile, and the
+/// figures are for a booted system, idle or loaded.
+pub const WARMUP: u64 = 5_000;
+/// Iterations of each exit-cost loop.
+const LOOPS: u64 = 1_000;
+
+static IRQ: IrqCell<Histogram<BUCKETS>> = IrqCell::new(Histogram::new());
+static JITTER: IrqCell<Histogram<BUCKETS>> = IrqCell::new(Histogram::new());
+static REPORTED: IrqCell<bool> = IrqCell::new(false);
+static RELEASES: IrqCell<u64> = IrqCell::new(0);
+
+fn warm() -> bool {
+    RELEASES.with(|n| *n >= WARMUP)
+}
+
+/// At the top of the timer interrupt, with the compare value that fired.
+pub fn irq_entry(entry: u64, compare: u64) {
+    if !warm() {
+        return;
+    }
+    IRQ.with(|h| {
+        if h.count() < SAMPLES {
+            h.record(entry.saturating_sub(compare));
+        }
+    });
+}
+
+/// A control job starts.
+pub fn control_start(release: u64, start: u64) {
+    let warm = RELEASES.with(|n| {
+        *n += 1;
+        *n > WARMUP
+    });
+    if !warm {
+        return;
+    }
+    JITTER.with(|h| {
+        if h.count() < SAMPLES {
+            h.record(start.saturating_sub(release));
+        }
+    });
+}
+
+fn print(args: core::fmt::Arguments<'_>) {
+    let mut b = LineBuf::<200>::new();
+    let _ = b.write_fmt(args);
+    let _ = b.write_str("\n");
+    console::write_bytes(b.as_bytes());
+}
+
+/// Exit costs, before the control loop starts.
+pub fn exit_costs(under_hypervisor: bool) {
+    if under_hypervisor {
+        let t0 = timer::now();
+        for _ in 0..LOOPS {
+            // SMCCC_VERSION: answered by the hypervisor without side effects.
+            super::hyp::hvc_raw(0x8000_0000);
+        }
+        let t = timer::now() - t0;
+        print(format_args!(
+            "bench: exit hvc_round_trip ticks_x1000={}",
+            t * 1000 / LOOPS
+        ));
+    } else {
+        print(format_args!("bench: exit hvc_round_trip n/a"));
+    }
+    let t0 = timer::now();
+    for _ in 0..LOOPS {
+        core::hint::black_box(super::gic::read_typer());
+    }
+    let t = timer::now() - t0;
+    print(format_args!(
+        "bench: exit gicd_read ticks_x1000={}",
+        t * 1000 / LOOPS
+    ));
+}
+
+/// Prints one histogram. The histograms no longer change once they hold
+/// `SAMPLES`, so they are read in short critical sections, a few buckets
+/// at a time, and never copied (each is 32 KiB: too big for the stack).
+fn summary(name: &str, cell: &IrqCell<Histogram<BUCKETS>>) {
+    let Some(s) = cell.with(|h| h.summary()) else {
+        return;
+    };
+    print(format_args!(
+        "bench: {name} n={} min={} p50={} p99={} max={}",
+        s.count, s.min, s.p50, s.p99, s.max
+    ));
+    let mut skip = 0;
+    loop {
+        let mut chunk = [(0u64, 0u64); 12];
+        let n = cell.with(|h| {
+            let mut n = 0;
+            for (slot, item) in chunk.iter_mut().zip(h.nonzero().skip(skip)) {
+                *slot = item;
+                n += 1;
+            }
+            n
+        });
+        if n == 0 {
+            break;
+        }
+        skip += n;
+        let mut line = LineBuf::<200>::new();
+        let _ = write!(line, "bench: hist {name}");
+        for (v, c) in &chunk[..n] {
+            let _ = write!(line, " {v}:{c}");
+        }
+        let _ = line.write_str("\n");
+        console::write_bytes(line.as_bytes());
+    }
+}
+
+/// From the status task: once enough samples are in, the report.
+pub fn maybe_report() {
+    let done = JITTER.with(|h| h.count() >= SAMPLES) && IRQ.with(|h| h.count() >= SAMPLES);
+    if !done || REPORTED.with(|r| core::mem::replace(r, true)) {
+        return;
+    }
+    summary("irq_latency", &IRQ);
+    summary("release_jitter", &JITTER);
+    print(format_args!("bench: done"));
+}

@@ -111,9 +111,10 @@ fn run_this_core() -> ! {
         if vcpu == 0 {
             load_partition(p);
             log::info!(
-                "core {core}: entering partition '{}' at {:#x}",
+                "core {core}: entering partition '{}' at {:#x} (counter {})",
                 p.name(),
-                p.cfg.entry.raw()
+                p.cfg.entry.raw(),
+                time::ticks()
             );
             percpu::set_power(core, percpu::Power::On);
             crate::watchdog::start(p);

@@ -423,8 +423,9 @@ pub fn restart_partition(p: &PartitionRt) -> ! {
     }
     match crate::partition::load_images(p) {
         Ok(bytes) => log::info!(
-            "partition '{}': reloaded {bytes} bytes of images; restarting (hypervisor heap: {} bytes in use, sealed)",
+            "partition '{}': reloaded {bytes} bytes of images; restarting at counter {} (hypervisor heap: {} bytes in use, sealed)",
             p.name(),
+            crate::time::ticks(),
             crate::heap::in_use()
         ),
         Err(e) => {

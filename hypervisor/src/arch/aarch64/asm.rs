@@ -380,6 +380,16 @@ pub fn hyp_timer_disarm() {
     };
 }
 
+/// Address of the hypervisor image's first byte (its Image header).
+pub fn image_start() -> u64 {
+    let a: u64;
+    // SAFETY: computes a link-time address; no memory is accessed.
+    unsafe {
+        asm!("adrp {a}, _start", "add {a}, {a}, :lo12:_start", a = out(reg) a, options(nomem, nostack, preserves_flags))
+    };
+    a
+}
+
 /// Whether this CPU implements the SHA-256 instructions
 /// (ID_AA64ISAR0_EL1.SHA2, bits [15:12], non-zero).
 pub fn has_sha256() -> bool {

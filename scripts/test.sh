@@ -30,6 +30,8 @@ scripts/build.sh --quiet --config configs/qemu-virt.toml >/dev/null
 step "clippy (host crates and bare-metal crates)"
 cargo clippy -q -p septum-core -p septum-config -p septum-qemu-tests --all-targets -- -D warnings
 cargo clippy -q -p septum-rtos -p septum-intruder --target aarch64-unknown-none -- -D warnings
+cargo clippy -q -p septum-rtos --features bench,fault-test-stop-heartbeat \
+    --target aarch64-unknown-none -- -D warnings
 SEPTUM_GEN_DIR="$SEPTUM_ROOT/target/septum/qemu-virt/gen" \
     cargo clippy -q -p septum-hypervisor --target aarch64-unknown-none-softfloat -- -D warnings
 

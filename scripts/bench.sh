@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# Runs Septum's benchmarks in QEMU with -icount shift=0,sleep=off (figures
+# repeat exactly and do not depend on the host) and writes
+# target/bench/report.md, report.json and SVG histograms of the RTOS's
+# interrupt latency and release jitter (docs/performance.md).
+#
+#   scripts/bench.sh
+#
+# Conditions: the benchmark build of the RTOS natively (no hypervisor), and
+# under Septum with configs/qemu-virt.toml's Linux idle and loaded (busy
+# loops on its CPUs, console output and network traffic).
+set -euo pipefail
+. "$(dirname "$0")/lib/deps.sh"
+
+case "${1:-}" in
+    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
+esac
+ensure_all
+cd "$SEPTUM_ROOT"
+out=target/bench
+mkdir -p "$out" target/septum/guests
+
+# The RTOS's benchmark build, in its own target directory.
+cargo build -q --release --target aarch64-unknown-none -p septum-rtos --features bench \
+    --target-dir target/bench/rtos
+"$(llvm_objcopy)" -O binary target/bench/rtos/aarch64-unknown-none/release/septum-rtos \
+    target/septum/guests/septum-rtos-bench.bin
+
+# The default configuration with the benchmark RTOS, once with Linux idle
+# and once with septum.load=1 on its command line (its init then starts the
+# load). Paths become absolute because the files live in target/bench.
+root="$SEPTUM_ROOT"
+sed -e "s#\"\\.\\./target/septum/guests/septum-rtos.bin\"#\"$root/target/septum/guests/septum-rtos-bench.bin\"#" \
+    -e "s#\"\\.\\./target/#\"$root/target/#g" configs/qemu-virt.toml >"$out/bench-idle.toml"
+sed -e 's#panic=-1"#panic=-1 septum.load=1"#' "$out/bench-idle.toml" >"$out/bench-load.toml"
+grep -q septum-rtos-bench.bin "$out/bench-idle.toml" || { echo "bench.sh: could not derive the bench configuration" >&2; exit 1; }
+grep -q septum.load=1 "$out/bench-load.toml" || { echo "bench.sh: could not derive the loaded configuration" >&2; exit 1; }
+scripts/build.sh --quiet --config "$out/bench-idle.toml" >/dev/null
+scripts/build.sh --quiet --config "$out/bench-load.toml" >/dev/null
+
+python3 scripts/lib/bench.py

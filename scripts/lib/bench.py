@@ -1,0 +1,301 @@
+#!/usr/bin/env python3
+"""Runs Septum's benchmarks in QEMU and writes the report (scripts/bench.sh).
+
+Every run uses -icount shift=0,sleep=off: the counter advances one tick per
+16 executed instructions (62.5 MHz at 1 instruction per ns), so figures
+repeat exactly and do not depend on the host. docs/performance.md explains
+each figure.
+"""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+OUT = os.path.join(ROOT, "target", "bench")
+QEMU_BASE = ["qemu-system-aarch64", "-cpu", "cortex-a72", "-smp", "4", "-m", "2G",
+             "-nographic", "-monitor", "none", "-icount", "shift=0,sleep=off"]
+# Linux's network device, as scripts/run-qemu.sh gives it.
+NET = ["-netdev", "user,id=net0", "-device", "virtio-net-device,netdev=net0,bus=virtio-mmio-bus.0"]
+# Counter frequency of QEMU's cortex-a72 (CNTFRQ).
+HZ = 62_500_000
+
+
+def log(msg):
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def run_qemu(name, args, until, limit_s, linux_log=None):
+    """Runs QEMU until a line containing `until` appears on the first
+    serial port (or `limit_s` wall seconds pass); returns its output."""
+    cmd = QEMU_BASE + args + ["-serial", "stdio"]
+    if linux_log:
+        cmd += ["-serial", f"file:{linux_log}"]
+    log(f"{name}: {' '.join(cmd)}")
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+    out = []
+    deadline = time.time() + limit_s
+    os.set_blocking(p.stdout.fileno(), False)
+    buf = b""
+    done = False
+    while time.time() < deadline and not done:
+        chunk = p.stdout.read()
+        if chunk:
+            buf += chunk
+            *lines, buf = buf.split(b"\n")
+            for line in lines:
+                s = line.decode("utf-8", "replace").replace("\r", "")
+                out.append(s)
+                if until in s:
+                    done = True
+        elif p.poll() is not None:
+            break
+        else:
+            time.sleep(0.05)
+    os.killpg(p.pid, signal.SIGTERM)
+    try:
+        p.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+    text = "\n".join(out)
+    with open(os.path.join(OUT, f"{name}.log"), "w") as f:
+        f.write(text + "\n")
+    if not done:
+        raise SystemExit(f"bench: {name} did not reach '{until}' within {limit_s} s "
+                         f"(see target/bench/{name}.log)")
+    return text
+
+
+def parse_rtos(text):
+    r = {"exit": {}, "hist": {}}
+    for line in text.splitlines():
+        m = re.search(r"bench: exit (\w+) ticks_x1000=(\d+)", line)
+        if m:
+            r["exit"][m.group(1)] = int(m.group(2)) / 1000.0
+        m = re.search(r"bench: (irq_latency|release_jitter) n=(\d+) min=(\d+) p50=(\d+) p99=(\d+) max=(\d+)", line)
+        if m:
+            r[m.group(1)] = dict(zip(["n", "min", "p50", "p99", "max"],
+                                     [int(x) for x in m.groups()[1:]]))
+        m = re.search(r"bench: hist (\w+) (.*)", line)
+        if m:
+            h = r["hist"].setdefault(m.group(1), {})
+            for pair in m.group(2).split():
+                v, c = pair.split(":")
+                h[int(v)] = h.get(int(v), 0) + int(c)
+        m = re.search(r"bench: (misses)=(\d+)", line)
+    hb = [int(x) for x in re.findall(r"rtos: heartbeat \d+ .*? misses=(\d+)", text)]
+    r["misses"] = hb[-1] if hb else None
+    return r
+
+
+def parse_hyp(text, linux_text):
+    h = {}
+    m = re.search(r"SHA-256 cost: (\d+) ticks/MiB with the ARMv8 instructions, (\d+) ticks/MiB portable", text)
+    if m:
+        h["sha256_ticks_per_mib"] = {"armv8": int(m.group(1)), "portable": int(m.group(2))}
+    for part, counter in re.findall(r"entering partition '(\w+)' at 0x[0-9a-f]+ \(counter (\d+)\)", text):
+        h.setdefault("enter_ticks", {})[part] = int(counter)
+    for part, us in re.findall(r"partition '(\w+)': \d+ images \(\d+ bytes\) measured in (\d+) us", text):
+        h.setdefault("measure_us", {})[part] = int(us)
+    m = re.search(r"septum-linux: ready \(uptime ([0-9.]+) s\)", linux_text or "")
+    if m and "linux" in h.get("enter_ticks", {}):
+        h["linux_shell_ticks"] = h["enter_ticks"]["linux"] + int(float(m.group(1)) * HZ)
+    return h
+
+
+def footprint(elf, config_summary):
+    tool = llvm_tool("llvm-size")
+    out = subprocess.run([tool, "-A", elf], capture_output=True, text=True, check=True).stdout
+    sec = {}
+    for line in out.splitlines():
+        parts = line.split()
+        if len(parts) >= 2 and parts[0].startswith(".") and parts[1].isdigit():
+            sec[parts[0]] = int(parts[1])
+    images = 0
+    with open(config_summary) as f:
+        for line in f:
+            m = re.match(r"\s+image\s+\S+\s+(\d+) bytes", line)
+            if m:
+                images += int(m.group(1))
+    loc = {}
+    for name, d in [("hypervisor (EL2 glue)", "hypervisor/src"),
+                    ("septum-core (logic)", "hypervisor/core/src")]:
+        loc[name] = count_lines(os.path.join(ROOT, d))
+    text = sec.get(".text", 0)
+    rodata = sec.get(".rodata", 0)
+    return {
+        "text_bytes": text,
+        "rodata_bytes_without_guest_images": max(rodata - images, 0),
+        "data_bytes": sec.get(".data", 0),
+        "bss_bytes": sec.get(".bss", 0),
+        "guest_images_bytes": images,
+        "reserved_ram_bytes": 128 * 1024 * 1024,
+        "lines_of_code": loc,
+    }
+
+
+def count_lines(d):
+    """Non-blank, non-comment lines of Rust outside `#[cfg(test)]` modules
+    (which the code base keeps at the end of each file)."""
+    n = 0
+    for base, _, files in os.walk(d):
+        for fn in files:
+            if not fn.endswith(".rs") or fn == "tests.rs":
+                continue
+            with open(os.path.join(base, fn)) as f:
+                lines = f.read().splitlines()
+            for i, l in enumerate(lines):
+                s = l.strip()
+                if s == "#[cfg(test)]" and i + 1 < len(lines) and lines[i + 1].strip().startswith("mod tests"):
+                    break
+                if s and not s.startswith("//"):
+                    n += 1
+    return n
+
+
+def llvm_tool(name):
+    sysroot = subprocess.run(["rustc", "--print", "sysroot"], capture_output=True, text=True).stdout.strip()
+    host = re.search(r"host: (\S+)", subprocess.run(["rustc", "-vV"], capture_output=True, text=True).stdout).group(1)
+    return os.path.join(sysroot, "lib", "rustlib", host, "bin", name)
+
+
+def svg_histogram(title, series, path):
+    """One SVG with a step histogram per condition (ticks on x, share of
+    samples on a log-free linear y)."""
+    colors = ["#1b9e77", "#d95f02", "#7570b3", "#e7298a"]
+    xmax = max((max(h) for h in series.values() if h), default=1)
+    xmax = max(xmax, 1)
+    W, H, L, B = 720, 320, 60, 40
+    ymax = max((max(c / max(sum(h.values()), 1) for c in h.values()) for h in series.values() if h), default=1)
+    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" font-family="sans-serif" font-size="12">',
+             f'<text x="{W/2}" y="18" text-anchor="middle">{title}</text>',
+             f'<line x1="{L}" y1="{H-B}" x2="{W-10}" y2="{H-B}" stroke="black"/>',
+             f'<line x1="{L}" y1="30" x2="{L}" y2="{H-B}" stroke="black"/>',
+             f'<text x="{W/2}" y="{H-8}" text-anchor="middle">counter ticks (16 ns)</text>',
+             f'<text x="{L-5}" y="{H-B}" text-anchor="end">0</text>',
+             f'<text x="{W-10}" y="{H-B+15}" text-anchor="end">{xmax}</text>',
+             f'<text x="{L-5}" y="38" text-anchor="end">{ymax:.0%}</text>']
+    for i, (name, h) in enumerate(series.items()):
+        total = max(sum(h.values()), 1)
+        c = colors[i % len(colors)]
+        for v, cnt in sorted(h.items()):
+            x = L + (W - 10 - L) * v / xmax
+            y = (H - B) - (H - B - 30) * (cnt / total) / ymax
+            parts.append(f'<line x1="{x:.1f}" y1="{H-B}" x2="{x:.1f}" y2="{y:.1f}" stroke="{c}" stroke-width="2" opacity="0.7"/>')
+        parts.append(f'<text x="{W-15}" y="{40 + 16*i}" text-anchor="end" fill="{c}">{name}</text>')
+    parts.append("</svg>")
+    with open(path, "w") as f:
+        f.write("\n".join(parts) + "\n")
+
+
+def ratio(a, b):
+    return f"{a / b:.2f}x" if a is not None and b not in (None, 0) else "n/a"
+
+
+def main():
+    os.makedirs(OUT, exist_ok=True)
+    rtos_native = os.path.join(ROOT, "target/septum/guests/septum-rtos-bench.bin")
+    idle_img = os.path.join(ROOT, "target/septum/bench-idle/septum.img")
+    load_img = os.path.join(ROOT, "target/septum/bench-load/septum.img")
+    limit = int(os.environ.get("SEPTUM_BENCH_LIMIT", "900"))
+
+    native = parse_rtos(run_qemu("native", ["-M", "virt,gic-version=3", "-kernel", rtos_native],
+                                 "bench: done", limit))
+    idle_txt = run_qemu("septum-idle", ["-M", "virt,virtualization=on,gic-version=3", "-kernel", idle_img] + NET,
+                        "bench: done", limit, os.path.join(OUT, "septum-idle-linux.log"))
+    load_txt = run_qemu("septum-load", ["-M", "virt,virtualization=on,gic-version=3", "-kernel", load_img] + NET,
+                        "bench: done", limit, os.path.join(OUT, "septum-load-linux.log"))
+    idle, load = parse_rtos(idle_txt), parse_rtos(load_txt)
+    with open(os.path.join(OUT, "septum-idle-linux.log"), errors="replace") as f:
+        hyp = parse_hyp(idle_txt, f.read())
+    with open(os.path.join(OUT, "septum-load-linux.log"), errors="replace") as f:
+        load_linux = f.read()
+    fp = footprint(os.path.join(ROOT, "target/septum/bench-idle/septum.elf"),
+                   os.path.join(ROOT, "target/septum/bench-idle/gen/summary.txt"))
+
+    report = {
+        "conditions": {
+            "native": "the RTOS alone on QEMU virt at EL1, no hypervisor",
+            "septum_linux_idle": "under Septum, Linux booted and idle",
+            "septum_linux_loaded": "under Septum, Linux running busy loops on its 3 CPUs, console output and network traffic (septum.load=1)",
+        },
+        "units": "counter ticks of 16 ns (62.5 MHz); -icount shift=0,sleep=off: 16 instructions per tick",
+        "irq_latency": {"native": native.get("irq_latency"), "septum_linux_idle": idle.get("irq_latency"),
+                        "septum_linux_loaded": load.get("irq_latency")},
+        "release_jitter": {"native": native.get("release_jitter"), "septum_linux_idle": idle.get("release_jitter"),
+                           "septum_linux_loaded": load.get("release_jitter")},
+        "exit_costs": {"native": native["exit"], "septum": idle["exit"]},
+        "boot": hyp,
+        "rtos_misses": {"native": native["misses"], "septum_linux_idle": idle["misses"],
+                        "septum_linux_loaded": load["misses"]},
+        "linux_load_running": "septum-linux: load running" in load_linux,
+        "footprint": fp,
+        "not_measured_yet": ["SGI round trip between two vCPUs of one partition",
+                             "injection of a passthrough device interrupt (apart from the timer's)",
+                             "recovery: Linux crash to detection and back to its shell"],
+    }
+    with open(os.path.join(OUT, "report.json"), "w") as f:
+        json.dump(report, f, indent=2, sort_keys=True)
+    for kind in ["irq_latency", "release_jitter"]:
+        svg_histogram(f"RTOS {kind.replace('_', ' ')}",
+                      {"native": native["hist"].get(kind, {}),
+                       "Septum, Linux idle": idle["hist"].get(kind, {}),
+                       "Septum, Linux loaded": load["hist"].get(kind, {})},
+                      os.path.join(OUT, f"{kind}.svg"))
+
+    def row(name, d):
+        n = d.get("native") or {}
+        cells = [name]
+        for k in ["native", "septum_linux_idle", "septum_linux_loaded"]:
+            s = d.get(k)
+            cells.append("n/a" if not s else f"{s['min']} / {s['p50']} / {s['p99']} / {s['max']}")
+        i = d.get("septum_linux_idle") or {}
+        cells.append(ratio(i.get("p50"), n.get("p50")) if n.get("p50") else
+                     f"+{i.get('p50', 0) - n.get('p50', 0)} ticks")
+        return "| " + " | ".join(cells) + " |"
+
+    md = ["# Septum benchmark report", "",
+          f"Generated by scripts/bench.sh. {report['units']}. Figures repeat exactly run to run.",
+          "", "## RTOS timing (min / median / p99 / max)", "",
+          "| figure | native | Septum, Linux idle | Septum, Linux loaded | median, Septum idle vs native |",
+          "|---|---|---|---|---|",
+          row("timer interrupt latency", report["irq_latency"]),
+          row("1 kHz release jitter", report["release_jitter"]), "",
+          f"RTOS deadline misses: native {native['misses']}, Linux idle {idle['misses']}, "
+          f"Linux loaded {load['misses']} (load running: {report['linux_load_running']}).", "",
+          "Histograms: `irq_latency.svg`, `release_jitter.svg`.", "",
+          "## Exit costs (ticks per operation, mean of 1000)", "",
+          "| operation | native | Septum | ratio |", "|---|---|---|---|"]
+    for op in ["hvc_round_trip", "gicd_read"]:
+        a, b = native["exit"].get(op), idle["exit"].get(op)
+        md.append(f"| {op} | {a if a is not None else 'n/a'} | {b} | {ratio(b, a)} |")
+    md += ["", "## Boot", ""]
+    et = hyp.get("enter_ticks", {})
+    for part, t in et.items():
+        md.append(f"- first instruction of partition `{part}`: counter {t} ({t / HZ * 1000:.1f} ms)")
+    if "linux_shell_ticks" in hyp:
+        t = hyp["linux_shell_ticks"]
+        md.append(f"- Linux shell ready: counter {t} ({t / HZ * 1000:.1f} ms; Linux's own uptime added)")
+    for part, us in hyp.get("measure_us", {}).items():
+        md.append(f"- measuring and verifying `{part}`'s images: {us} µs")
+    sha = hyp.get("sha256_ticks_per_mib")
+    if sha:
+        md.append(f"- SHA-256: {sha['armv8']} ticks/MiB with the ARMv8 instructions, "
+                  f"{sha['portable']} ticks/MiB portable ({sha['portable'] / sha['armv8']:.1f}x)")
+    md += ["", "## Footprint", ""]
+    for k, v in fp.items():
+        md.append(f"- {k}: {v}")
+    md += ["", "## Not measured yet", ""] + [f"- {x}" for x in report["not_measured_yet"]]
+    with open(os.path.join(OUT, "report.md"), "w") as f:
+        f.write("\n".join(md) + "\n")
+    log(f"wrote {OUT}/report.md, report.json, irq_latency.svg, release_jitter.svg")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

@@ -269,9 +269,10 @@ pub fn guest_fault(frame: &mut TrapFrame, fault: Fault, what: core::fmt::Argumen
         Fault::SystemOff => pol.system_off,
     };
     log::warn!(
-        "partition '{}': {what} -> {}",
+        "partition '{}': {what} -> {} (counter {})",
         p.name(),
-        action_name(action)
+        action_name(action),
+        crate::time::ticks()
     );
     match action {
         FaultAction::InjectAbort => {
@@ -319,9 +320,10 @@ fn action_name(a: FaultAction) -> &'static str {
 pub fn watchdog_expired(p: &PartitionRt, what: &str) -> ! {
     let action = p.cfg.fault_policy.watchdog;
     log::warn!(
-        "partition '{}': {what} -> {}",
+        "partition '{}': {what} -> {} (counter {})",
         p.name(),
-        action_name(action)
+        action_name(action),
+        crate::time::ticks()
     );
     match action {
         FaultAction::Stop => stop_partition(p, "watchdog"),

@@ -71,6 +71,70 @@ def run_qemu(name, args, until, limit_s, linux_log=None):
     return text
 
 
+def run_recovery(img, limit_s):
+    """Boots `img` with Linux's console on a socket, crashes Linux (sysrq c,
+    panic=-1) once it is up and idle, and waits until it is back."""
+    import socket
+    sock_path = os.path.join(OUT, "recovery-linux.sock")
+    if os.path.exists(sock_path):
+        os.unlink(sock_path)
+    cmd = QEMU_BASE + ["-M", "virt,virtualization=on,gic-version=3", "-kernel", img] + NET + [
+        "-serial", "stdio", "-serial", f"unix:{sock_path},server=on,wait=off"]
+    log("recovery: " + " ".join(cmd))
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         stdin=subprocess.DEVNULL, start_new_session=True)
+    os.set_blocking(p.stdout.fileno(), False)
+    for _ in range(100):
+        if os.path.exists(sock_path):
+            break
+        time.sleep(0.1)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(sock_path)
+    s.setblocking(False)
+    hv, lx = b"", b""
+    deadline = time.time() + limit_s
+    crashed = False
+    try:
+        while time.time() < deadline:
+            try:
+                hv += p.stdout.read() or b""
+            except (BlockingIOError, TypeError):
+                pass
+            try:
+                lx += s.recv(65536)
+            except BlockingIOError:
+                pass
+            ready = lx.count(b"septum-linux: ready")
+            if ready >= 1 and not crashed and hv.count(b"rtos: heartbeat ") >= 6:
+                s.sendall(b"echo c > /proc/sysrq-trigger\n")
+                crashed = True
+            if crashed and ready >= 2 and hv.count(b"rtos: heartbeat ") >= 12:
+                break
+            time.sleep(0.05)
+        else:
+            raise SystemExit("bench: recovery run did not complete")
+    finally:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(timeout=10)
+    hv_t = hv.decode("utf-8", "replace").replace("\r", "")
+    lx_t = lx.decode("utf-8", "replace").replace("\r", "")
+    for name, t in [("recovery.log", hv_t), ("recovery-linux.log", lx_t)]:
+        with open(os.path.join(OUT, name), "w") as f:
+            f.write(t)
+    enter = int(re.search(r"entering partition 'linux' at 0x[0-9a-f]+ \(counter (\d+)\)", hv_t).group(1))
+    crash_t = float(re.search(r"\[\s*([0-9.]+)\] sysrq: Trigger a crash", lx_t).group(1))
+    crash = enter + int(crash_t * HZ)
+    detect = int(re.search(r"partition 'linux': PSCI SYSTEM_RESET -> restarting partition \(counter (\d+)\)", hv_t).group(1))
+    restart = int(re.search(r"partition 'linux': reloaded \d+ bytes of images; restarting at counter (\d+)", hv_t).group(1))
+    ups = re.findall(r"septum-linux: ready \(uptime ([0-9.]+) s\)", lx_t)
+    back = restart + int(float(ups[-1]) * HZ)
+    misses = [int(x) for x in re.findall(r"rtos: heartbeat \d+ .*? misses=(\d+)", hv_t)]
+    return {"crash_to_detection_ticks": detect - crash,
+            "detection_to_reload_done_ticks": restart - detect,
+            "crash_to_linux_shell_ticks": back - crash,
+            "rtos_misses": misses[-1] if misses else None}
+
+
 def parse_rtos(text):
     r = {"exit": {}, "hist": {}}
     for line in text.splitlines():
@@ -215,6 +279,7 @@ def main():
         hyp = parse_hyp(idle_txt, f.read())
     with open(os.path.join(OUT, "septum-load-linux.log"), errors="replace") as f:
         load_linux = f.read()
+    recovery = run_recovery(idle_img, limit)
     fp = footprint(os.path.join(ROOT, "target/septum/bench-idle/septum.elf"),
                    os.path.join(ROOT, "target/septum/bench-idle/gen/summary.txt"))
 
@@ -235,9 +300,9 @@ def main():
                         "septum_linux_loaded": load["misses"]},
         "linux_load_running": "septum-linux: load running" in load_linux,
         "footprint": fp,
+        "recovery": recovery,
         "not_measured_yet": ["SGI round trip between two vCPUs of one partition",
-                             "injection of a passthrough device interrupt (apart from the timer's)",
-                             "recovery: Linux crash to detection and back to its shell"],
+                             "injection of a passthrough device interrupt (apart from the timer's)"],
     }
     with open(os.path.join(OUT, "report.json"), "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)
@@ -287,6 +352,12 @@ def main():
     if sha:
         md.append(f"- SHA-256: {sha['armv8']} ticks/MiB with the ARMv8 instructions, "
                   f"{sha['portable']} ticks/MiB portable ({sha['portable'] / sha['armv8']:.1f}x)")
+    md += ["", "## Recovery (Linux: sysrq c with panic=-1)", ""]
+    for k, v in recovery.items():
+        if k.endswith("_ticks"):
+            md.append(f"- {k[:-6].replace('_', ' ')}: {v} ticks ({v / HZ * 1000:.1f} ms)")
+        else:
+            md.append(f"- RTOS deadline misses through it: {v}")
     md += ["", "## Footprint", ""]
     for k, v in fp.items():
         md.append(f"- {k}: {v}")

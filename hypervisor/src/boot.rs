@@ -164,6 +164,7 @@ fn verify_before_any_guest() {
 
 fn load_partition(p: &'static partition::PartitionRt) {
     if p.cfg.criticality != Criticality::Critical {
+        measure::report_sha256_cost();
         if let Err(f) = measure::measure_partition(p) {
             p.set_state(State::Failed);
             log::error!(

@@ -268,12 +268,7 @@ pub fn guest_fault(frame: &mut TrapFrame, fault: Fault, what: core::fmt::Argumen
         Fault::SystemReset => pol.system_reset,
         Fault::SystemOff => pol.system_off,
     };
-    log::warn!(
-        "partition '{}': {what} -> {} (counter {})",
-        p.name(),
-        action_name(action),
-        crate::time::ticks()
-    );
+    announce(p, what, action);
     match action {
         FaultAction::InjectAbort => {
             let kind = match fault {
@@ -305,6 +300,16 @@ pub fn guest_fault(frame: &mut TrapFrame, fault: Fault, what: core::fmt::Argumen
     }
 }
 
+/// The console line for every policy decision.
+fn announce(p: &PartitionRt, what: core::fmt::Arguments<'_>, action: FaultAction) {
+    log::warn!(
+        "partition '{}': {what} -> {} (counter {})",
+        p.name(),
+        action_name(action),
+        crate::time::ticks()
+    );
+}
+
 fn action_name(a: FaultAction) -> &'static str {
     match a {
         FaultAction::InjectAbort => "abort injected",
@@ -318,13 +323,11 @@ fn action_name(a: FaultAction) -> &'static str {
 /// its `watchdog` policy applies. Inject-abort is not a valid watchdog
 /// action (CFG-41); it is treated as restart.
 pub fn watchdog_expired(p: &PartitionRt, what: &str) -> ! {
-    let action = p.cfg.fault_policy.watchdog;
-    log::warn!(
-        "partition '{}': {what} -> {} (counter {})",
-        p.name(),
-        action_name(action),
-        crate::time::ticks()
-    );
+    let action = match p.cfg.fault_policy.watchdog {
+        FaultAction::InjectAbort => FaultAction::Restart,
+        a => a,
+    };
+    announce(p, format_args!("{what}"), action);
     match action {
         FaultAction::Stop => stop_partition(p, "watchdog"),
         FaultAction::SafeState => safe_state(p, format_args!("{what}")),
@@ -452,10 +455,14 @@ pub fn restart_partition(p: &PartitionRt) -> ! {
 /// The documented safe state: no guest code runs anywhere, the alarm is on
 /// the console, and the cores halt.
 pub fn safe_state(p: &PartitionRt, what: core::fmt::Arguments<'_>) -> ! {
-    console::emergency(format_args!(
-        "\n[septum] *** ALARM: SAFE STATE ENTERED ***\n[septum] *** cause: partition '{}' ({}): {} ***\n[septum] *** no guest code runs; therapy halted; service required ***\n",
+    alarm(format_args!(
+        "partition '{}' ({}): {}",
         p.name(),
-        if p.cfg.criticality == Criticality::Critical { "critical" } else { "non-critical" },
+        if p.cfg.criticality == Criticality::Critical {
+            "critical"
+        } else {
+            "non-critical"
+        },
         what
     ));
     let me = percpu::core();
@@ -475,13 +482,19 @@ pub fn safe_state(p: &PartitionRt, what: core::fmt::Arguments<'_>) -> ! {
 /// The safe state entered during boot, before any guest ran (the boot
 /// manifest or a critical partition failed verification).
 pub fn safe_state_boot(what: core::fmt::Arguments<'_>) -> ! {
-    console::emergency(format_args!(
-        "\n[septum] *** ALARM: SAFE STATE ENTERED ***\n[septum] *** cause: {what} ***\n[septum] *** no guest code runs; therapy halted; service required ***\n"
-    ));
+    alarm(what);
     for q in crate::partition::all() {
         q.set_state(State::Stopped);
     }
     park_current()
+}
+
+/// The safe-state alarm on the console (the same three lines wherever the
+/// safe state is entered).
+fn alarm(cause: core::fmt::Arguments<'_>) {
+    console::emergency(format_args!(
+        "\n[septum] *** ALARM: SAFE STATE ENTERED ***\n[septum] *** cause: {cause} ***\n[septum] *** no guest code runs; therapy halted; service required ***\n"
+    ));
 }
 
 /// Takes this core out of guest execution: its vCPU is off, interrupts

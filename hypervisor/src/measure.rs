@@ -116,7 +116,6 @@ pub fn init() {
         hw = false;
     }
     HW_SHA.store(hw, Ordering::Relaxed);
-    sha256_cost(hw);
     let mut st = STATE.lock();
     st.log.set_compress(compress());
     for (i, b) in st.manifest.iter_mut().enumerate() {
@@ -140,9 +139,17 @@ pub fn init() {
     );
 }
 
-/// Prints what SHA-256 costs here per MiB, on each available path (timed
-/// over 16 KiB of the hypervisor's own image; about 0.3 ms of boot).
-fn sha256_cost(hw: bool) {
+static COST_REPORTED: AtomicBool = AtomicBool::new(false);
+
+/// Prints, once, what SHA-256 costs here per MiB on each available path
+/// (timed over 16 KiB of the hypervisor's own image, about 0.5 ms). Called
+/// by a non-critical partition's boot core, so the critical partition's
+/// start does not wait for it.
+pub fn report_sha256_cost() {
+    if COST_REPORTED.swap(true, Ordering::Relaxed) {
+        return;
+    }
+    let hw = HW_SHA.load(Ordering::Relaxed);
     const SAMPLE: usize = 16 * 1024;
     let start = asm::image_start();
     // SAFETY: the first 16 KiB of the hypervisor's own loaded image: mapped,
@@ -275,20 +282,18 @@ pub struct Failure {
     pub verdict: Verdict,
 }
 
-/// Measures every image of `p` (its pristine copies) against the manifest
-/// and records them. `Err` names the first image that failed; an
-/// unverified manifest fails every image without hashing it.
-pub fn measure_partition(p: &PartitionRt) -> Result<(), Failure> {
-    let mut st = STATE.lock();
+/// Hashes each image of `p` and checks it against the verified manifest
+/// (`NotMeasured`, without hashing, when there is none). At boot every
+/// image is recorded; a re-check records only a failure and stops there.
+/// Returns the first failure.
+fn check_images(st: &mut State, p: &PartitionRt, recheck: bool) -> Option<Failure> {
     let bytes = st.manifest;
-    let ok = st.manifest_ok;
-    let manifest = if ok {
+    let manifest = if st.manifest_ok {
         Manifest::parse(&bytes).ok()
     } else {
         None
     };
     let mut first = None;
-    let t = crate::time::ticks();
     for img in p.cfg.images {
         let (v, d) = match &manifest {
             Some(m) => {
@@ -297,14 +302,29 @@ pub fn measure_partition(p: &PartitionRt) -> Result<(), Failure> {
             }
             None => (Verdict::NotMeasured, [0; 32]),
         };
-        record(&mut st, p.name(), img.name, img.data.len() as u64, v, d);
-        if v != Verdict::Ok && first.is_none() {
-            first = Some(Failure {
+        if !recheck || v != Verdict::Ok {
+            record(st, p.name(), img.name, img.data.len() as u64, v, d);
+        }
+        if v != Verdict::Ok {
+            first.get_or_insert(Failure {
                 item: img.name,
                 verdict: v,
             });
+            if recheck {
+                break;
+            }
         }
     }
+    first
+}
+
+/// Measures every image of `p` (its pristine copies) against the manifest
+/// and records them. `Err` names the first image that failed; an
+/// unverified manifest fails every image without hashing it.
+pub fn measure_partition(p: &PartitionRt) -> Result<(), Failure> {
+    let mut st = STATE.lock();
+    let t = crate::time::ticks();
+    let first = check_images(&mut st, p, false);
     let total: usize = p.cfg.images.iter().map(|i| i.data.len()).sum();
     log::info!(
         "partition '{}': {} images ({} bytes) measured in {} us; log: {} entries, running digest {}",
@@ -315,10 +335,7 @@ pub fn measure_partition(p: &PartitionRt) -> Result<(), Failure> {
         st.log.entries().len(),
         Hex(&st.log.running())
     );
-    match first {
-        None => Ok(()),
-        Some(f) => Err(f),
-    }
+    first.map_or(Ok(()), Err)
 }
 
 /// Re-checks `p`'s images before a reload (the pristine copies cannot be
@@ -326,29 +343,13 @@ pub fn measure_partition(p: &PartitionRt) -> Result<(), Failure> {
 /// not logged again unless an image fails.
 pub fn recheck_partition(p: &PartitionRt) -> Result<(), Failure> {
     let mut st = STATE.lock();
-    let bytes = st.manifest;
-    let Some(m) = (if st.manifest_ok {
-        Manifest::parse(&bytes).ok()
-    } else {
-        None
-    }) else {
+    if !st.manifest_ok {
         return Err(Failure {
             item: "manifest",
             verdict: Verdict::NotMeasured,
         });
-    };
-    for img in p.cfg.images {
-        let d = sha256(img.data);
-        let v = check_image(&m, p.name(), img, &d);
-        if v != Verdict::Ok {
-            record(&mut st, p.name(), img.name, img.data.len() as u64, v, d);
-            return Err(Failure {
-                item: img.name,
-                verdict: v,
-            });
-        }
     }
-    Ok(())
+    check_images(&mut st, p, true).map_or(Ok(()), Err)
 }
 
 /// Copies log bytes from `offset` into `out`; returns (copied, total size).
@@ -363,13 +364,9 @@ pub fn read_log(offset: usize, out: &mut [u8]) -> (usize, usize) {
     (n, total)
 }
 
-/// The serialised log, into `out` (zero-filled after it); its length.
-pub fn copy_log(out: &mut [u8]) -> usize {
-    let st = STATE.lock();
-    let n = st.encoded_len.min(out.len());
-    out[..n].copy_from_slice(&st.encoded[..n]);
-    out[n..].fill(0);
-    n
+/// The serialised log's size in bytes.
+pub fn log_len() -> usize {
+    STATE.lock().encoded_len
 }
 
 /// Writes the measurement log into the `/chosen/septum,measurement-log`
@@ -402,8 +399,7 @@ pub fn publish_to_dtb(p: &PartitionRt) {
         return;
     }
     let mut buf = [0u8; LOG_BYTES];
-    let n = copy_log(&mut buf);
-    let n = n.min(len);
+    let (n, _) = read_log(0, &mut buf[..len.min(LOG_BYTES)]);
     // SAFETY: [pa, pa + len) is the property's value inside the partition's
     // copy of its device tree: writable memory of this (not yet running)
     // partition, in the EL2 identity map (both checked above).

@@ -290,6 +290,21 @@ impl Qemu {
     }
 
     /// Waits for `needle` on the Linux console.
+    /// Polls the Linux status page (30 tries, 1 s apart) until it answers
+    /// with its closing line; returns the page, panics with the last answer.
+    pub fn wait_status_page(&self) -> String {
+        let mut last = String::new();
+        for _ in 0..30 {
+            match self.http_get("/cgi-bin/status") {
+                Ok(body) if body.contains("septum-linux status ok") => return body,
+                Ok(body) => last = body,
+                Err(e) => last = e,
+            }
+            thread::sleep(Duration::from_secs(1));
+        }
+        panic!("no status page: {last}\n{}", tail(&self.linux_output(), 40));
+    }
+
     /// Runs `cmd` in the Linux shell and returns what it printed between two
     /// unique markers.
     pub fn linux_run(&mut self, cmd: &str) -> String {

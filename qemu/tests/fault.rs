@@ -51,16 +51,7 @@ fn expect_linux_back(q: &mut Qemu, n: usize) {
     q.wait_linux_count(READY, n, BOOT);
     let echo = q.linux_run("echo back-$((6*7))");
     assert!(echo.contains("back-42"), "no shell: {echo}");
-    let mut last = String::new();
-    for _ in 0..30 {
-        match q.http_get("/cgi-bin/status") {
-            Ok(b) if b.contains("septum-linux status ok") => return,
-            Ok(b) => last = b,
-            Err(e) => last = e,
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    panic!("no status page after the restart: {last}");
+    q.wait_status_page();
 }
 
 /// Waits until `secs` more RTOS heartbeats (virtual seconds) have passed.

@@ -15,10 +15,6 @@ fn boot() -> Qemu {
     q
 }
 
-fn run(q: &mut Qemu, cmd: &str) -> String {
-    q.linux_run(cmd)
-}
-
 fn assert_rtos_clean(out: &str) {
     let hb = heartbeats(out);
     assert!(!hb.is_empty(), "the RTOS reported");
@@ -34,8 +30,8 @@ fn assert_rtos_clean(out: &str) {
 #[test]
 fn linux_sees_exactly_its_cpus_memory_and_devices() {
     let mut q = boot();
-    assert_eq!(run(&mut q, "nproc").trim(), "3", "three vCPUs");
-    let mem = run(&mut q, "grep MemTotal /proc/meminfo");
+    assert_eq!(q.linux_run("nproc").trim(), "3", "three vCPUs");
+    let mem = q.linux_run("grep MemTotal /proc/meminfo");
     let kb: u64 = mem
         .split_whitespace()
         .nth(1)
@@ -43,7 +39,7 @@ fn linux_sees_exactly_its_cpus_memory_and_devices() {
         .expect("MemTotal");
     // 0x7000_0000 bytes = 1835008 KiB, minus what the kernel reserves.
     assert!((1_600_000..=1_835_008).contains(&kb), "MemTotal {kb} kB");
-    let iomem = run(&mut q, "cat /proc/iomem");
+    let iomem = q.linux_run("cat /proc/iomem");
     let ram: Vec<&str> = iomem.lines().filter(|l| l.contains("System RAM")).collect();
     assert_eq!(ram, vec!["50000000-bfffffff : System RAM"], "{iomem}");
     // Top-level resources: the GIC distributor, exactly three
@@ -62,7 +58,7 @@ fn linux_sees_exactly_its_cpus_memory_and_devices() {
             || l.starts_with("50000000-bfffffff");
         assert!(ok, "unexpected resource '{l}' in:\n{iomem}");
     }
-    let devs = run(&mut q, "ls /sys/bus/platform/devices");
+    let devs = q.linux_run("ls /sys/bus/platform/devices");
     for forbidden in [
         "9000000.pl011",
         "9010000.pl031",
@@ -78,27 +74,14 @@ fn linux_sees_exactly_its_cpus_memory_and_devices() {
 #[test]
 fn http_status_page_answers_from_the_host() {
     let q = boot();
-    let body = status_page(&q);
+    let body = q.wait_status_page();
     assert!(body.contains("cpus online: 3"), "{body}");
     assert_rtos_clean(&q.output());
 }
 
-fn status_page(q: &Qemu) -> String {
-    let mut last = String::new();
-    for _ in 0..30 {
-        match q.http_get("/cgi-bin/status") {
-            Ok(body) if body.contains("septum-linux status ok") => return body,
-            Ok(body) => last = body,
-            Err(e) => last = e,
-        }
-        std::thread::sleep(Duration::from_secs(1));
-    }
-    panic!("no status page: {last}\n{}", q.linux_output());
-}
-
 /// Per-CPU counts of the interrupt whose /proc/interrupts line names `dev`.
 fn irq_counts(q: &mut Qemu, dev: &str) -> (String, Vec<u64>) {
-    let table = run(q, "cat /proc/interrupts");
+    let table = q.linux_run("cat /proc/interrupts");
     let line = table
         .lines()
         .find(|l| l.contains(dev))
@@ -119,18 +102,15 @@ fn irq_counts(q: &mut Qemu, dev: &str) -> (String, Vec<u64>) {
 #[test]
 fn spi_affinity_follows_gicd_irouter() {
     let mut q = boot();
-    status_page(&q);
+    q.wait_status_page();
     for (i, cpu) in [1usize, 2, 0, 1].into_iter().enumerate() {
         let (irq, _) = irq_counts(&mut q, "virtio0");
-        run(
-            &mut q,
-            &format!("echo {} > /proc/irq/{irq}/smp_affinity", 1 << cpu),
-        );
+        q.linux_run(&format!("echo {} > /proc/irq/{irq}/smp_affinity", 1 << cpu));
         // Let the last connection's trailing packets arrive first.
-        run(&mut q, "sleep 2");
+        q.linux_run("sleep 2");
         let (_, before) = irq_counts(&mut q, "virtio0");
         for _ in 0..5 {
-            status_page(&q);
+            q.wait_status_page();
         }
         let (_, after) = irq_counts(&mut q, "virtio0");
         let delta: Vec<u64> = (0..3).map(|c| after[c] - before[c]).collect();

@@ -151,7 +151,6 @@ def parse_rtos(text):
             for pair in m.group(2).split():
                 v, c = pair.split(":")
                 h[int(v)] = h.get(int(v), 0) + int(c)
-        m = re.search(r"bench: (misses)=(\d+)", line)
     hb = [int(x) for x in re.findall(r"rtos: heartbeat \d+ .*? misses=(\d+)", text)]
     r["misses"] = hb[-1] if hb else None
     return r

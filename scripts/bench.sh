@@ -4,27 +4,44 @@
 # target/bench/report.md, report.json and SVG histograms of the RTOS's
 # interrupt latency and release jitter (docs/performance.md).
 #
-#   scripts/bench.sh
+#   scripts/bench.sh           every figure (about 10 minutes)
+#   scripts/bench.sh --smoke   the quick runs only; checks that each figure
+#                              is reported (scripts/test.sh runs this)
 #
 # Conditions: the benchmark build of the RTOS natively (no hypervisor), and
 # under Septum with configs/qemu-virt.toml's Linux idle and loaded (busy
-# loops on its CPUs, console output and network traffic).
+# loops on its CPUs, console output and network traffic); the two-vCPU
+# guest guests/pairbench natively and in qemu/configs/virt-pairbench.toml.
 set -euo pipefail
 . "$(dirname "$0")/lib/deps.sh"
 
+smoke=0
 case "${1:-}" in
-    -h | --help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,15p' "$0"; exit 0 ;;
+    --smoke) smoke=1 ;;
+    "") ;;
+    *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
 esac
 ensure_all
 cd "$SEPTUM_ROOT"
 out=target/bench
 mkdir -p "$out" target/septum/guests
+objcopy="$(llvm_objcopy)"
 
-# The RTOS's benchmark build, in its own target directory.
+# The RTOS's benchmark build, in its own target directory, and the
+# two-vCPU benchmark guest.
 cargo build -q --release --target aarch64-unknown-none -p septum-rtos --features bench \
     --target-dir target/bench/rtos
-"$(llvm_objcopy)" -O binary target/bench/rtos/aarch64-unknown-none/release/septum-rtos \
+"$objcopy" -O binary target/bench/rtos/aarch64-unknown-none/release/septum-rtos \
     target/septum/guests/septum-rtos-bench.bin
+cargo build -q --release --target aarch64-unknown-none -p septum-pairbench
+"$objcopy" -O binary target/aarch64-unknown-none/release/septum-pairbench \
+    target/septum/guests/septum-pairbench.bin
+scripts/build.sh --quiet --config qemu/configs/virt-pairbench.toml >/dev/null
+
+if [ "$smoke" = 1 ]; then
+    exec python3 scripts/lib/bench.py --smoke
+fi
 
 # The default configuration with the benchmark RTOS, once with Linux idle
 # and once with septum.load=1 on its command line (its init then starts the

@@ -29,7 +29,7 @@ scripts/build.sh --quiet --config configs/qemu-virt.toml >/dev/null
 
 step "clippy (host crates and bare-metal crates)"
 cargo clippy -q -p septum-core -p septum-config -p septum-qemu-tests --all-targets -- -D warnings
-cargo clippy -q -p septum-rtos -p septum-intruder --target aarch64-unknown-none -- -D warnings
+cargo clippy -q -p septum-rtos -p septum-intruder -p septum-pairbench --target aarch64-unknown-none -- -D warnings
 cargo clippy -q -p septum-rtos --features bench,fault-test-stop-heartbeat \
     --target aarch64-unknown-none -- -D warnings
 SEPTUM_GEN_DIR="$SEPTUM_ROOT/target/septum/qemu-virt/gen" \
@@ -43,6 +43,9 @@ fi
 step "QEMU integration tests"
 # Two test threads: each QEMU is single-threaded under -icount.
 cargo test -p septum-qemu-tests --tests -- --test-threads=2
+
+step "benchmark smoke (scripts/bench.sh --smoke: figures reported, no time asserted)"
+scripts/bench.sh --smoke
 
 step "fuzz smoke (every target, 10 s each; scripts/fuzz.sh for longer runs)"
 scripts/fuzz.sh --smoke

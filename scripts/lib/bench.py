@@ -31,10 +31,9 @@ def log(msg):
 
 def run_qemu(name, args, until, limit_s, linux_log=None):
     """Runs QEMU until a line containing `until` appears on the first
-    serial port (or `limit_s` wall seconds pass); returns its output."""
-    cmd = QEMU_BASE + args + ["-serial", "stdio"]
-    if linux_log:
-        cmd += ["-serial", f"file:{linux_log}"]
+    serial port (or `limit_s` wall seconds pass); returns its output. The
+    second serial port (UART1) goes to `linux_log`, or nowhere."""
+    cmd = QEMU_BASE + args + ["-serial", "stdio", "-serial", f"file:{linux_log}" if linux_log else "null"]
     log(f"{name}: {' '.join(cmd)}")
     p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                          stdin=subprocess.DEVNULL, start_new_session=True)
@@ -133,6 +132,14 @@ def run_recovery(img, limit_s):
             "detection_to_reload_done_ticks": restart - detect,
             "crash_to_linux_shell_ticks": back - crash,
             "rtos_misses": misses[-1] if misses else None}
+
+
+def parse_pair(text):
+    """septum-pairbench's figures: {name: {n, min, p50, p99, max}}."""
+    r = {}
+    for m in re.finditer(r"bench: (sgi_round_trip|device_irq) n=(\d+) min=(\d+) p50=(\d+) p99=(\d+) max=(\d+)", text):
+        r[m.group(1)] = dict(zip(["n", "min", "p50", "p99", "max"], [int(x) for x in m.groups()[1:]]))
+    return r
 
 
 def parse_rtos(text):
@@ -260,15 +267,57 @@ def ratio(a, b):
     return f"{a / b:.2f}x" if a is not None and b not in (None, 0) else "n/a"
 
 
+def smoke():
+    """scripts/bench.sh --smoke (run by scripts/test.sh): the quick runs
+    only, to keep the benchmark builds, the QEMU invocations and the parsers
+    working. It checks that every figure is reported, never its value."""
+    os.makedirs(OUT, exist_ok=True)
+    limit = int(os.environ.get("SEPTUM_BENCH_LIMIT", "300"))
+    found = {
+        "rtos_native": parse_rtos(run_qemu(
+            "smoke-rtos-native", ["-M", "virt,gic-version=3", "-kernel",
+                                  os.path.join(ROOT, "target/septum/guests/septum-rtos-bench.bin")],
+            "bench: done", limit)),
+        "pair_native": parse_pair(run_qemu(
+            "smoke-pair-native", ["-M", "virt,gic-version=3", "-kernel",
+                                  os.path.join(ROOT, "target/septum/guests/septum-pairbench.bin")],
+            "bench: done", limit)),
+        "pair_septum": parse_pair(run_qemu(
+            "smoke-pair-septum", ["-M", "virt,virtualization=on,gic-version=3", "-kernel",
+                                  os.path.join(ROOT, "target/septum/virt-pairbench/septum.img")],
+            "bench: done", limit)),
+    }
+    missing = [f"{run}: {fig}" for run, figs in
+               [("rtos_native", ["irq_latency", "release_jitter"]),
+                ("pair_native", ["sgi_round_trip", "device_irq"]),
+                ("pair_septum", ["sgi_round_trip", "device_irq"])]
+               for fig in figs if fig not in found[run]]
+    missing += [f"rtos_native: exit {op}" for op in ["gicd_read"] if op not in found["rtos_native"]["exit"]]
+    with open(os.path.join(OUT, "smoke.json"), "w") as f:
+        json.dump(found, f, indent=2, sort_keys=True)
+    if missing:
+        raise SystemExit("bench smoke: figures not reported: " + ", ".join(missing))
+    log(f"smoke: every figure reported ({OUT}/smoke.json)")
+
+
 def main():
+    if sys.argv[1:] == ["--smoke"]:
+        smoke()
+        return
     os.makedirs(OUT, exist_ok=True)
     rtos_native = os.path.join(ROOT, "target/septum/guests/septum-rtos-bench.bin")
     idle_img = os.path.join(ROOT, "target/septum/bench-idle/septum.img")
     load_img = os.path.join(ROOT, "target/septum/bench-load/septum.img")
+    pair_native_img = os.path.join(ROOT, "target/septum/guests/septum-pairbench.bin")
+    pair_img = os.path.join(ROOT, "target/septum/virt-pairbench/septum.img")
     limit = int(os.environ.get("SEPTUM_BENCH_LIMIT", "900"))
 
     native = parse_rtos(run_qemu("native", ["-M", "virt,gic-version=3", "-kernel", rtos_native],
                                  "bench: done", limit))
+    pair_native = parse_pair(run_qemu("pair-native", ["-M", "virt,gic-version=3", "-kernel", pair_native_img],
+                                      "bench: done", limit))
+    pair_septum = parse_pair(run_qemu("pair-septum", ["-M", "virt,virtualization=on,gic-version=3", "-kernel", pair_img],
+                                      "bench: done", limit))
     idle_txt = run_qemu("septum-idle", ["-M", "virt,virtualization=on,gic-version=3", "-kernel", idle_img] + NET,
                         "bench: done", limit, os.path.join(OUT, "septum-idle-linux.log"))
     load_txt = run_qemu("septum-load", ["-M", "virt,virtualization=on,gic-version=3", "-kernel", load_img] + NET,
@@ -294,14 +343,13 @@ def main():
         "release_jitter": {"native": native.get("release_jitter"), "septum_linux_idle": idle.get("release_jitter"),
                            "septum_linux_loaded": load.get("release_jitter")},
         "exit_costs": {"native": native["exit"], "septum": idle["exit"]},
+        "exit_round_trips": {"native": pair_native, "septum": pair_septum},
         "boot": hyp,
         "rtos_misses": {"native": native["misses"], "septum_linux_idle": idle["misses"],
                         "septum_linux_loaded": load["misses"]},
         "linux_load_running": "septum-linux: load running" in load_linux,
         "footprint": fp,
         "recovery": recovery,
-        "not_measured_yet": ["SGI round trip between two vCPUs of one partition",
-                             "injection of a passthrough device interrupt (apart from the timer's)"],
     }
     with open(os.path.join(OUT, "report.json"), "w") as f:
         json.dump(report, f, indent=2, sort_keys=True)
@@ -338,6 +386,18 @@ def main():
     for op in ["hvc_round_trip", "gicd_read"]:
         a, b = native["exit"].get(op), idle["exit"].get(op)
         md.append(f"| {op} | {a if a is not None else 'n/a'} | {b} | {ratio(b, a)} |")
+    md += ["", "## Interrupt round trips (ticks; min / median / p99 / max of 1000)", "",
+           "SGI between two vCPUs of one partition: send to the first instruction of the sender's handler "
+           "for the answer. Passthrough device interrupt: the UART1 write that raises it to the first "
+           "instruction of the handler (guests/pairbench).", "",
+           "| operation | native | Septum | median, Septum vs native |", "|---|---|---|---|"]
+    def cell(s):
+        return "n/a" if not s else f"{s['min']} / {s['p50']} / {s['p99']} / {s['max']}"
+
+    for op in ["sgi_round_trip", "device_irq"]:
+        a, b = pair_native.get(op), pair_septum.get(op)
+        md.append(f"| {op} | {cell(a)} | {cell(b)} | "
+                  f"{ratio(b and b['p50'], a and a['p50'])} (+{(b or {}).get('p50', 0) - (a or {}).get('p50', 0)}) |")
     md += ["", "## Boot", ""]
     et = hyp.get("enter_ticks", {})
     for part, t in et.items():
@@ -360,7 +420,6 @@ def main():
     md += ["", "## Footprint", ""]
     for k, v in fp.items():
         md.append(f"- {k}: {v}")
-    md += ["", "## Not measured yet", ""] + [f"- {x}" for x in report["not_measured_yet"]]
     with open(os.path.join(OUT, "report.md"), "w") as f:
         f.write("\n".join(md) + "\n")
     log(f"wrote {OUT}/report.md, report.json, irq_latency.svg, release_jitter.svg")

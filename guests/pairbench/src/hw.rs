@@ -1,0 +1,243 @@
+//! The few devices the benchmark touches, at QEMU `virt`'s addresses (the
+//! partition sees the same IPAs): the GICv3 distributor and redistributors
+//! by MMIO, the CPU interface by system registers, PL011 UART0 (console)
+//! and UART1 (the passthrough device that raises the measured interrupt),
+//! the virtual counter and PSCI over HVC.
+
+use core::arch::asm;
+use core::fmt;
+
+const GICD: usize = 0x0800_0000;
+const GICR: usize = 0x080a_0000;
+const GICR_STRIDE: usize = 0x2_0000;
+const SGI_FRAME: usize = 0x1_0000;
+const UART0: usize = 0x0900_0000;
+pub const UART1: usize = 0x0904_0000;
+/// UART1's interrupt: SPI 8.
+pub const UART1_INTID: u32 = 40;
+
+const UART_DR: usize = 0x00;
+const UART_FR: usize = 0x18;
+const UART_CR: usize = 0x30;
+const UART_IMSC: usize = 0x38;
+const UART_ICR: usize = 0x44;
+const UART_FR_TXFF: u32 = 1 << 5;
+const UART_INT_TX: u32 = 1 << 5;
+/// Polls of a busy bit before giving up: a dead device must not hang us.
+const POLLS: u32 = 1_000_000;
+
+fn read32(addr: usize) -> u32 {
+    let v: u32;
+    // SAFETY: every caller passes a register of a device in the 0..1 GiB
+    // device mapping (GIC, UART); register reads have no memory effects.
+    unsafe {
+        asm!("ldr {v:w}, [{a}]", a = in(reg) addr, v = out(reg) v, options(nostack, preserves_flags))
+    };
+    v
+}
+
+fn write32(addr: usize, v: u32) {
+    // SAFETY: as in `read32`; the registers written belong to this guest
+    // (its own GIC configuration and UARTs).
+    unsafe {
+        asm!("str {v:w}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack, preserves_flags))
+    };
+}
+
+fn write64(addr: usize, v: u64) {
+    // SAFETY: as in `write32`.
+    unsafe {
+        asm!("str {v}, [{a}]", a = in(reg) addr, v = in(reg) v, options(nostack, preserves_flags))
+    };
+}
+
+/// The virtual counter, after the instructions before it completed.
+#[inline(always)]
+pub fn now() -> u64 {
+    let v: u64;
+    // SAFETY: reading CNTVCT_EL0 has no side effects; the ISB orders it
+    // after the preceding instructions.
+    unsafe {
+        asm!("isb", "mrs {v}, cntvct_el0", v = out(reg) v, options(nostack, preserves_flags))
+    };
+    v
+}
+
+pub struct Console;
+
+impl fmt::Write for Console {
+    fn write_str(&mut self, s: &str) -> fmt::Result {
+        for b in s.bytes() {
+            for _ in 0..POLLS {
+                if read32(UART0 + UART_FR) & UART_FR_TXFF == 0 {
+                    break;
+                }
+            }
+            write32(UART0 + UART_DR, u32::from(b));
+        }
+        Ok(())
+    }
+}
+
+/// The distributor: affinity routing and Group 1 on; the benchmark's SPI
+/// (UART1) in Group 1 at `priority`, routed to vCPU 0.
+pub fn gicd_init(priority: u8) {
+    const CTLR_ENABLE_GRP1: u32 = 1 << 1;
+    const CTLR_ARE: u32 = 1 << 4;
+    const CTLR_RWP: u32 = 1 << 31;
+    let ctlr = read32(GICD);
+    write32(GICD, ctlr | CTLR_ARE);
+    write32(GICD, ctlr | CTLR_ARE | CTLR_ENABLE_GRP1);
+    for _ in 0..POLLS {
+        if read32(GICD) & CTLR_RWP == 0 {
+            break;
+        }
+    }
+    let (word, bit) = ((UART1_INTID / 32) as usize * 4, 1u32 << (UART1_INTID % 32));
+    write32(GICD + 0x80 + word, read32(GICD + 0x80 + word) | bit); // IGROUPR
+    let prio = GICD + 0x400 + (UART1_INTID as usize & !3);
+    let shift = (UART1_INTID % 4) * 8;
+    write32(
+        prio,
+        (read32(prio) & !(0xff << shift)) | (u32::from(priority) << shift),
+    );
+    write64(GICD + 0x6000 + UART1_INTID as usize * 8, 0); // IROUTER: Aff 0.0.0.0
+    write32(GICD + 0x100 + word, bit); // ISENABLER
+}
+
+/// vCPU `cpu`'s redistributor awake, SGIs `sgis` in Group 1 at `priority`
+/// and enabled, and its CPU interface on. `false` if the redistributor at
+/// the expected place does not carry this vCPU's affinity.
+pub fn cpu_init(cpu: usize, sgis: u32, priority: u8) -> bool {
+    let rd = GICR + cpu * GICR_STRIDE;
+    let typer_hi = read32(rd + 0x0c); // GICR_TYPER[63:32]: affinity
+    if typer_hi & 0xff != cpu as u32 {
+        return false;
+    }
+    write32(rd + 0x14, read32(rd + 0x14) & !(1 << 1)); // WAKER.ProcessorSleep
+    for _ in 0..POLLS {
+        if read32(rd + 0x14) & (1 << 2) == 0 {
+            break;
+        }
+    }
+    let sgi = rd + SGI_FRAME;
+    write32(sgi + 0x80, read32(sgi + 0x80) | sgis); // IGROUPR0
+    for intid in 0..16usize {
+        if sgis & (1 << intid) != 0 {
+            let prio = sgi + 0x400 + (intid & !3);
+            let shift = (intid % 4) * 8;
+            write32(
+                prio,
+                (read32(prio) & !(0xff << shift)) | (u32::from(priority) << shift),
+            );
+        }
+    }
+    write32(sgi + 0x100, sgis); // ISENABLER0
+                                // SAFETY: this vCPU's own CPU interface: system registers on, every
+                                // priority let through, Group 1 enabled.
+    unsafe {
+        asm!(
+            "mrs {t}, icc_sre_el1",
+            "orr {t}, {t}, #7",
+            "msr icc_sre_el1, {t}",
+            "isb",
+            "msr icc_pmr_el1, {pmr}",
+            "msr icc_bpr1_el1, xzr",
+            "msr icc_igrpen1_el1, {one}",
+            "isb",
+            t = out(reg) _,
+            pmr = in(reg) 0xffu64,
+            one = in(reg) 1u64,
+            options(nostack, preserves_flags)
+        );
+    }
+    true
+}
+
+/// Sends SGI `intid` to vCPU `target` (Aff0, affinity 0.0.0).
+#[inline(always)]
+pub fn send_sgi(intid: u32, target: usize) {
+    let v = (u64::from(intid & 0xf) << 24) | (1u64 << (target & 0xf));
+    // SAFETY: ICC_SGI1R_EL1 only raises an SGI on a vCPU of this guest.
+    unsafe {
+        asm!("msr icc_sgi1r_el1, {v}", "isb", v = in(reg) v, options(nostack, preserves_flags))
+    };
+}
+
+pub fn ack() -> u32 {
+    let v: u64;
+    // SAFETY: acknowledges the pending interrupt this handler then ends.
+    unsafe { asm!("mrs {v}, icc_iar1_el1", v = out(reg) v, options(nostack, preserves_flags)) };
+    (v & 0x00ff_ffff) as u32
+}
+
+pub fn eoi(intid: u32) {
+    // SAFETY: `intid` came from `ack` on this vCPU.
+    unsafe {
+        asm!("msr icc_eoir1_el1, {v}", v = in(reg) u64::from(intid), options(nostack, preserves_flags))
+    };
+}
+
+/// UART1 enabled with only its transmit interrupt unmasked.
+pub fn uart1_init() {
+    write32(UART1 + UART_IMSC, 0);
+    write32(UART1 + UART_ICR, 0x7ff);
+    write32(UART1 + UART_CR, (1 << 8) | 1); // TXE | UARTEN
+    write32(UART1 + UART_IMSC, UART_INT_TX);
+}
+
+/// Sends one byte on UART1: the device raises its transmit interrupt.
+#[inline(always)]
+pub fn uart1_kick() {
+    write32(UART1 + UART_DR, u32::from(b'.'));
+}
+
+/// Drops UART1's transmit interrupt (from its handler, before the EOI).
+pub fn uart1_clear() {
+    write32(UART1 + UART_ICR, UART_INT_TX);
+}
+
+/// Waits, interrupts masked between checks, until `done()`; interrupts
+/// are taken only at the one unmasking point, so no interrupt is lost
+/// between the check and the WFI. `false` after `limit` wake-ups.
+pub fn wait_for_interrupt(mut done: impl FnMut() -> bool, limit: u32) -> bool {
+    for _ in 0..limit {
+        if done() {
+            return true;
+        }
+        // SAFETY: WFI with IRQs masked wakes on a pending interrupt, which
+        // is then taken between the unmask and the mask; the handler may
+        // clobber what the C ABI lets a call clobber.
+        unsafe {
+            asm!(
+                "wfi",
+                "msr daifclr, #2",
+                "isb",
+                "msr daifset, #2",
+                clobber_abi("C"),
+                options(nostack)
+            )
+        };
+    }
+    done()
+}
+
+/// PSCI CPU_ON (64-bit) of Aff0 `target` at `entry` with context `ctx`;
+/// returns the PSCI status (0 = success).
+pub fn cpu_on(target: u64, entry: u64, ctx: u64) -> i64 {
+    let mut r: u64 = 0xc400_0003;
+    // SAFETY: a PSCI call; the started vCPU runs this image's secondary
+    // entry with its own stack.
+    unsafe {
+        asm!("hvc #0", inout("x0") r, in("x1") target, in("x2") entry, in("x3") ctx,
+             clobber_abi("C"), options(nostack))
+    };
+    r as i64
+}
+
+/// PSCI SYSTEM_OFF: ends the run (natively QEMU exits; under Septum the
+/// partition's policy decides).
+pub fn system_off() {
+    // SAFETY: a PSCI call that does not return on success.
+    unsafe { asm!("hvc #0", in("x0") 0x8400_0008u64, clobber_abi("C"), options(nostack)) };
+}

@@ -1,0 +1,142 @@
+//! The benchmark itself (see main.rs).
+
+use core::fmt::Write;
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::hw;
+
+const SGI_PING: u32 = 1;
+const SGI_PONG: u32 = 2;
+const PRIORITY: u8 = 0x80;
+const WARMUP: usize = 100;
+const SAMPLES: usize = 1_000;
+/// Wake-ups tolerated while waiting for one interrupt.
+const WAKE_LIMIT: u32 = 1_000;
+
+/// Counter at the top of vCPU 0's handler for the awaited interrupt; 0
+/// while it is outstanding.
+static STAMP: AtomicU64 = AtomicU64::new(0);
+static SECONDARY_READY: AtomicBool = AtomicBool::new(false);
+/// Samples of the figure being measured (only vCPU 0 touches it, outside
+/// any handler).
+static mut SAMPLE_BUF: [u64; SAMPLES] = [0; SAMPLES];
+
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        let _ = writeln!(hw::Console, $($arg)*);
+    }};
+}
+
+extern "C" {
+    fn pairbench_secondary();
+}
+
+#[no_mangle]
+extern "C" fn pairbench_main(cpu: u64) {
+    if cpu == 0 {
+        primary();
+    } else {
+        secondary(cpu as usize);
+    }
+}
+
+fn primary() {
+    say!("pairbench: vCPU 0 up");
+    hw::gicd_init(PRIORITY);
+    if !hw::cpu_init(0, 1 << SGI_PONG, PRIORITY) {
+        say!("pairbench: error: no redistributor for vCPU 0");
+        return;
+    }
+    let entry = pairbench_secondary as *const () as usize as u64;
+    let r = hw::cpu_on(1, entry, 1);
+    if r != 0 {
+        say!("pairbench: error: PSCI CPU_ON of vCPU 1 returned {r}");
+        return;
+    }
+    let mut spins = 0u64;
+    while !SECONDARY_READY.load(Ordering::Acquire) {
+        spins += 1;
+        if spins > 100_000_000 {
+            say!("pairbench: error: vCPU 1 never came up");
+            return;
+        }
+        core::hint::spin_loop();
+    }
+    measure("sgi_round_trip", || hw::send_sgi(SGI_PING, 1));
+    hw::uart1_init();
+    measure("device_irq", hw::uart1_kick);
+    say!("bench: done");
+    hw::system_off();
+}
+
+/// Runs `WARMUP + SAMPLES` rounds of: counter, `kick`, wait until vCPU 0's
+/// handler stamped the answer; prints the summary of the recorded rounds.
+fn measure(name: &str, kick: impl Fn()) {
+    // SAFETY: only vCPU 0 uses SAMPLE_BUF, here, and never re-entrantly
+    // (handlers do not touch it).
+    let buf = unsafe { &mut *core::ptr::addr_of_mut!(SAMPLE_BUF) };
+    for round in 0..WARMUP + SAMPLES {
+        STAMP.store(0, Ordering::SeqCst);
+        let t0 = hw::now();
+        kick();
+        if !hw::wait_for_interrupt(|| STAMP.load(Ordering::Acquire) != 0, WAKE_LIMIT) {
+            say!("pairbench: error: {name}: no interrupt in round {round}");
+            return;
+        }
+        if round >= WARMUP {
+            buf[round - WARMUP] = STAMP.load(Ordering::Acquire).saturating_sub(t0);
+        }
+    }
+    buf.sort_unstable();
+    let pct = |p: usize| buf[(SAMPLES * p / 100).min(SAMPLES - 1)];
+    say!(
+        "bench: {name} n={SAMPLES} min={} p50={} p99={} max={}",
+        buf[0],
+        pct(50),
+        pct(99),
+        buf[SAMPLES - 1]
+    );
+}
+
+fn secondary(cpu: usize) {
+    if !hw::cpu_init(cpu, 1 << SGI_PING, PRIORITY) {
+        say!("pairbench: error: no redistributor for vCPU {cpu}");
+        return;
+    }
+    SECONDARY_READY.store(true, Ordering::Release);
+    loop {
+        hw::wait_for_interrupt(|| false, u32::MAX);
+    }
+}
+
+/// Both vCPUs' interrupt handler (vectors in boot.rs).
+#[no_mangle]
+extern "C" fn pairbench_on_irq() {
+    let t = hw::now();
+    let intid = hw::ack();
+    match intid {
+        SGI_PING => hw::send_sgi(SGI_PONG, 0),
+        SGI_PONG => STAMP.store(t, Ordering::Release),
+        hw::UART1_INTID => {
+            hw::uart1_clear();
+            STAMP.store(t, Ordering::Release);
+        }
+        _ => {}
+    }
+    if intid < 1020 {
+        hw::eoi(intid);
+    }
+}
+
+#[no_mangle]
+extern "C" fn pairbench_on_unexpected(esr: u64, elr: u64) {
+    say!("pairbench: error: unexpected exception, ESR {esr:#x} at {elr:#x}");
+}
+
+#[panic_handler]
+fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
+    say!("pairbench: panic: {info}");
+    loop {
+        core::hint::spin_loop();
+    }
+}

@@ -29,6 +29,15 @@
 //! Interrupts a partition does not own read as zero and ignore writes, so a
 //! guest can neither observe nor affect another partition's interrupts.
 //!
+//! # GICv2 guests
+//! [`v2`] presents the same state as a 4 KiB GICv2 (GIC-400-like)
+//! distributor: each GICv2 access becomes an access to [`VgicDist`] (SPIs)
+//! or to the accessing vCPU's [`VgicRedist`] (SGIs and PPIs), so ownership,
+//! effects and SGI delivery are the ones described here. GICD_ITARGETSR
+//! maps onto IROUTER, GICD_SGIR yields an [`SgiTargets`] like
+//! [`decode_sgi1r`], and [`v2::ich_lr_to_gich`] / [`v2::gich_lr_to_ich`]
+//! convert [`lr`]'s list registers to and from `GICH_LR<n>`.
+//!
 //! # Access widths
 //! Every register accepts naturally aligned 32-bit accesses. In addition:
 //! 8-bit accesses to GICD_IPRIORITYR, GICD_ITARGETSR, GICD_CPENDSGIR,
@@ -41,6 +50,7 @@
 mod dist;
 pub mod lr;
 mod redist;
+pub mod v2;
 
 pub use dist::VgicDist;
 pub use redist::VgicRedist;

@@ -42,21 +42,27 @@ pub fn primary(dtb: u64, core: u64) -> ! {
         "boot core {core} at EL2, MIDR {:#x}, device tree at {dtb:#x}",
         MIDR_EL1.get()
     );
-    // SAFETY: x0 from firmware, untouched so far.
-    match unsafe { crate::dtb::check(dtb, &CONFIG.platform) } {
-        Ok(f) => log::info!(
-            "platform: {} ({} cores, device tree {} bytes) matches the configuration",
-            f.model,
-            f.cpus,
-            f.size
-        ),
-        Err(errs) => {
-            for e in &errs {
-                log::error!("platform check: {e}");
-            }
-            if dtb == 0 {
-                log::warn!("continuing with the compiled-in platform description");
-            } else {
+    if !crate::dtb::present(dtb, &CONFIG.platform) {
+        // QEMU's raspi4b without -dtb passes an ATAG pointer (0x100), and
+        // virt's ELF path passes 0: nothing to compare with. The TOML is
+        // the authority either way.
+        log::warn!(
+            "no device tree at {dtb:#x}; continuing with the compiled-in platform description"
+        );
+    } else {
+        // SAFETY: x0 from firmware, untouched so far, and it holds a tree
+        // header inside the RAM the EL2 map covers (checked).
+        match unsafe { crate::dtb::check(dtb, &CONFIG.platform) } {
+            Ok(f) => log::info!(
+                "platform: {} ({} cores, device tree {} bytes) matches the configuration",
+                f.model,
+                f.cpus,
+                f.size
+            ),
+            Err(errs) => {
+                for e in &errs {
+                    log::error!("platform check: {e}");
+                }
                 halt("the configuration does not describe this machine; refusing to boot");
             }
         }
@@ -68,7 +74,8 @@ pub fn primary(dtb: u64, core: u64) -> ! {
         halt("no GIC redistributor for the boot core");
     }
     log::info!(
-        "GICv3: {} interrupt lines, {} list registers; EL2 MMU and caches on",
+        "{}: {} interrupt lines, {} list registers; EL2 MMU and caches on",
+        irq::gic().name(),
         irq::gic().lines(),
         irq::num_lrs()
     );

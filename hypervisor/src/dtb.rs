@@ -17,6 +17,32 @@ pub struct Facts {
     pub size: usize,
 }
 
+/// Size of a flattened device tree header.
+const FDT_HEADER: u64 = 40;
+const FDT_MAGIC: u32 = 0xd00d_feed;
+
+/// Whether `addr` holds a device tree header: inside the platform's RAM
+/// (so reading it cannot fault) and starting with the FDT magic.
+pub fn present(addr: u64, plat: &Platform) -> bool {
+    let in_ram = plat.ram.iter().any(|r| {
+        addr >= r.start.raw()
+            && addr
+                .checked_add(FDT_HEADER)
+                .is_some_and(|end| end <= r.start.raw() + r.size)
+    });
+    if addr == 0
+        || !in_ram
+        || !addr.is_multiple_of(4)
+        || !crate::arch::aarch64::mmu::covers(addr, FDT_HEADER)
+    {
+        return false;
+    }
+    // SAFETY: `addr` is 4-byte aligned RAM in the EL2 identity map (checked
+    // above); reading it has no side effects.
+    let magic = unsafe { core::ptr::read_volatile(addr as *const u32) };
+    u32::from_be(magic) == FDT_MAGIC
+}
+
 /// Parses the tree at `addr` and compares it with `plat`.
 ///
 /// # Safety
@@ -63,20 +89,28 @@ pub unsafe fn check(addr: u64, plat: &Platform) -> Result<Facts, Vec<String>> {
         }
     }
 
+    // Every node's register addresses as the CPU sees them: on the Pi the
+    // devices sit under /soc, whose `ranges` maps bus addresses
+    // (0x7e20_1000 for the PL011) to CPU addresses (0xfe20_1000).
+    let mut devices = Vec::new();
+    if let Some(root) = fdt.find_node("/") {
+        collect(root, &mut Vec::new(), &mut devices, 0);
+    }
+
     // GIC.
     let compat: &[&str] = match plat.gic.version {
         GicVersion::V3 => &["arm,gic-v3"],
         GicVersion::V2 => &["arm,gic-400", "arm,cortex-a15-gic", "arm,cortex-a7-gic"],
     };
-    match fdt.find_compatible(compat) {
+    let gic = devices.iter().find(|(node, _)| {
+        node.compatible()
+            .is_some_and(|c| c.all().any(|s| compat.contains(&s)))
+    });
+    match gic {
         None => errs.push(format!(
             "no {compat:?} interrupt controller in the device tree"
         )),
-        Some(node) => {
-            let regs: Vec<u64> = node
-                .reg()
-                .map(|r| r.map(|m| m.starting_address as u64).collect())
-                .unwrap_or_default();
+        Some((_, regs)) => {
             let want = match plat.gic.version {
                 GicVersion::V3 => [plat.gic.gicd.raw(), plat.gic.gicr.raw()],
                 GicVersion::V2 => [plat.gic.gicd.raw(), plat.gic.gicc.raw()],
@@ -91,11 +125,9 @@ pub unsafe fn check(addr: u64, plat: &Platform) -> Result<Facts, Vec<String>> {
 
     // Console UART.
     let console = plat.console.base.raw();
-    let has_uart = fdt.all_nodes().any(|n| {
-        n.reg()
-            .and_then(|mut r| r.next())
-            .is_some_and(|m| m.starting_address as u64 == console)
-    });
+    let has_uart = devices
+        .iter()
+        .any(|(_, regs)| regs.first() == Some(&console));
     if !has_uart {
         errs.push(format!(
             "no device at the console address {console:#x} in the device tree"
@@ -122,5 +154,77 @@ pub unsafe fn check(addr: u64, plat: &Platform) -> Result<Facts, Vec<String>> {
         Ok(facts)
     } else {
         Err(errs)
+    }
+}
+
+/// A bus node's `ranges`: None = absent (its children's addresses do not
+/// reach the CPU), empty = identity, else (child, parent, length) triples.
+type Ranges = Option<Vec<(u64, u64, u64)>>;
+
+/// Deepest nesting walked: real trees are a few levels deep.
+const MAX_DEPTH: usize = 16;
+
+/// Reads `cells` (1 or 2; more keeps the low 64 bits) big-endian cells.
+fn cells(b: &[u8], cells: usize) -> Option<(u64, &[u8])> {
+    let (head, rest) = b.split_at_checked(cells * 4)?;
+    let v = head.chunks_exact(4).fold(0u64, |v, c| {
+        (v << 32) | u64::from(u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
+    });
+    Some((v, rest))
+}
+
+fn ranges_of(node: fdt::node::FdtNode<'_, '_>, parent_addr_cells: usize) -> Ranges {
+    let prop = node.property("ranges")?;
+    let own = node.cell_sizes();
+    let mut out = Vec::new();
+    let mut b = prop.value;
+    while !b.is_empty() {
+        let (child, r) = cells(b, own.address_cells)?;
+        let (parent, r) = cells(r, parent_addr_cells)?;
+        let (len, r) = cells(r, own.size_cells)?;
+        out.push((child, parent, len));
+        b = r;
+    }
+    Some(out)
+}
+
+/// Translates a bus address up through `chain` (innermost bus last).
+fn translate(mut addr: u64, chain: &[Ranges]) -> Option<u64> {
+    for ranges in chain.iter().rev() {
+        let ranges = ranges.as_ref()?;
+        if ranges.is_empty() {
+            continue;
+        }
+        let &(c, p, _) = ranges
+            .iter()
+            .find(|&&(c, _, l)| addr >= c && addr - c < l)?;
+        addr = p + (addr - c);
+    }
+    Some(addr)
+}
+
+/// Every node below `node` with its `reg` start addresses in CPU terms.
+fn collect<'b, 'a>(
+    node: fdt::node::FdtNode<'b, 'a>,
+    chain: &mut Vec<Ranges>,
+    out: &mut Vec<(fdt::node::FdtNode<'b, 'a>, Vec<u64>)>,
+    depth: usize,
+) {
+    if depth >= MAX_DEPTH {
+        return;
+    }
+    let addr_cells = node.cell_sizes().address_cells;
+    for child in node.children() {
+        let regs = child
+            .reg()
+            .map(|r| {
+                r.filter_map(|m| translate(m.starting_address as u64, chain))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push((child, regs));
+        chain.push(ranges_of(child, addr_cells));
+        collect(child, chain, out, depth + 1);
+        chain.pop();
     }
 }

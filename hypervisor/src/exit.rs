@@ -7,10 +7,11 @@ use aarch64_cpu::registers::{
     ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1,
 };
 use septum_core::addr::GuestPhysAddr;
+use septum_core::config::GicVersion;
 use septum_core::config::{Criticality, FaultAction};
 use septum_core::esr::{self, ExceptionClass, MmioAccess};
 use septum_core::inject::{self, Injection};
-use septum_core::vgic::Effects;
+use septum_core::vgic::{v2, Effects};
 use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::arch::aarch64::asm;
@@ -131,7 +132,26 @@ fn emulate_mmio(
     let ipa: GuestPhysAddr = acc.ipa;
     let wval = frame.reg(acc.reg);
     let rval: u64;
-    if p.gicd.contains(ipa) {
+    if p.gicd.contains(ipa) && crate::config::CONFIG.platform.gic.version == GicVersion::V2 {
+        // GICv2: the distributor frame also holds the banked SGI/PPI state
+        // (this vCPU's redistributor) and GICD_SGIR.
+        let off = ipa.raw() - p.gicd.start.raw();
+        let r = p.redists.get(vcpu).ok_or("no such vCPU")?;
+        let mut fx = Effects::new();
+        let (mut d, mut r) = (p.vgic.lock(), r.lock());
+        if acc.write {
+            let sgi = v2::write(&mut d, &mut r, off, acc.width, wval, &mut fx)
+                .map_err(|_| "invalid distributor access")?;
+            drop((d, r));
+            vgic::apply(p, &fx);
+            if let Some(sgi) = sgi {
+                vgic::deliver_sgi(p, sgi.intid, sgi.targets);
+            }
+            return Ok(());
+        }
+        rval =
+            v2::read(&mut d, &mut r, off, acc.width).map_err(|_| "invalid distributor access")?;
+    } else if p.gicd.contains(ipa) {
         let off = ipa.raw() - p.gicd.start.raw();
         let mut fx = Effects::new();
         let mut d = p.vgic.lock();

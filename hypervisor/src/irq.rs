@@ -11,11 +11,10 @@ use spin::mutex::SpinMutex as Mutex;
 use spin::Once;
 use tock_registers::interfaces::Readable;
 
-use crate::arch::aarch64::asm::gic as sys;
-use crate::drivers::gicv3::{GicV3, SPURIOUS};
+use crate::drivers::gic::{Gic, SPURIOUS};
 use crate::percpu;
 
-static GIC: Once<GicV3> = Once::new();
+static GIC: Once<Gic> = Once::new();
 static NUM_LRS: AtomicUsize = AtomicUsize::new(0);
 
 /// Hypervisor SGIs (guests never see physical SGIs: theirs are virtual).
@@ -34,11 +33,11 @@ pub fn init_gic(cfg: &septum_core::config::Gic) {
     GIC.call_once(|| {
         // SAFETY: the configuration (checked against the firmware's device
         // tree at boot) describes this machine's GIC.
-        unsafe { GicV3::new(cfg) }
+        unsafe { Gic::new(cfg) }
     });
 }
 
-pub fn gic() -> &'static GicV3 {
+pub fn gic() -> &'static Gic {
     GIC.get().expect("GIC used before init")
 }
 
@@ -47,14 +46,11 @@ pub fn init_core(maint: u32) -> bool {
     let m = aarch64_cpu::registers::MPIDR_EL1.get();
     // Aff3:Aff2:Aff1:Aff0 as GICR_TYPER packs them.
     let aff = ((m >> 8) & 0xff00_0000) | (m & 0xff_ffff);
-    let ok = gic().init_redistributor(percpu::core(), aff, maint);
+    let ok = gic().init_core(percpu::core(), aff, maint);
     // The EL2 timer carries the partition watchdogs (watchdog.rs).
     gic().set_ppi_enabled(percpu::core(), crate::watchdog::HYP_TIMER_INTID, true);
     gic().init_cpu_interface();
-    NUM_LRS.store(
-        ((sys::read_ich_vtr() & 0x1f) + 1) as usize,
-        Ordering::Relaxed,
-    );
+    NUM_LRS.store(gic().num_lrs(), Ordering::Relaxed);
     ok
 }
 
@@ -134,15 +130,15 @@ fn inject_hw(intid: u32, prio: u8) {
     let n = num_lrs();
     // Fast path: nothing queued and a list register free.
     if !mgr.has_queued() {
-        let free = sys::read_ich_elrsr() as usize & ((1 << n) - 1);
+        let free = gic().elrsr() as usize & ((1 << n) - 1);
         if free != 0 {
-            sys::write_lr(free.trailing_zeros() as usize, lr_value(intid, prio));
+            gic().write_lr(free.trailing_zeros() as usize, lr_value(intid, prio));
             return;
         }
     }
     let mut lrs = [0u64; 16];
     for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-        *lr = sys::read_lr(i);
+        *lr = gic().read_lr(i);
     }
     let before = lrs;
     let irq = Irq {
@@ -164,20 +160,20 @@ fn inject_hw(intid: u32, prio: u8) {
 fn write_changed(before: &[u64], after: &[u64]) {
     for (i, (b, a)) in before.iter().zip(after).enumerate() {
         if b != a {
-            sys::write_lr(i, *a);
+            gic().write_lr(i, *a);
         }
     }
 }
 
 fn set_npie(on: bool) {
-    let hcr = sys::read_ich_hcr();
+    let hcr = gic().hcr();
     let new = if on {
         hcr | ICH_HCR_NPIE
     } else {
         hcr & !ICH_HCR_NPIE
     };
     if new != hcr {
-        sys::write_ich_hcr(new);
+        gic().set_hcr(new);
     }
 }
 
@@ -190,7 +186,7 @@ fn refill() {
     let n = num_lrs();
     let mut lrs = [0u64; 16];
     for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-        *lr = sys::read_lr(i);
+        *lr = gic().read_lr(i);
     }
     let before = lrs;
     mgr.refill(&mut lrs[..n]);
@@ -216,7 +212,7 @@ fn inject_virtual(intid: u32, prio: u8) {
     let n = num_lrs();
     let mut lrs = [0u64; 16];
     for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-        *lr = sys::read_lr(i);
+        *lr = gic().read_lr(i);
     }
     let before = lrs;
     let irq = Irq {
@@ -277,6 +273,17 @@ pub fn kick(p: &crate::partition::PartitionRt, vcpu: usize) {
 /// Drops everything queued for this core (its vCPU is stopping).
 pub fn flush_core() {
     let g = gic();
+    if let Gic::V2(_) = g {
+        // A GICv2's PPI registers are banked: only this core reaches its
+        // timer PPIs, so they are silenced here rather than by the core
+        // that stops the partition (`vgic::quiesce`).
+        let core = percpu::core();
+        for &i in &crate::partition::GUEST_PPIS {
+            g.set_ppi_enabled(core, i, false);
+            g.set_ppi_pending(core, i, false);
+            g.clear_ppi_active(core, i);
+        }
+    }
     if let Some(mgr) = LRS.get(percpu::core()) {
         let mut mgr = mgr.lock();
         for q in mgr.queue() {
@@ -289,11 +296,11 @@ pub fn flush_core() {
     // A hardware-linked interrupt still in a list register is active at the
     // physical GIC: deactivate it, or it would never fire again.
     for i in 0..num_lrs() {
-        let lr = sys::read_lr(i);
+        let lr = gic().read_lr(i);
         if lr >> 62 != 0 && lr & LR_HW != 0 {
             g.deactivate(((lr >> 32) & 0x1fff) as u32);
         }
-        sys::write_lr(i, 0);
+        gic().write_lr(i, 0);
     }
-    sys::write_ich_hcr(0);
+    gic().set_hcr(0);
 }

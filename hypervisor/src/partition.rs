@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use septum_core::addr::{GuestPhysAddr, GuestRange, PhysAddr};
-use septum_core::config::{DeviceKind, MemRegion, Partition, Perms};
+use septum_core::config::{DeviceKind, GicVersion, MemRegion, Partition, Perms};
 use septum_core::fault::RestartBudget;
 use septum_core::pgtable::{MapAttrs, MemType, PageTable, Regime, TableArena};
 use septum_core::vgic::{VgicDist, VgicRedist};
@@ -182,7 +182,25 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
         let redists: Box<[Mutex<VgicRedist>]> = (0..cfg.cores.len())
             .map(|i| Mutex::new(VgicRedist::new(i, cfg.cores.len())))
             .collect();
-        let gicr_size = plat.gic.gicr_stride * cfg.cores.len() as u64;
+        // The guest's GIC at the platform's addresses: a GICv3 distributor
+        // and redistributors, all trapped; or a GICv2 distributor (trapped)
+        // and the hardware's virtual CPU interface where the guest expects
+        // its CPU interface.
+        let (gicd_size, gicr_size) = match plat.gic.version {
+            GicVersion::V3 => (GICD_SIZE, plat.gic.gicr_stride * cfg.cores.len() as u64),
+            GicVersion::V2 => {
+                let (gicv, size) = crate::drivers::gicv2::gicv_frame(&plat.gic);
+                pt.map(
+                    &mut arena,
+                    plat.gic.gicc.raw(),
+                    gicv,
+                    size,
+                    attrs(Perms::RW, MemType::Device),
+                )
+                .map_err(|e| alloc::format!("{}: GICV: {e:?}", cfg.name))?;
+                (septum_core::vgic::v2::GICD_V2_SIZE, 0)
+            }
+        };
         v.push(PartitionRt {
             cfg,
             state: AtomicU8::new(State::Loading as u8),
@@ -190,7 +208,7 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
             vgic: Mutex::new(vgic),
             redists,
             vuart,
-            gicd: GuestRange::new(GuestPhysAddr::new(plat.gic.gicd.raw()), GICD_SIZE),
+            gicd: GuestRange::new(GuestPhysAddr::new(plat.gic.gicd.raw()), gicd_size),
             gicr: GuestRange::new(GuestPhysAddr::new(plat.gic.gicr.raw()), gicr_size),
             budget: Mutex::new(RestartBudget::new(
                 cfg.fault_policy.max_restarts,

@@ -8,7 +8,7 @@
 use aarch64_cpu::registers::*;
 use tock_registers::interfaces::{Readable, Writeable};
 
-use crate::arch::aarch64::asm::{self, gic as sys};
+use crate::arch::aarch64::asm;
 use crate::partition::PartitionRt;
 use crate::percpu;
 
@@ -84,14 +84,12 @@ pub fn enter(p: &PartitionRt, vcpu: usize, pc: u64, arg: u64) -> ! {
     TTBR0_EL1.set(0);
     TTBR1_EL1.set(0);
     // Virtual CPU interface: empty list registers, enabled.
-    let nlr = crate::irq::num_lrs();
-    for i in 0..nlr {
-        sys::write_lr(i, 0);
+    let gic = crate::irq::gic();
+    for i in 0..crate::irq::num_lrs() {
+        gic.write_lr(i, 0);
     }
-    sys::write_ich_ap1r0(0);
-    sys::write_ich_ap0r0(0);
-    sys::write_ich_vmcr(0);
-    sys::write_ich_hcr(1);
+    gic.reset_vcpu_interface();
+    gic.set_hcr(1);
     asm::dsb_isb();
     percpu::set_running(p.cfg.id, vcpu);
     // SGIs sent to this vCPU while it was off.

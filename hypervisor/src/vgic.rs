@@ -70,8 +70,14 @@ pub fn apply(p: &PartitionRt, fx: &Effects) {
 /// Targets outside the partition do not exist for it and are dropped.
 pub fn send_sgi(p: &PartitionRt, sender: usize, value: u64) {
     let t = septum_core::vgic::decode_sgi1r(value, sender, p.redists.len());
-    for (vcpu, r) in p.redists.iter().enumerate() {
-        if t.targets & (1 << vcpu) != 0 && r.lock().set_sgi_pending(t.intid) {
+    deliver_sgi(p, t.intid, t.targets);
+}
+
+/// Makes SGI `intid` pending for each vCPU in `targets` (bit n = vCPU n;
+/// vCPUs the partition does not have are ignored) and kicks them.
+pub fn deliver_sgi(p: &PartitionRt, intid: u32, targets: u32) {
+    for (vcpu, r) in p.redists.iter().enumerate().take(32) {
+        if targets & (1 << vcpu) != 0 && r.lock().set_sgi_pending(intid) {
             irq::kick(p, vcpu);
         }
     }

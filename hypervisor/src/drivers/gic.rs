@@ -1,0 +1,196 @@
+//! The physical GIC, whichever version the platform has. The rest of the
+//! hypervisor talks to this type only; list registers cross it in the
+//! GICv3 (ICH_LR<n>_EL2) format the list-register manager keeps, and the
+//! GICv2 side converts (`septum_core::vgic::v2`).
+
+use septum_core::config::{Gic as GicCfg, GicVersion};
+use septum_core::vgic::v2::{gich_lr_to_ich, ich_lr_to_gich};
+
+use super::gicv2::GicV2;
+use super::gicv3::GicV3;
+use crate::arch::aarch64::asm::gic as sys;
+
+pub use super::gicv3::SPURIOUS;
+
+/// GICv2 virtual interrupts are Group 0: the group a GICv2 guest (Linux's
+/// driver, our RTOS) enables in its CPU interface and leaves its
+/// interrupts in.
+const GICH_LR_GROUP1: u32 = 1 << 30;
+
+#[derive(Clone, Copy, Debug)]
+pub enum Gic {
+    V3(GicV3),
+    V2(GicV2),
+}
+
+macro_rules! both {
+    ($self:ident, $g:ident => $e:expr) => {
+        match $self {
+            Gic::V3($g) => $e,
+            Gic::V2($g) => $e,
+        }
+    };
+}
+
+impl Gic {
+    /// # Safety
+    /// `cfg` must describe this machine's GIC, mapped as device memory.
+    pub unsafe fn new(cfg: &GicCfg) -> Self {
+        match cfg.version {
+            // SAFETY: per this function's contract.
+            GicVersion::V3 => Gic::V3(unsafe { GicV3::new(cfg) }),
+            // SAFETY: per this function's contract.
+            GicVersion::V2 => Gic::V2(unsafe { GicV2::new(cfg) }),
+        }
+    }
+
+    pub fn name(&self) -> &'static str {
+        match self {
+            Gic::V3(_) => "GICv3",
+            Gic::V2(_) => "GICv2",
+        }
+    }
+
+    pub fn lines(&self) -> u32 {
+        both!(self, g => g.lines())
+    }
+
+    pub fn init_distributor(&self) {
+        both!(self, g => g.init_distributor())
+    }
+
+    /// This core's share of the GIC (redistributor or banked registers);
+    /// runs on the core itself. False if the core has none.
+    pub fn init_core(&self, core: usize, mpidr_aff: u64, maint: u32) -> bool {
+        match self {
+            Gic::V3(g) => g.init_redistributor(core, mpidr_aff, maint),
+            Gic::V2(g) => g.init_core(maint),
+        }
+    }
+
+    pub fn init_cpu_interface(&self) {
+        both!(self, g => g.init_cpu_interface())
+    }
+
+    pub fn enable_spi(&self, intid: u32, core: u64) {
+        both!(self, g => g.enable_spi(intid, core))
+    }
+
+    pub fn disable_spi(&self, intid: u32) {
+        both!(self, g => g.disable_spi(intid))
+    }
+
+    pub fn route_spi(&self, intid: u32, core: u64) {
+        both!(self, g => g.route_spi(intid, core))
+    }
+
+    pub fn set_spi_edge(&self, intid: u32, edge: bool) {
+        both!(self, g => g.set_spi_edge(intid, edge))
+    }
+
+    pub fn set_spi_pending(&self, intid: u32, pending: bool) {
+        both!(self, g => g.set_spi_pending(intid, pending))
+    }
+
+    pub fn clear_spi_active(&self, intid: u32) {
+        both!(self, g => g.clear_spi_active(intid))
+    }
+
+    /// On a GICv2 only the core itself reaches its PPIs; from another core
+    /// this does nothing (the core quiesces its own when it parks).
+    pub fn set_ppi_enabled(&self, core: usize, intid: u32, enabled: bool) {
+        both!(self, g => g.set_ppi_enabled(core, intid, enabled))
+    }
+
+    pub fn set_ppi_pending(&self, core: usize, intid: u32, pending: bool) {
+        both!(self, g => g.set_ppi_pending(core, intid, pending))
+    }
+
+    pub fn clear_ppi_active(&self, core: usize, intid: u32) {
+        both!(self, g => g.clear_ppi_active(core, intid))
+    }
+
+    pub fn send_sgi(&self, core: u64, sgi: u32) {
+        both!(self, g => g.send_sgi(core, sgi))
+    }
+
+    #[inline(always)]
+    pub fn ack(&self) -> u32 {
+        both!(self, g => g.ack())
+    }
+
+    #[inline(always)]
+    pub fn eoi(&self, intid: u32) {
+        both!(self, g => g.eoi(intid))
+    }
+
+    #[inline(always)]
+    pub fn deactivate(&self, intid: u32) {
+        both!(self, g => g.deactivate(intid))
+    }
+
+    // The virtual CPU interface of this core.
+
+    pub fn num_lrs(&self) -> usize {
+        match self {
+            Gic::V3(_) => ((sys::read_ich_vtr() & 0x1f) + 1) as usize,
+            Gic::V2(g) => g.num_lrs(),
+        }
+    }
+
+    /// List register `i`, in ICH_LR<n>_EL2 format.
+    #[inline(always)]
+    pub fn read_lr(&self, i: usize) -> u64 {
+        match self {
+            Gic::V3(_) => sys::read_lr(i),
+            Gic::V2(g) => gich_lr_to_ich(g.read_lr(i)),
+        }
+    }
+
+    /// Writes list register `i` from an ICH_LR<n>_EL2 value.
+    #[inline(always)]
+    pub fn write_lr(&self, i: usize, v: u64) {
+        match self {
+            Gic::V3(_) => sys::write_lr(i, v),
+            Gic::V2(g) => g.write_lr(i, ich_lr_to_gich(v) & !GICH_LR_GROUP1),
+        }
+    }
+
+    /// Empty list registers, one bit each.
+    #[inline(always)]
+    pub fn elrsr(&self) -> u64 {
+        match self {
+            Gic::V3(_) => sys::read_ich_elrsr(),
+            Gic::V2(g) => g.elrsr(),
+        }
+    }
+
+    /// ICH_HCR_EL2 / GICH_HCR: En (bit 0) and NPIE (bit 3) sit at the
+    /// same place in both.
+    pub fn hcr(&self) -> u64 {
+        match self {
+            Gic::V3(_) => sys::read_ich_hcr(),
+            Gic::V2(g) => u64::from(g.hcr()),
+        }
+    }
+
+    pub fn set_hcr(&self, v: u64) {
+        match self {
+            Gic::V3(_) => sys::write_ich_hcr(v),
+            Gic::V2(g) => g.set_hcr(v as u32),
+        }
+    }
+
+    /// Active priorities and the guest's CPU-interface settings back to
+    /// their power-on values (list registers are cleared by the caller).
+    pub fn reset_vcpu_interface(&self) {
+        match self {
+            Gic::V3(_) => {
+                sys::write_ich_ap1r0(0);
+                sys::write_ich_ap0r0(0);
+                sys::write_ich_vmcr(0);
+            }
+            Gic::V2(g) => g.reset_vcpu_interface(),
+        }
+    }
+}

@@ -1,0 +1,308 @@
+//! The physical GICv2 (GIC-400 on the Raspberry Pi 4): distributor, the
+//! EL2 view of the CPU interface (GICC) and the virtual interface control
+//! block (GICH). Guests see the emulated distributor (`septum_core::vgic::v2`)
+//! and the hardware's virtual CPU interface (GICV) mapped where their GICC
+//! would be.
+//!
+//! Differences from the GICv3 driver that shape this code:
+//! - SGI and PPI registers of the distributor are banked: a core reaches
+//!   only its own, so per-core requests for another core are refused (the
+//!   callers do per-core work on the core itself);
+//! - an acknowledged SGI carries its source CPU in GICC_IAR, and the EOI
+//!   and deactivation must name the same source, so it is remembered per
+//!   core between `ack` and `eoi`/`deactivate`;
+//! - interrupts stay in the group the firmware left them in (Group 1 when
+//!   the Pi firmware's GIC setup ran in the secure world; Group 0 on a GIC
+//!   without security extensions, as QEMU's): bit 0 of GICC_CTLR enables
+//!   exactly that group in both views.
+
+use core::sync::atomic::{AtomicU32, Ordering};
+
+use septum_core::addr::PhysAddr;
+use septum_core::config::{Gic as GicCfg, MAX_CPUS};
+
+use super::mmio::Mmio;
+use crate::percpu;
+
+const GICD_CTLR: usize = 0x000;
+const GICD_TYPER: usize = 0x004;
+const GICD_ISENABLER: usize = 0x100;
+const GICD_ICENABLER: usize = 0x180;
+const GICD_ISPENDR: usize = 0x200;
+const GICD_ICPENDR: usize = 0x280;
+const GICD_ICACTIVER: usize = 0x380;
+const GICD_IPRIORITYR: usize = 0x400;
+const GICD_ITARGETSR: usize = 0x800;
+const GICD_ICFGR: usize = 0xc00;
+const GICD_SGIR: usize = 0xf00;
+
+const GICC_CTLR: usize = 0x000;
+const GICC_PMR: usize = 0x004;
+const GICC_BPR: usize = 0x008;
+const GICC_IAR: usize = 0x00c;
+const GICC_EOIR: usize = 0x010;
+const GICC_DIR: usize = 0x1000;
+/// GICC_CTLR: enable the interrupts' group (see the module comment) and
+/// EOImode 1 (priority drop and deactivation separate).
+const GICC_CTLR_ENABLE: u32 = 1;
+const GICC_CTLR_EOIMODE: u32 = 1 << 9;
+
+const GICH_HCR: usize = 0x000;
+const GICH_VTR: usize = 0x004;
+const GICH_VMCR: usize = 0x008;
+const GICH_ELRSR0: usize = 0x030;
+const GICH_APR: usize = 0x0f0;
+const GICH_LR: usize = 0x100;
+
+use super::gicv3::{PRIO_GUEST, PRIO_HYP, SPURIOUS};
+
+/// Source CPU of the SGI each core last acknowledged, per SGI.
+static SGI_SOURCE: [[AtomicU32; 16]; MAX_CPUS] =
+    [const { [const { AtomicU32::new(0) }; 16] }; MAX_CPUS];
+
+#[derive(Clone, Copy, Debug)]
+pub struct GicV2 {
+    gicd: Mmio,
+    gicc: Mmio,
+    gich: Mmio,
+}
+
+impl GicV2 {
+    /// # Safety
+    /// `cfg` must describe this machine's GICv2, whose frames are mapped as
+    /// device memory (GICC and GICH including their second 4 KiB page).
+    pub const unsafe fn new(cfg: &GicCfg) -> Self {
+        // SAFETY: per this function's contract.
+        unsafe {
+            GicV2 {
+                gicd: Mmio::new(cfg.gicd),
+                gicc: Mmio::new(cfg.gicc),
+                gich: Mmio::new(cfg.gich),
+            }
+        }
+    }
+
+    pub fn lines(&self) -> u32 {
+        32 * ((self.gicd.read32(GICD_TYPER) & 0x1f) + 1)
+    }
+
+    fn bit(intid: u32) -> (usize, u32) {
+        ((intid / 32) as usize * 4, 1 << (intid % 32))
+    }
+
+    /// Every SPI disabled, non-pending, inactive, at guest priority, aimed at
+    /// core 0; the distributor on.
+    pub fn init_distributor(&self) {
+        self.gicd.write32(GICD_CTLR, 0);
+        let lines = self.lines().min(1020);
+        for reg in 1..(lines / 32) as usize {
+            self.gicd.write32(GICD_ICENABLER + 4 * reg, u32::MAX);
+            self.gicd.write32(GICD_ICPENDR + 4 * reg, u32::MAX);
+            self.gicd.write32(GICD_ICACTIVER + 4 * reg, u32::MAX);
+        }
+        for intid in 32..lines as usize {
+            self.gicd.write8(GICD_IPRIORITYR + intid, PRIO_GUEST);
+            self.gicd.write8(GICD_ITARGETSR + intid, 1);
+        }
+        // Non-secure view of a GIC with security extensions (the Pi): bit 0
+        // is EnableGrp1, the rest reserved. Without them (QEMU): bits 0 and
+        // 1 enable Group 0 and Group 1.
+        let secure_extn = self.gicd.read32(GICD_TYPER) & (1 << 10) != 0;
+        self.gicd
+            .write32(GICD_CTLR, if secure_extn { 0b1 } else { 0b11 });
+    }
+
+    /// This core's banked SGIs and PPIs: all off and clean, then the
+    /// hypervisor's SGIs 0..8 and `maint` enabled at hypervisor priority.
+    /// Runs on the core itself.
+    pub fn init_core(&self, maint: u32) -> bool {
+        self.gicd.write32(GICD_ICENABLER, u32::MAX);
+        self.gicd.write32(GICD_ICPENDR, u32::MAX);
+        self.gicd.write32(GICD_ICACTIVER, u32::MAX);
+        for i in 0..32 {
+            self.gicd.write8(GICD_IPRIORITYR + i, PRIO_GUEST);
+        }
+        for i in 0..8 {
+            self.gicd.write8(GICD_IPRIORITYR + i, PRIO_HYP);
+        }
+        self.gicd
+            .write8(GICD_IPRIORITYR + (maint & 31) as usize, PRIO_HYP);
+        self.gicd
+            .write32(GICD_ISENABLER, 0xff | (1 << (maint & 31)));
+        true
+    }
+
+    pub fn init_cpu_interface(&self) {
+        self.gicc.write32(GICC_PMR, 0xff);
+        self.gicc.write32(GICC_BPR, 0);
+        self.gicc
+            .write32(GICC_CTLR, GICC_CTLR_ENABLE | GICC_CTLR_EOIMODE);
+    }
+
+    /// Interface number of core `core` in ITARGETSR / SGIR: the Pi's
+    /// GIC-400 (and QEMU's) number CPU interfaces like the cores.
+    fn target(core: u64) -> u8 {
+        1u8 << (core & 7)
+    }
+
+    pub fn enable_spi(&self, intid: u32, core: u64) {
+        self.route_spi(intid, core);
+        let (off, bit) = Self::bit(intid);
+        self.gicd.write32(GICD_ISENABLER + off, bit);
+    }
+
+    pub fn disable_spi(&self, intid: u32) {
+        let (off, bit) = Self::bit(intid);
+        self.gicd.write32(GICD_ICENABLER + off, bit);
+    }
+
+    pub fn route_spi(&self, intid: u32, core: u64) {
+        if (32..1020).contains(&intid) {
+            self.gicd
+                .write8(GICD_ITARGETSR + intid as usize, Self::target(core));
+        }
+    }
+
+    pub fn set_spi_edge(&self, intid: u32, edge: bool) {
+        let off = GICD_ICFGR + (intid / 16) as usize * 4;
+        let shift = (intid % 16) * 2 + 1;
+        let v = self.gicd.read32(off);
+        let v = if edge {
+            v | (1 << shift)
+        } else {
+            v & !(1 << shift)
+        };
+        self.gicd.write32(off, v);
+    }
+
+    pub fn set_spi_pending(&self, intid: u32, pending: bool) {
+        let (off, bit) = Self::bit(intid);
+        let reg = if pending { GICD_ISPENDR } else { GICD_ICPENDR };
+        self.gicd.write32(reg + off, bit);
+    }
+
+    pub fn clear_spi_active(&self, intid: u32) {
+        let (off, bit) = Self::bit(intid);
+        self.gicd.write32(GICD_ICACTIVER + off, bit);
+    }
+
+    /// The banked register of `core`, or None when asked from another core.
+    fn own_bank(core: usize) -> bool {
+        core == percpu::core()
+    }
+
+    pub fn set_ppi_enabled(&self, core: usize, intid: u32, enabled: bool) {
+        if Self::own_bank(core) {
+            let reg = if enabled {
+                GICD_ISENABLER
+            } else {
+                GICD_ICENABLER
+            };
+            self.gicd.write32(reg, 1 << (intid % 32));
+        }
+    }
+
+    pub fn set_ppi_pending(&self, core: usize, intid: u32, pending: bool) {
+        if Self::own_bank(core) {
+            let reg = if pending { GICD_ISPENDR } else { GICD_ICPENDR };
+            self.gicd.write32(reg, 1 << (intid % 32));
+        }
+    }
+
+    pub fn clear_ppi_active(&self, core: usize, intid: u32) {
+        if Self::own_bank(core) {
+            self.gicd.write32(GICD_ICACTIVER, 1 << (intid % 32));
+        }
+    }
+
+    pub fn send_sgi(&self, core: u64, sgi: u32) {
+        self.gicd.write32(
+            GICD_SGIR,
+            (u32::from(Self::target(core)) << 16) | (sgi & 0xf),
+        );
+    }
+
+    #[inline(always)]
+    pub fn ack(&self) -> u32 {
+        let iar = self.gicc.read32(GICC_IAR);
+        let intid = iar & 0x3ff;
+        if intid < 16 {
+            if let Some(slot) = SGI_SOURCE
+                .get(percpu::core())
+                .and_then(|s| s.get(intid as usize))
+            {
+                slot.store((iar >> 10) & 7, Ordering::Relaxed);
+            }
+        }
+        if intid >= 1020 {
+            SPURIOUS
+        } else {
+            intid
+        }
+    }
+
+    /// The IAR value to hand back for `intid` (its SGI source restored).
+    fn iar_of(intid: u32) -> u32 {
+        let src = if intid < 16 {
+            SGI_SOURCE
+                .get(percpu::core())
+                .and_then(|s| s.get(intid as usize))
+                .map_or(0, |s| s.load(Ordering::Relaxed))
+        } else {
+            0
+        };
+        (src << 10) | (intid & 0x3ff)
+    }
+
+    #[inline(always)]
+    pub fn eoi(&self, intid: u32) {
+        self.gicc.write32(GICC_EOIR, Self::iar_of(intid));
+    }
+
+    #[inline(always)]
+    pub fn deactivate(&self, intid: u32) {
+        self.gicc.write32(GICC_DIR, Self::iar_of(intid));
+    }
+
+    // The virtual interface control block (GICH). List registers are in
+    // GICv2 format; the callers convert to and from the GICv3 format the
+    // list-register manager keeps.
+
+    pub fn num_lrs(&self) -> usize {
+        ((self.gich.read32(GICH_VTR) & 0x3f) + 1) as usize
+    }
+
+    pub fn read_lr(&self, i: usize) -> u32 {
+        self.gich.read32(GICH_LR + 4 * (i & 63))
+    }
+
+    pub fn write_lr(&self, i: usize, v: u32) {
+        self.gich.write32(GICH_LR + 4 * (i & 63), v);
+    }
+
+    /// Bit n set: list register n is empty.
+    pub fn elrsr(&self) -> u64 {
+        u64::from(self.gich.read32(GICH_ELRSR0))
+            | (u64::from(self.gich.read32(GICH_ELRSR0 + 4)) << 32)
+    }
+
+    pub fn hcr(&self) -> u32 {
+        self.gich.read32(GICH_HCR)
+    }
+
+    pub fn set_hcr(&self, v: u32) {
+        self.gich.write32(GICH_HCR, v);
+    }
+
+    /// The virtual CPU interface as a vCPU finds it at power-on.
+    pub fn reset_vcpu_interface(&self) {
+        self.gich.write32(GICH_VMCR, 0);
+        self.gich.write32(GICH_APR, 0);
+    }
+}
+
+/// The guest's virtual CPU interface frame (GICV) and its size, mapped at
+/// the partition's GICC address.
+pub fn gicv_frame(cfg: &GicCfg) -> (PhysAddr, u64) {
+    (cfg.gicv, 0x2000)
+}

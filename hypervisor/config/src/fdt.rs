@@ -164,6 +164,16 @@ impl FdtWriter {
 /// phandles of the nodes others refer to.
 const GIC_PHANDLE: u32 = 1;
 const CLOCK_PHANDLE: u32 = 2;
+const AUX_CLOCK_PHANDLE: u32 = 3;
+
+/// The Raspberry Pi's mini-UART (binding "brcm,bcm2835-aux-uart"): its
+/// registers start 0x40 into the AUX page the device maps (the page also
+/// holds the AUX enable and interrupt registers), and its baud clock is the
+/// VideoCore core clock, which the firmware holds at 500 MHz with
+/// `core_freq=500` (scripts/mk-sdcard.sh writes it).
+const AUX_UART: &str = "brcm,bcm2835-aux-uart";
+const AUX_UART_REGS: (u64, u64) = (0x40, 0x40);
+const AUX_CLOCK_HZ: u32 = 500_000_000;
 
 /// What every vCPU claims to be. Both supported boards have Cortex-A72
 /// cores (QEMU `-cpu cortex-a72`, BCM2711); a platform key can replace this
@@ -212,6 +222,16 @@ const PRIMECELLS: [(&str, [&str; 2]); 2] = [
     ("arm,sp805", ["wdog_clk", "apb_pclk"]),
 ];
 
+/// Where a passthrough device's registers start in its mapped window: the
+/// window's base, or further in where the binding says so.
+pub fn node_addr(compatible: &[String], ipa: u64) -> u64 {
+    if compatible.iter().any(|c| c == AUX_UART) {
+        ipa + AUX_UART_REGS.0
+    } else {
+        ipa
+    }
+}
+
 /// The device-tree path of a described device (used for stdout-path).
 pub fn device_path(name: &str, ipa: u64) -> String {
     format!("/{name}@{ipa:x}")
@@ -239,7 +259,7 @@ pub fn linux_dtb(cfg: &ValidatedConfig, partition: usize) -> Vec<u8> {
         .iter()
         .filter(|d| !d.compatible.is_empty())
         .filter_map(|d| match d.kind {
-            DeviceKind::Passthrough { ipa, .. } => Some((d, ipa.0)),
+            DeviceKind::Passthrough { ipa, .. } => Some((d, node_addr(&d.compatible, ipa.0))),
             DeviceKind::VirtualUart { .. } => None,
         })
         .collect();
@@ -248,6 +268,9 @@ pub fn linux_dtb(cfg: &ValidatedConfig, partition: usize) -> Vec<u8> {
             .iter()
             .any(|(c, _)| d.compatible.iter().any(|x| x == c))
     });
+    let needs_aux_clock = described
+        .iter()
+        .any(|(d, _)| d.compatible.iter().any(|x| x == AUX_UART));
 
     w.begin_node("");
     w.prop_strs("compatible", &["septum,partition", "linux,dummy-virt"]);
@@ -377,6 +400,15 @@ pub fn linux_dtb(cfg: &ValidatedConfig, partition: usize) -> Vec<u8> {
         w.prop_u32("phandle", CLOCK_PHANDLE);
         w.end_node();
     }
+    if needs_aux_clock {
+        w.begin_node("aux-uart-clk");
+        w.prop_str("compatible", "fixed-clock");
+        w.prop_u32("#clock-cells", 0);
+        w.prop_u32("clock-frequency", AUX_CLOCK_HZ);
+        w.prop_str("clock-output-names", "core");
+        w.prop_u32("phandle", AUX_CLOCK_PHANDLE);
+        w.end_node();
+    }
 
     for (d, ipa) in &described {
         let has = |c: &str| d.compatible.iter().any(|x| x == c);
@@ -387,7 +419,12 @@ pub fn linux_dtb(cfg: &ValidatedConfig, partition: usize) -> Vec<u8> {
             compatible.push("arm,primecell".to_owned());
         }
         w.prop_strs("compatible", &compatible);
-        w.prop_cells("reg", &reg(&[(*ipa, d.reg_size)]));
+        if has(AUX_UART) {
+            w.prop_cells("reg", &reg(&[(*ipa, AUX_UART_REGS.1)]));
+            w.prop_cells("clocks", &[AUX_CLOCK_PHANDLE]);
+        } else {
+            w.prop_cells("reg", &reg(&[(*ipa, d.reg_size)]));
+        }
         if !d.irqs.is_empty() {
             // QEMU describes virtio-mmio interrupts as edge, the rest as level.
             let flags = if has("virtio,mmio") {

@@ -269,7 +269,10 @@ pub fn partition_table(cfg: &ValidatedConfig) -> String {
                 |name| {
                     let path = part.devices.iter().find_map(|d| match d.kind {
                         DeviceKind::Passthrough { ipa, .. } if &d.name == name => {
-                            Some(super::fdt::device_path(name, ipa.0))
+                            Some(super::fdt::device_path(
+                                name,
+                                super::fdt::node_addr(&d.compatible, ipa.0),
+                            ))
                         }
                         _ => None,
                     });

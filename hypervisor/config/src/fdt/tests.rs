@@ -391,6 +391,37 @@ fn primecells() {
     assert_eq!(strs(prop(&f, wdt, "clock-names")), ["wdog_clk", "apb_pclk"]);
 }
 
+/// The Raspberry Pi's mini-UART: registers 0x40 into the AUX page, its
+/// own fixed clock (the VideoCore core clock), stdout-path to the node.
+#[test]
+fn bcm2835_aux_uart() {
+    let b = dtb_of(&patch(&[
+        (
+            "pa = 0x0904_0000, ipa = 0x0904_0000, size = 0x1000, irqs = [40], compatible = \"arm,pl011\"",
+            "pa = 0x0904_0000, ipa = 0x0904_0000, size = 0x1000, irqs = [40], compatible = \"brcm,bcm2835-aux-uart\"",
+        ),
+    ]));
+    let f = Fdt::new(&b).unwrap();
+    let uart = "/uart1@9040040";
+    assert_eq!(
+        strs(prop(&f, uart, "compatible")),
+        ["brcm,bcm2835-aux-uart"]
+    );
+    assert_eq!(cells(prop(&f, uart, "reg")), [0, 0x0904_0040, 0, 0x40]);
+    let clk = cells(prop(&f, uart, "clocks"));
+    assert_eq!(clk.len(), 1);
+    assert_eq!(cells(prop(&f, "/aux-uart-clk", "phandle")), clk);
+    assert_eq!(
+        cells(prop(&f, "/aux-uart-clk", "clock-frequency")),
+        [500_000_000]
+    );
+    assert!(
+        !child_names(&f, "/").contains(&"apb-pclk"),
+        "no PL011 clock"
+    );
+    assert_eq!(strs(prop(&f, "/chosen", "stdout-path")), [uart]);
+}
+
 /// `dtc` decompiles the tree without a single warning (skipped, with a
 /// note, where dtc is not installed; scripts/test.sh installs it).
 #[test]

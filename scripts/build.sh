@@ -68,7 +68,10 @@ fi
 # The Linux guest (Debian's kernel and busybox, cached), when the
 # configuration boots it.
 if grep -q 'target/septum/linux/' "$config"; then
-    ensure_linux_guest
+    ensure_linux_guest cloud
+fi
+if grep -q 'target/septum/linux-generic/' "$config"; then
+    ensure_linux_guest generic
 fi
 
 # Validate and generate (host tool).

@@ -3,7 +3,9 @@
 # reproducible initramfs. Sourced by scripts/build.sh after scripts/lib/deps.sh
 # (which defines SEPTUM_ROOT and SEPTUM_CACHE). See docs/linux-guest.md.
 #
-#   ensure_linux_guest   -> target/septum/linux/{Image,initramfs.cpio.gz,VERSION}
+#   ensure_linux_guest [cloud]  -> target/septum/linux/{Image,initramfs.cpio.gz,VERSION}
+#   ensure_linux_guest generic  -> target/septum/linux-generic/... (Debian's generic
+#                                  arm64 flavour: BCM2711 support, for the Raspberry Pi 4)
 #   linux_update_lock    -> rewrites guests/linux/packages.lock (scripts/update-linux-lock.sh)
 #
 # The arm64 packages come through apt with a private configuration (own
@@ -20,8 +22,11 @@ SEPTUM_LINUX_OUT="$SEPTUM_ROOT/target/septum/linux"
 SEPTUM_LINUX_SUITE=bookworm
 SEPTUM_DEBIAN_MIRROR="${SEPTUM_DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 SEPTUM_DEBIAN_SECURITY_MIRROR="${SEPTUM_DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}"
-# The metapackage that names the current cloud kernel (used by the lock update).
+# The metapackages that name the current kernels (used by the lock update):
+# the cloud flavour for QEMU virt (small, virtio), the generic one for the
+# Raspberry Pi 4 (it carries the BCM2711 drivers: the mini-UART, ...).
 SEPTUM_LINUX_KERNEL_META=linux-image-cloud-arm64
+SEPTUM_LINUX_GENERIC_META=linux-image-arm64
 
 log_linux() { printf '[linux] %s\n' "$*" >&2; }
 die_linux() {
@@ -175,6 +180,12 @@ linux_words() { sed 's/#.*//' "$1" | tr -s ' \t' '\n' | grep -v '^$'; }
 
 ensure_linux_guest() (
     set -euo pipefail
+    local krole=kernel
+    case "${1:-cloud}" in
+        cloud) ;;
+        generic) krole=kernel-generic SEPTUM_LINUX_OUT="$SEPTUM_LINUX_OUT-generic" ;;
+        *) die_linux "unknown kernel flavour '$1' (cloud or generic)" ;;
+    esac
     linux_need_tools
     mkdir -p "$SEPTUM_LINUX_CACHE" "$SEPTUM_LINUX_OUT"
     # One build at a time per cache (the lock is released when this subshell ends).
@@ -182,7 +193,7 @@ ensure_linux_guest() (
     flock 8
 
     local line kpkg kver ksha bpkg bver bsha
-    line="$(linux_lock_line kernel)"
+    line="$(linux_lock_line "$krole")"
     read -r kpkg kver ksha <<<"$line"
     line="$(linux_lock_line busybox)"
     read -r bpkg bver bsha <<<"$line"
@@ -199,7 +210,7 @@ ensure_linux_guest() (
         log_linux "WARNING: run scripts/update-linux-lock.sh and commit the lock to pin them again."
         SEPTUM_LINUX_LOCK="$SEPTUM_LINUX_CACHE/packages.lock.fallback"
         SEPTUM_LINUX_LOCKED=1 linux_update_lock
-        line="$(linux_lock_line kernel)"
+        line="$(linux_lock_line "$krole")"
         read -r kpkg kver ksha <<<"$line"
         line="$(linux_lock_line busybox)"
         read -r bpkg bver bsha <<<"$line"
@@ -320,6 +331,12 @@ linux_update_lock() (
     read -r kpkg kver < <(linux_apt_field "$SEPTUM_LINUX_KERNEL_META" "$meta_ver" Depends |
         tr ',' '\n' | sed -n 's/^ *\(linux-image-[^ ]*\) *(= *\([^)]*\)).*/\1 \2/p' | head -n 1)
     [ -n "${kpkg:-}" ] || die_linux "cannot find the image package that $SEPTUM_LINUX_KERNEL_META=$meta_ver depends on"
+    # The generic flavour at the same version (the Raspberry Pi 4's kernel).
+    local gmeta gpkg gver
+    gmeta="$(linux_candidate "$SEPTUM_LINUX_GENERIC_META")"
+    read -r gpkg gver < <(linux_apt_field "$SEPTUM_LINUX_GENERIC_META" "$gmeta" Depends |
+        tr ',' '\n' | sed -n 's/^ *\(linux-image-[^ ]*\) *(= *\([^)]*\)).*/\1 \2/p' | head -n 1)
+    [ -n "${gpkg:-}" ] || die_linux "cannot find the image package that $SEPTUM_LINUX_GENERIC_META=$gmeta depends on"
     [ -n "$bb_ver" ] || bb_ver="$(linux_candidate busybox-static)"
     [ -n "$bb_ver" ] || die_linux "no busybox-static in the arm64 lists"
 
@@ -329,10 +346,15 @@ linux_update_lock() (
         echo "# Written by scripts/update-linux-lock.sh from the signed $SEPTUM_LINUX_SUITE package"
         echo "# indices; scripts/lib/linux.sh refuses any .deb whose SHA-256 differs."
         echo "# kernel: dependency of $SEPTUM_LINUX_KERNEL_META $meta_ver"
+        echo "# kernel-generic: dependency of $SEPTUM_LINUX_GENERIC_META $gmeta (Raspberry Pi 4)"
         echo "# role package version sha256"
     } >"$tmp"
-    for role in kernel busybox; do
-        if [ "$role" = kernel ]; then pkg="$kpkg" ver="$kver"; else pkg=busybox-static ver="$bb_ver"; fi
+    for role in kernel kernel-generic busybox; do
+        case "$role" in
+            kernel) pkg="$kpkg" ver="$kver" ;;
+            kernel-generic) pkg="$gpkg" ver="$gver" ;;
+            *) pkg=busybox-static ver="$bb_ver" ;;
+        esac
         sha="$(linux_apt_field "$pkg" "$ver" SHA256)"
         [ -n "$sha" ] || die_linux "$pkg=$ver is not in the arm64 lists"
         linux_fetch_deb "$pkg" "$ver" "$sha"

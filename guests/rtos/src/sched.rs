@@ -326,6 +326,38 @@ mod tests {
         assert_eq!(s.next_release(), Some(2_100));
     }
 
+    /// One second of the task set, run on time, at the counter frequency
+    /// of QEMU (62.5 MHz), a Pi 4 (54 MHz), the ARMv8.6 one (1 GHz) and a
+    /// 19.2 MHz board: 1000 control jobs, 100 supervisor jobs and one
+    /// status job, each control release exactly one millisecond apart.
+    #[test]
+    fn one_kilohertz_at_any_counter_frequency() {
+        for hz in [62_500_000u64, 54_000_000, 1_000_000_000, 19_200_000] {
+            let c = Clock::new(hz).unwrap();
+            let start = 12_345;
+            let mut s = Scheduler::new(&TASKS, c, start).unwrap();
+            let mut last_control = start;
+            while let Some(t) = s.next_release() {
+                if t > start + hz {
+                    break;
+                }
+                s.release_due(t);
+                while let Some(i) = s.pick(IDLE_PRIORITY) {
+                    let job = s.start(i, t).unwrap();
+                    if i == 0 {
+                        assert_eq!(job.release - last_control, hz / 1_000, "{hz} Hz");
+                        last_control = job.release;
+                    }
+                    assert_eq!(s.finish(i, t), Some(true), "deadline met");
+                }
+            }
+            let done: Vec<u64> = (0..3).map(|i| s.stats(i).completed).collect();
+            assert_eq!(done, [1_000, 100, 1], "{hz} Hz");
+            assert_eq!(s.total_misses(), 0);
+            assert_eq!(c.ticks_to_ms(last_control - start), 1_000);
+        }
+    }
+
     #[test]
     fn highest_priority_pending_runs_first() {
         let mut s = sched();

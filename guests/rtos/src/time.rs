@@ -66,8 +66,29 @@ mod tests {
     fn pi4_frequency_rounds_to_nearest() {
         let c = Clock::new(54_000_000).unwrap();
         assert_eq!(c.us_to_ticks(1_000), 54_000);
+        assert_eq!(c.us_to_ticks(500), 27_000);
         assert_eq!(c.us_to_ticks(1), 54);
         assert_eq!(c.ticks_to_us(54), 1);
+        assert_eq!(c.ticks_to_us(53), 0);
+        assert_eq!(c.ticks_to_ms(54_000_000), 1_000);
+        assert_eq!(c.ticks_to_ms(53_999), 0);
+    }
+
+    /// The constants the runtime converts at boot (pacing hint, UART
+    /// character timeout: 200 µs) at both boards' frequencies.
+    #[test]
+    fn boot_time_constants() {
+        assert_eq!(Clock::new(62_500_000).unwrap().us_to_ticks(200), 12_500);
+        assert_eq!(Clock::new(54_000_000).unwrap().us_to_ticks(200), 10_800);
+    }
+
+    #[test]
+    fn sub_microsecond_rounding_at_odd_frequencies() {
+        // 19.2 MHz: 1 µs = 19.2 ticks, rounded to 19; 3 µs = 57.6, to 58.
+        let c = Clock::new(19_200_000).unwrap();
+        assert_eq!(c.us_to_ticks(1), 19);
+        assert_eq!(c.us_to_ticks(3), 58);
+        assert_eq!(c.us_to_ticks(1_000), 19_200);
     }
 
     #[test]

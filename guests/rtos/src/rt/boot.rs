@@ -7,8 +7,13 @@ use core::arch::global_asm;
 
 // Stage-1 translation (4 KiB granule, T0SZ = 32: 4 GiB of VA, walk starts at
 // level 1, so 1 GiB blocks):
-//   0..1 GiB  Device-nGnRE, execute-never  (GIC, PL011, ...)
+//   0..1 GiB  Device-nGnRE, execute-never  (QEMU virt: GIC, PL011, ...)
 //   1..2 GiB  Normal write-back, inner shareable (RAM)
+//   2..3 GiB  unmapped
+//   3..4 GiB  Device-nGnRE, execute-never  (Raspberry Pi 4: GIC-400, PL011)
+// Nothing is ever accessed speculatively through a Device mapping, so the
+// window that does not exist on a board costs nothing there.
+// septum_rtos::platform::{DEVICE_WINDOWS, RAM_WINDOW} mirror this map.
 // MAIR attr0 = 0x04 (Device-nGnRE), attr1 = 0xff (Normal WB RW-allocate).
 // TCR: T0SZ=32, IRGN0=ORGN0=WB-WA, SH0=inner, TG0=4K, EPD1 (no TTBR1 walks),
 // IPS=32 bits.
@@ -127,6 +132,6 @@ rtos_boot_l1:
     .quad   0x0060000000000401      // 0 GiB: block, AttrIndx 0, AF, UXN|PXN
     .quad   0x0000000040000705      // 1 GiB: block, AttrIndx 1, SH inner, AF
     .quad   0
-    .quad   0
+    .quad   0x00600000c0000401      // 3 GiB: block, AttrIndx 0, AF, UXN|PXN
 "#
 );

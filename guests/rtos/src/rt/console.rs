@@ -1,37 +1,51 @@
-//! `print!`/`println!` on the PL011 at 0x0900_0000.
+//! `print!`/`println!` on a PL011: QEMU virt's (and a Septum partition's)
+//! at 0x0900_0000, or the one `platform::select` chose.
 
 use core::fmt;
-use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use core::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+
+use septum_rtos::platform;
+use septum_rtos::time::Clock;
 
 use super::mmio::Mmio;
-use super::timer;
 use super::uart::Pl011;
 
-const UART_BASE: usize = 0x0900_0000;
 const UART_SIZE: usize = 0x1000;
 /// Longest wait for FIFO space per character: a byte at 115200 baud takes
 /// about 87 us, so a healthy UART never hits this.
 const CHAR_TIMEOUT_US: u64 = 200;
 
-// SAFETY: 0x0900_0000 is the PL011 on QEMU virt and in the partition's IPA
-// space; it lies in the 0..1 GiB device mapping and only this module uses it.
-static UART: Pl011 = Pl011::new(unsafe { Mmio::new(UART_BASE, UART_SIZE) });
+/// The UART's address: QEMU virt's until `init` says otherwise, so that
+/// even a very early panic is reported there.
+static UART_BASE: AtomicUsize = AtomicUsize::new(platform::VIRT_UART);
 static TIMEOUT_TICKS: AtomicU64 = AtomicU64::new(u64::MAX);
 /// Characters dropped because the transmit FIFO stayed full (inspect with a
 /// debugger; the status line format is fixed).
 static DROPPED: AtomicU32 = AtomicU32::new(0);
 
-pub fn init() {
-    let hz = timer::frequency();
-    let ticks = hz.saturating_mul(CHAR_TIMEOUT_US) / 1_000_000;
+fn uart() -> Pl011 {
+    // SAFETY: `UART_BASE` only ever holds `platform::VIRT_UART` or
+    // `platform::RPI4_UART`, PL011s in the boot map's device windows (the
+    // partition's emulated one under a hypervisor); only this module uses
+    // them.
+    Pl011::new(unsafe { Mmio::new(UART_BASE.load(Ordering::Relaxed), UART_SIZE) })
+}
+
+/// Switches to the PL011 at `base` (a `platform` constant) and enables it.
+/// Without a usable counter frequency the per-character wait is one tick.
+pub fn init(base: usize, clock: Option<Clock>) {
+    assert!(base == platform::VIRT_UART || base == platform::RPI4_UART);
+    UART_BASE.store(base, Ordering::Relaxed);
+    let ticks = clock.map_or(1, |c| c.us_to_ticks(CHAR_TIMEOUT_US));
     TIMEOUT_TICKS.store(ticks.max(1), Ordering::Relaxed);
-    UART.init();
+    uart().init();
 }
 
 pub fn write_bytes(bytes: &[u8]) {
     let timeout = TIMEOUT_TICKS.load(Ordering::Relaxed);
+    let uart = uart();
     for &b in bytes {
-        if !UART.putc(b, timeout) {
+        if !uart.putc(b, timeout) {
             DROPPED.fetch_add(1, Ordering::Relaxed);
         }
     }

@@ -73,6 +73,11 @@ read_sysreg!(
     mpidr,
     "mpidr_el1"
 );
+read_sysreg!(
+    /// Processor features: EL2 (bits [11:8]), GIC system registers ([27:24]).
+    id_aa64pfr0,
+    "id_aa64pfr0_el1"
+);
 read_sysreg!(esr, "esr_el1");
 read_sysreg!(far, "far_el1");
 read_sysreg!(elr, "elr_el1");

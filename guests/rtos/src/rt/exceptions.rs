@@ -212,21 +212,21 @@ extern "C" fn rtos_fatal_exception(kind: u64) -> ! {
 extern "C" fn rtos_irq_handler() {
     #[cfg(feature = "bench")]
     let entry = timer::now();
-    let intid = gic::ack();
-    match intid {
+    let ack = gic::ack();
+    match ack.intid {
         timer::VIRTUAL_TIMER_INTID => {
             #[cfg(feature = "bench")]
             super::bench::irq_entry(entry, timer::compare());
             kernel::on_timer();
             // Drop priority before dispatching so that the next release can
             // preempt the jobs this handler is about to run.
-            gic::eoi(intid);
+            gic::eoi(ack);
             kernel::dispatch();
         }
         1020..=1023 => {} // spurious: nothing to end
-        other => {
+        _ => {
             kernel::note_unexpected_irq();
-            gic::eoi(other);
+            gic::eoi(ack);
         }
     }
 }

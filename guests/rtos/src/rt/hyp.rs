@@ -6,6 +6,7 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, Ordering};
 
+use super::cpu;
 use super::sync::IrqCell;
 
 /// SMCCC vendor-specific hypervisor service: MLOG_READ(ipa, len, offset).
@@ -23,12 +24,7 @@ static BUF: IrqCell<[u8; LOG_MAX]> = IrqCell::new([0; LOG_MAX]);
 
 /// Whether EL2 is implemented (ID_AA64PFR0_EL1.EL2, bits [11:8]).
 fn el2_implemented() -> bool {
-    let v: u64;
-    // SAFETY: reading an ID register has no side effects.
-    unsafe {
-        asm!("mrs {v}, id_aa64pfr0_el1", v = out(reg) v, options(nomem, nostack, preserves_flags))
-    };
-    (v >> 8) & 0xf != 0
+    (cpu::id_aa64pfr0() >> 8) & 0xf != 0
 }
 
 /// `hvc #0` with x0..x3; returns x0, x1.
@@ -54,13 +50,19 @@ fn hvc(fid: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
     (r0, r1)
 }
 
-/// Notes whether a hypervisor started us: `entry_el` 1 means we were
-/// started at EL1; with EL2 implemented, that is by a hypervisor. Sends the
-/// first heartbeat, which also tells whether the hypervisor watches one.
-pub fn init(entry_el: u64) {
+/// Notes and returns whether a hypervisor started us: `entry_el` 1 means
+/// we were started at EL1; with EL2 implemented, that is by a hypervisor.
+/// No output, so it can run before the console is chosen.
+pub fn detect(entry_el: u64) -> bool {
     let under = entry_el == 1 && el2_implemented();
     UNDER_HYPERVISOR.store(under, Ordering::Relaxed);
-    if under {
+    under
+}
+
+/// Sends the first heartbeat (after `detect`), which also tells whether
+/// the hypervisor watches one.
+pub fn init() {
+    if UNDER_HYPERVISOR.load(Ordering::Relaxed) {
         let (r, _) = hvc(HEARTBEAT, 0, 0, 0);
         let on = r == 0;
         HEARTBEAT_ON.store(on, Ordering::Relaxed);
@@ -68,12 +70,6 @@ pub fn init(entry_el: u64) {
             crate::println!("rtos: hypervisor watchdog: heartbeat every 10 ms");
         }
     }
-}
-
-/// Whether a hypervisor started us (see `init`).
-#[cfg_attr(not(feature = "bench"), allow(dead_code))]
-pub fn under_hypervisor() -> bool {
-    UNDER_HYPERVISOR.load(Ordering::Relaxed)
 }
 
 /// A bare call with only a function ID (benchmarks).

@@ -6,6 +6,7 @@
 
 #[cfg(feature = "bench")]
 mod bench;
+mod board;
 mod boot;
 pub mod console;
 pub mod cpu;
@@ -19,32 +20,64 @@ mod tasks;
 pub mod timer;
 pub mod uart;
 
+use septum_rtos::platform::{self, Gic};
 use septum_rtos::time::Clock;
 use septum_rtos::VERSION;
 
 /// Called from `boot` with the MMU, caches and FP on, the stack set up and
-/// .bss zeroed. `entry_el` is the exception level the image was entered at.
+/// .bss zeroed. `entry_el` is the exception level the image was entered at,
+/// `boot_arg` the x0 it was entered with (0 or a device tree).
 #[no_mangle]
-extern "C" fn rtos_main(entry_el: u64, _dtb: u64) -> ! {
-    console::init();
+extern "C" fn rtos_main(entry_el: u64, boot_arg: u64) -> ! {
+    // The counter frequency is read once; every time conversion uses it.
     let hz = timer::frequency();
+    let clock = Clock::new(hz);
+    let under_hypervisor = hyp::detect(entry_el);
+    let platform = board::detect(under_hypervisor, boot_arg);
+    console::init(platform.map_or(platform::VIRT_UART, |p| p.uart), clock);
     crate::println!("rtos: septum-rtos {VERSION} starting (EL{entry_el}, cntfrq={hz})");
     if entry_el == 2 {
         crate::println!("rtos: entered at EL2, dropped to EL1");
     }
-    hyp::init(entry_el);
+    let platform = match platform {
+        Ok(p) => p,
+        Err(e) => {
+            crate::println!("rtos: platform: {e:?}");
+            fatal("no usable interrupt controller address")
+        }
+    };
+    hyp::init();
     hyp::report_measurements();
     #[cfg(feature = "bench")]
-    bench::exit_costs(hyp::under_hypervisor());
-    let Some(clock) = Clock::new(hz) else {
+    bench::exit_costs(under_hypervisor, platform.gic);
+    let Some(clock) = clock else {
         fatal("CNTFRQ_EL0 is 0")
     };
-    match gic::init(timer::VIRTUAL_TIMER_INTID, gic::TIMER_PRIORITY) {
-        Ok(rd) => crate::println!(
+    timer::init(clock);
+    match gic::init(
+        platform.gic,
+        under_hypervisor,
+        timer::VIRTUAL_TIMER_INTID,
+        gic::TIMER_PRIORITY,
+    ) {
+        Ok(gic::Ready::V3 { redistributor }) => crate::println!(
             "rtos: gic: redistributor {:#x} (mpidr {:#x})",
-            rd,
+            redistributor,
             cpu::mpidr()
         ),
+        Ok(gic::Ready::V2 { non_secure_view }) => {
+            if let Gic::V2 { gicd, gicc } = platform.gic {
+                crate::println!(
+                    "rtos: gic: GICv2 distributor {gicd:#x} cpu interface {gicc:#x} ({}{})",
+                    platform.source.describe(),
+                    if non_secure_view {
+                        ", non-secure view"
+                    } else {
+                        ""
+                    }
+                );
+            }
+        }
         Err(e) => {
             crate::println!("rtos: gic: {e:?}");
             fatal("interrupt controller unusable")

@@ -3,6 +3,9 @@
 //! the same code is right natively (CNTVOFF = 0) and in a partition.
 
 use core::arch::asm;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use septum_rtos::time::Clock;
 
 /// PPI of the EL1 virtual timer.
 pub const VIRTUAL_TIMER_INTID: u32 = 27;
@@ -30,6 +33,8 @@ pub fn compare() -> u64 {
     v
 }
 
+/// CNTFRQ_EL0. Read once at boot: every conversion then goes through the
+/// `Clock` built from it (62.5 MHz on QEMU's cortex-a72, 54 MHz on a Pi 4).
 pub fn frequency() -> u64 {
     let v: u64;
     // SAFETY: reading CNTFRQ_EL0 has no side effects.
@@ -69,12 +74,19 @@ pub fn arm(at: u64) {
 /// interrupt, so on hardware it has no effect beyond two register writes.
 /// See docs/rtos.md ("Timing under QEMU icount").
 const PACING_HINT_US: u64 = 200;
+/// `PACING_HINT_US` in counter ticks, set by `init`.
+static PACING_HINT_TICKS: AtomicU64 = AtomicU64::new(0);
+
+/// Converts the timer's constants with the boot-time counter frequency.
+pub fn init(clock: Clock) {
+    PACING_HINT_TICKS.store(clock.us_to_ticks(PACING_HINT_US), Ordering::Relaxed);
+}
 
 /// Places the masked physical-timer compare `PACING_HINT_US` after `at`
 /// (a virtual-count value).
 fn pacing_hint(at: u64) {
     let ahead = at.saturating_sub(now());
-    let hint = ahead + PACING_HINT_US * frequency() / 1_000_000;
+    let hint = ahead.saturating_add(PACING_HINT_TICKS.load(Ordering::Relaxed));
     // TVAL is a signed 32-bit offset from the physical count; a release
     // further away than that needs no hint yet.
     let Ok(tval) = i32::try_from(hint) else {

@@ -377,17 +377,17 @@ pub fn publish_to_dtb(p: &PartitionRt) {
     let Some(img) = p.cfg.images.iter().find(|i| i.name == "dtb") else {
         return;
     };
-    let Ok(tree) = fdt::Fdt::new(img.data) else {
+    let Ok(tree) = septum_core::fdt::Fdt::new(img.data) else {
         return;
     };
-    let Some(prop) = tree
-        .find_node("/chosen")
-        .and_then(|n| n.property("septum,measurement-log"))
+    let Some(value) = tree
+        .find("/chosen")
+        .and_then(|n| n.prop("septum,measurement-log"))
     else {
         return;
     };
-    let offset = prop.value.as_ptr() as usize - img.data.as_ptr() as usize;
-    let len = prop.value.len();
+    let offset = value.as_ptr() as usize - img.data.as_ptr() as usize;
+    let len = value.len();
     let Some(pa) = septum_core::hypercall::guest_buffer(
         p.cfg.memory,
         img.load.raw() + offset as u64,

@@ -11,6 +11,7 @@ pub mod addr;
 pub mod config;
 pub mod esr;
 pub mod fault;
+pub mod fdt;
 pub mod hypercall;
 pub mod inject;
 pub mod measure;

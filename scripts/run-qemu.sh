@@ -52,8 +52,18 @@ qemu=(qemu-system-aarch64)
 case "$board" in
     qemu-virt)
         qemu+=(-M virt,virtualization=on,gic-version=3 -cpu cortex-a72 -smp 4 -m 2G)
+        # The network: a virtio-net device on the first virtio-mmio
+        # transport (0x0a000000, SPI 16), given to Linux by the TOML.
+        qemu+=(-netdev "user,id=net0,hostfwd=tcp:127.0.0.1:${http_port}-:80"
+               -device virtio-net-device,netdev=net0,bus=virtio-mmio-bus.0)
         ;;
-    *) echo "run-qemu.sh: board '$board' is not supported yet" >&2; exit 2 ;;
+    rpi4)
+        # Four Cortex-A72, 2 GiB, GIC-400; the first -serial is the PL011,
+        # the second the mini-UART. No network: QEMU does not model the
+        # Pi's Ethernet (docs/raspberry-pi-4.md).
+        qemu+=(-M raspi4b)
+        ;;
+    *) echo "run-qemu.sh: board '$board' is not supported" >&2; exit 2 ;;
 esac
 run_dir="$SEPTUM_ROOT/target/septum/run"
 mkdir -p "$run_dir"
@@ -61,18 +71,14 @@ sock="$run_dir/linux-console.sock"
 rm -f "$sock"
 qemu+=(-nographic -kernel "$image")
 [ "$icount" = 1 ] && qemu+=(-icount shift=0,sleep=off)
-# The network: a virtio-net device on the first virtio-mmio transport
-# (0x0a000000, SPI 16), given to the Linux partition by the TOML.
-qemu+=(-netdev "user,id=net0,hostfwd=tcp:127.0.0.1:${http_port}-:80"
-       -device virtio-net-device,netdev=net0,bus=virtio-mmio-bus.0)
 
 if [ -z "$timeout_s" ]; then
     cat >&2 <<MSG
 Septum on QEMU $board
   this terminal        hypervisor and RTOS console (quit QEMU with Ctrl-A X)
   Linux shell          scripts/linux-console.sh      (in another terminal)
-  Linux status page    http://127.0.0.1:${http_port}/cgi-bin/status
 MSG
+    [ "$board" = qemu-virt ] && echo "  Linux status page    http://127.0.0.1:${http_port}/cgi-bin/status" >&2
     exec "${qemu[@]}" -serial mon:stdio -serial "unix:$sock,server=on,wait=off" "${extra[@]}"
 fi
 

@@ -44,6 +44,14 @@ step "QEMU integration tests"
 # Two test threads: each QEMU is single-threaded under -icount.
 cargo test -p septum-qemu-tests --tests -- --test-threads=2
 
+step "Raspberry Pi 4 SD card folder (scripts/mk-sdcard.sh)"
+scripts/mk-sdcard.sh --out target/septum/sdcard >/dev/null
+for f in config.txt septum.img start4.elf fixup4.dat bcm2711-rpi-4-b.dtb LICENCE.raspi-firmware.txt; do
+    [ -s "target/septum/sdcard/$f" ] || { echo "mk-sdcard.sh did not write $f" >&2; exit 1; }
+done
+grep -qx 'kernel=septum.img' target/septum/sdcard/config.txt
+cmp -s target/septum/sdcard/septum.img target/septum/rpi4/septum.img
+
 step "benchmark smoke (scripts/bench.sh --smoke: figures reported, no time asserted)"
 scripts/bench.sh --smoke
 

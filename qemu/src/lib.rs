@@ -135,6 +135,9 @@ pub enum Machine {
     VirtNative,
     /// `virt` with EL2 but a GICv2: a machine the virt configuration does not describe.
     VirtEl2GicV2,
+    /// QEMU's Raspberry Pi 4 (`raspi4b`: four Cortex-A72, 2 GiB, GIC-400,
+    /// PL011 first, mini-UART second; no network device).
+    Raspi4b,
 }
 
 /// Options for a run.
@@ -146,6 +149,9 @@ pub struct Options {
     pub icount: bool,
     /// Hard limit after which QEMU is killed.
     pub limit: Duration,
+    /// A device tree for QEMU to pass in x0 (`-dtb`), as a board's firmware
+    /// would.
+    pub dtb: Option<PathBuf>,
 }
 
 impl Default for Options {
@@ -154,6 +160,7 @@ impl Default for Options {
             machine: Machine::VirtEl2,
             icount: true,
             limit: Duration::from_secs(240),
+            dtb: None,
         }
     }
 }
@@ -197,12 +204,16 @@ fn spawn_reader(stream: Box<dyn Read + Send>, out: Arc<Mutex<String>>) {
 impl Qemu {
     pub fn boot(image: &Path, opts: &Options) -> Qemu {
         let mut cmd = Command::new("qemu-system-aarch64");
-        match opts.machine {
-            Machine::VirtEl2 => cmd.args(["-M", "virt,virtualization=on,gic-version=3"]),
-            Machine::VirtEl2GicV2 => cmd.args(["-M", "virt,virtualization=on,gic-version=2"]),
-            Machine::VirtNative => cmd.args(["-M", "virt,gic-version=3"]),
+        let virt = match opts.machine {
+            Machine::VirtEl2 => Some("virt,virtualization=on,gic-version=3"),
+            Machine::VirtEl2GicV2 => Some("virt,virtualization=on,gic-version=2"),
+            Machine::VirtNative => Some("virt,gic-version=3"),
+            Machine::Raspi4b => None,
         };
-        cmd.args(["-cpu", "cortex-a72", "-smp", "4", "-m", "2G"]);
+        match virt {
+            Some(m) => cmd.args(["-M", m, "-cpu", "cortex-a72", "-smp", "4", "-m", "2G"]),
+            None => cmd.args(["-M", "raspi4b"]),
+        };
         let sock = std::env::temp_dir().join(format!(
             "septum-linux-{}-{}.sock",
             std::process::id(),
@@ -213,15 +224,20 @@ impl Qemu {
         cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
         cmd.arg("-serial")
             .arg(format!("unix:{},server=on,wait=off", sock.display()));
-        cmd.arg("-netdev").arg(format!(
-            "user,id=net0,hostfwd=tcp:127.0.0.1:{http_port}-:80"
-        ));
-        cmd.args([
-            "-device",
-            "virtio-net-device,netdev=net0,bus=virtio-mmio-bus.0",
-        ]);
+        if virt.is_some() {
+            cmd.arg("-netdev").arg(format!(
+                "user,id=net0,hostfwd=tcp:127.0.0.1:{http_port}-:80"
+            ));
+            cmd.args([
+                "-device",
+                "virtio-net-device,netdev=net0,bus=virtio-mmio-bus.0",
+            ]);
+        }
         if opts.icount {
             cmd.args(["-icount", "shift=0,sleep=off"]);
+        }
+        if let Some(dtb) = &opts.dtb {
+            cmd.arg("-dtb").arg(dtb);
         }
         cmd.arg("-kernel").arg(image);
         cmd.stdin(Stdio::null())

@@ -77,6 +77,21 @@ fn the_pi_device_tree_matches_the_configuration() {
     assert!(!out.contains("platform check"), "{out}");
 }
 
+/// REQ-PORT-2: the hypervisor's console may be the mini-UART instead of the
+/// PL011 (QEMU's second serial port); the RTOS's output follows it.
+#[test]
+fn hypervisor_console_on_the_mini_uart() {
+    let image = build("qemu/configs/rpi4-miniuart-console.toml");
+    let mut q = Qemu::boot(&image, &pi());
+    let out = q.wait_linux("[rtos] rtos: heartbeat 2 ", Duration::from_secs(120));
+    assert!(out.contains("[septum] GICv2: "), "{out}");
+    assert!(
+        !q.output().contains("[septum]"),
+        "the PL011 was used:\n{}",
+        q.output()
+    );
+}
+
 /// REQ-PORT-2, REQ-ISO-1, REQ-FLT-1: the intruder's attacks end in
 /// injected aborts on the Pi too, and the RTOS does not notice.
 #[test]

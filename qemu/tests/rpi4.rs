@@ -118,22 +118,52 @@ fn intruder_gets_aborts_on_raspi4b() {
     assert!(!out.contains("PANIC") && !out.contains("FATAL"), "{out}");
 }
 
+/// A copy of the rpi4 image with one bit flipped in the middle of `file`'s
+/// bytes inside it.
+fn with_flipped_bit(file: &str, name: &str) -> std::path::PathBuf {
+    let mut img = fs::read(build(CONFIG)).expect("image");
+    let data = fs::read(repo_root().join(file)).expect("file");
+    let at = img
+        .windows(64)
+        .position(|w| w == &data[..64])
+        .unwrap_or_else(|| panic!("{file} inside the hypervisor image"));
+    img[at + data.len() / 2] ^= 0x10;
+    let dir = repo_root().join("target/septum/tampered");
+    fs::create_dir_all(&dir).unwrap();
+    let path = dir.join(format!("{name}.img"));
+    fs::write(&path, img).unwrap();
+    path
+}
+
+/// REQ-PORT-2, REQ-MB-3: a Linux initramfs with one flipped bit is not
+/// started on the Pi; the RTOS runs on without a miss.
+#[test]
+fn tampered_linux_initrd_is_not_started_on_raspi4b() {
+    let path = with_flipped_bit(
+        "target/septum/linux-generic/initramfs.cpio.gz",
+        "rpi4-initrd-bit",
+    );
+    let mut q = Qemu::boot(&path, &pi());
+    q.wait_for(
+        "partition 'linux' failed verification (image 'initrd': DIGEST MISMATCH); it is not started",
+        Duration::from_secs(120),
+    );
+    let out = q.wait_for_count("[rtos] rtos: heartbeat ", 3, Duration::from_secs(120));
+    assert!(heartbeats(&out).iter().all(|h| h.misses == 0), "{out}");
+    assert!(!out.contains("entering partition 'linux'"), "{out}");
+    assert!(
+        q.linux_output().is_empty(),
+        "Linux ran:\n{}",
+        q.linux_output()
+    );
+}
+
 /// REQ-PORT-2, REQ-MB-2, REQ-MB-3: one flipped bit in the RTOS image is
 /// caught by the portable or ARMv8 SHA-256, whichever the core has, and
 /// the Pi enters the safe state with no guest run.
 #[test]
 fn tampered_rtos_image_enters_the_safe_state_on_raspi4b() {
-    let mut img = fs::read(build(CONFIG)).expect("image");
-    let rtos = fs::read(repo_root().join("target/septum/guests/septum-rtos.bin")).expect("rtos");
-    let at = img
-        .windows(64)
-        .position(|w| w == &rtos[..64])
-        .expect("RTOS image inside the hypervisor image");
-    img[at + rtos.len() / 2] ^= 0x10;
-    let dir = repo_root().join("target/septum/tampered");
-    fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("rpi4-rtos-bit.img");
-    fs::write(&path, img).unwrap();
+    let path = with_flipped_bit("target/septum/guests/septum-rtos.bin", "rpi4-rtos-bit");
 
     let mut q = Qemu::boot(&path, &pi());
     q.wait_for(SAFE, Duration::from_secs(120));

@@ -11,7 +11,8 @@
 # Conditions: the benchmark build of the RTOS natively (no hypervisor), and
 # under Septum with configs/qemu-virt.toml's Linux idle and loaded (busy
 # loops on its CPUs, console output and network traffic); the two-vCPU
-# guest guests/pairbench natively and in qemu/configs/virt-pairbench.toml.
+# guest guests/pairbench natively and in qemu/configs/virt-pairbench.toml;
+# and configs/rpi4.toml with the benchmark RTOS on QEMU raspi4b (GICv2).
 set -euo pipefail
 . "$(dirname "$0")/lib/deps.sh"
 
@@ -52,7 +53,13 @@ sed -e "s#\"\\.\\./target/septum/guests/septum-rtos.bin\"#\"$root/target/septum/
 sed -e 's#panic=-1"#panic=-1 septum.load=1"#' "$out/bench-idle.toml" >"$out/bench-load.toml"
 grep -q septum-rtos-bench.bin "$out/bench-idle.toml" || { echo "bench.sh: could not derive the bench configuration" >&2; exit 1; }
 grep -q septum.load=1 "$out/bench-load.toml" || { echo "bench.sh: could not derive the loaded configuration" >&2; exit 1; }
+# The Raspberry Pi 4 configuration with the benchmark RTOS (QEMU raspi4b:
+# the GICv2 backend's costs).
+sed -e "s#\"\\.\\./target/septum/guests/septum-rtos.bin\"#\"$root/target/septum/guests/septum-rtos-bench.bin\"#" \
+    -e "s#\"\\.\\./target/#\"$root/target/#g" configs/rpi4.toml >"$out/bench-rpi4.toml"
+grep -q septum-rtos-bench.bin "$out/bench-rpi4.toml" || { echo "bench.sh: could not derive the Pi configuration" >&2; exit 1; }
 scripts/build.sh --quiet --config "$out/bench-idle.toml" >/dev/null
 scripts/build.sh --quiet --config "$out/bench-load.toml" >/dev/null
+scripts/build.sh --quiet --config "$out/bench-rpi4.toml" >/dev/null
 
 python3 scripts/lib/bench.py

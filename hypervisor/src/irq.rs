@@ -126,19 +126,20 @@ fn inject_hw(intid: u32, prio: u8) {
     let Some(mgr) = LRS.get(percpu::core()) else {
         return;
     };
+    let g = gic();
     let mut mgr = mgr.lock();
     let n = num_lrs();
     // Fast path: nothing queued and a list register free.
     if !mgr.has_queued() {
-        let free = gic().elrsr() as usize & ((1 << n) - 1);
+        let free = g.elrsr() as usize & ((1 << n) - 1);
         if free != 0 {
-            gic().write_lr(free.trailing_zeros() as usize, lr_value(intid, prio));
+            g.write_lr(free.trailing_zeros() as usize, lr_value(intid, prio));
             return;
         }
     }
     let mut lrs = [0u64; 16];
     for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-        *lr = gic().read_lr(i);
+        *lr = g.read_lr(i);
     }
     let before = lrs;
     let irq = Irq {
@@ -151,29 +152,29 @@ fn inject_hw(intid: u32, prio: u8) {
         // entry per interrupt ID and one source per ID, but never lose a
         // hardware interrupt silently): drop it at the GIC.
         log::warn!("core {}: interrupt {intid} dropped ({e:?})", percpu::core());
-        gic().deactivate(intid);
+        g.deactivate(intid);
     }
-    write_changed(&before[..n], &lrs[..n]);
-    set_npie(mgr.has_queued());
+    write_changed(g, &before[..n], &lrs[..n]);
+    set_npie(g, mgr.has_queued());
 }
 
-fn write_changed(before: &[u64], after: &[u64]) {
+fn write_changed(g: &Gic, before: &[u64], after: &[u64]) {
     for (i, (b, a)) in before.iter().zip(after).enumerate() {
         if b != a {
-            gic().write_lr(i, *a);
+            g.write_lr(i, *a);
         }
     }
 }
 
-fn set_npie(on: bool) {
-    let hcr = gic().hcr();
+fn set_npie(g: &Gic, on: bool) {
+    let hcr = g.hcr();
     let new = if on {
         hcr | ICH_HCR_NPIE
     } else {
         hcr & !ICH_HCR_NPIE
     };
     if new != hcr {
-        gic().set_hcr(new);
+        g.set_hcr(new);
     }
 }
 
@@ -182,16 +183,17 @@ fn refill() {
     let Some(mgr) = LRS.get(percpu::core()) else {
         return;
     };
+    let g = gic();
     let mut mgr = mgr.lock();
     let n = num_lrs();
     let mut lrs = [0u64; 16];
     for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-        *lr = gic().read_lr(i);
+        *lr = g.read_lr(i);
     }
     let before = lrs;
     mgr.refill(&mut lrs[..n]);
-    write_changed(&before[..n], &lrs[..n]);
-    set_npie(mgr.has_queued());
+    write_changed(g, &before[..n], &lrs[..n]);
+    set_npie(g, mgr.has_queued());
 }
 
 fn handle_sgi(sgi: u32) {
@@ -208,11 +210,12 @@ fn inject_virtual(intid: u32, prio: u8) {
     let Some(mgr) = LRS.get(percpu::core()) else {
         return;
     };
+    let g = gic();
     let mut mgr = mgr.lock();
     let n = num_lrs();
     let mut lrs = [0u64; 16];
     for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-        *lr = gic().read_lr(i);
+        *lr = g.read_lr(i);
     }
     let before = lrs;
     let irq = Irq {
@@ -226,8 +229,8 @@ fn inject_virtual(intid: u32, prio: u8) {
             percpu::core()
         );
     }
-    write_changed(&before[..n], &lrs[..n]);
-    set_npie(mgr.has_queued());
+    write_changed(g, &before[..n], &lrs[..n]);
+    set_npie(g, mgr.has_queued());
 }
 
 /// Moves every pending, enabled virtual SGI of this core's vCPU into the
@@ -296,11 +299,11 @@ pub fn flush_core() {
     // A hardware-linked interrupt still in a list register is active at the
     // physical GIC: deactivate it, or it would never fire again.
     for i in 0..num_lrs() {
-        let lr = gic().read_lr(i);
+        let lr = g.read_lr(i);
         if lr >> 62 != 0 && lr & LR_HW != 0 {
             g.deactivate(((lr >> 32) & 0x1fff) as u32);
         }
-        gic().write_lr(i, 0);
+        g.write_lr(i, 0);
     }
-    gic().set_hcr(0);
+    g.set_hcr(0);
 }

@@ -6,8 +6,10 @@
 use septum_core::config::{Gic as GicCfg, GicVersion};
 use septum_core::vgic::v2::{gich_lr_to_ich, ich_lr_to_gich};
 
+use super::gicd;
 use super::gicv2::GicV2;
 use super::gicv3::GicV3;
+use super::mmio::Mmio;
 use crate::arch::aarch64::asm::gic as sys;
 
 pub use super::gicv3::SPURIOUS;
@@ -84,16 +86,20 @@ impl Gic {
         both!(self, g => g.route_spi(intid, core))
     }
 
+    fn gicd(&self) -> &Mmio {
+        both!(self, g => g.gicd())
+    }
+
     pub fn set_spi_edge(&self, intid: u32, edge: bool) {
-        both!(self, g => g.set_spi_edge(intid, edge))
+        gicd::set_spi_edge(self.gicd(), intid, edge)
     }
 
     pub fn set_spi_pending(&self, intid: u32, pending: bool) {
-        both!(self, g => g.set_spi_pending(intid, pending))
+        gicd::set_spi_pending(self.gicd(), intid, pending)
     }
 
     pub fn clear_spi_active(&self, intid: u32) {
-        both!(self, g => g.clear_spi_active(intid))
+        gicd::clear_spi_active(self.gicd(), intid)
     }
 
     /// On a GICv2 only the core itself reaches its PPIs; from another core

@@ -21,6 +21,7 @@ use core::sync::atomic::{AtomicU32, Ordering};
 use septum_core::addr::PhysAddr;
 use septum_core::config::{Gic as GicCfg, MAX_CPUS};
 
+use super::gicd::{self, GICD_ICACTIVER, GICD_ICPENDR, GICD_ISPENDR};
 use super::mmio::Mmio;
 use crate::percpu;
 
@@ -28,12 +29,8 @@ const GICD_CTLR: usize = 0x000;
 const GICD_TYPER: usize = 0x004;
 const GICD_ISENABLER: usize = 0x100;
 const GICD_ICENABLER: usize = 0x180;
-const GICD_ISPENDR: usize = 0x200;
-const GICD_ICPENDR: usize = 0x280;
-const GICD_ICACTIVER: usize = 0x380;
 const GICD_IPRIORITYR: usize = 0x400;
 const GICD_ITARGETSR: usize = 0x800;
-const GICD_ICFGR: usize = 0xc00;
 const GICD_SGIR: usize = 0xf00;
 
 const GICC_CTLR: usize = 0x000;
@@ -82,12 +79,13 @@ impl GicV2 {
         }
     }
 
-    pub fn lines(&self) -> u32 {
-        32 * ((self.gicd.read32(GICD_TYPER) & 0x1f) + 1)
+    /// The distributor frame (for the registers both versions share).
+    pub fn gicd(&self) -> &Mmio {
+        &self.gicd
     }
 
-    fn bit(intid: u32) -> (usize, u32) {
-        ((intid / 32) as usize * 4, 1 << (intid % 32))
+    pub fn lines(&self) -> u32 {
+        32 * ((self.gicd.read32(GICD_TYPER) & 0x1f) + 1)
     }
 
     /// Every SPI disabled, non-pending, inactive, at guest priority, aimed at
@@ -147,12 +145,12 @@ impl GicV2 {
 
     pub fn enable_spi(&self, intid: u32, core: u64) {
         self.route_spi(intid, core);
-        let (off, bit) = Self::bit(intid);
+        let (off, bit) = gicd::bit(intid);
         self.gicd.write32(GICD_ISENABLER + off, bit);
     }
 
     pub fn disable_spi(&self, intid: u32) {
-        let (off, bit) = Self::bit(intid);
+        let (off, bit) = gicd::bit(intid);
         self.gicd.write32(GICD_ICENABLER + off, bit);
     }
 
@@ -161,29 +159,6 @@ impl GicV2 {
             self.gicd
                 .write8(GICD_ITARGETSR + intid as usize, Self::target(core));
         }
-    }
-
-    pub fn set_spi_edge(&self, intid: u32, edge: bool) {
-        let off = GICD_ICFGR + (intid / 16) as usize * 4;
-        let shift = (intid % 16) * 2 + 1;
-        let v = self.gicd.read32(off);
-        let v = if edge {
-            v | (1 << shift)
-        } else {
-            v & !(1 << shift)
-        };
-        self.gicd.write32(off, v);
-    }
-
-    pub fn set_spi_pending(&self, intid: u32, pending: bool) {
-        let (off, bit) = Self::bit(intid);
-        let reg = if pending { GICD_ISPENDR } else { GICD_ICPENDR };
-        self.gicd.write32(reg + off, bit);
-    }
-
-    pub fn clear_spi_active(&self, intid: u32) {
-        let (off, bit) = Self::bit(intid);
-        self.gicd.write32(GICD_ICACTIVER + off, bit);
     }
 
     /// The banked register of `core`, or None when asked from another core.

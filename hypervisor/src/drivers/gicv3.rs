@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use septum_core::addr::PhysAddr;
 use septum_core::config::Gic as GicCfg;
 
+use super::gicd::{self, GICD_ICACTIVER, GICD_ICPENDR, GICD_ISPENDR};
 use super::mmio::Mmio;
 use crate::arch::aarch64::asm::gic as sys;
 
@@ -15,11 +16,7 @@ const GICD_TYPER: usize = 0x0004;
 const GICD_IGROUPR: usize = 0x0080;
 const GICD_ISENABLER: usize = 0x0100;
 const GICD_ICENABLER: usize = 0x0180;
-const GICD_ISPENDR: usize = 0x0200;
-const GICD_ICPENDR: usize = 0x0280;
-const GICD_ICACTIVER: usize = 0x0380;
 const GICD_IPRIORITYR: usize = 0x0400;
-const GICD_ICFGR: usize = 0x0c00;
 const GICD_IROUTER: usize = 0x6000;
 const CTLR_RWP: u32 = 1 << 31;
 
@@ -72,6 +69,11 @@ impl GicV3 {
     }
 
     /// Number of interrupt IDs the distributor implements (SPIs end below this).
+    /// The distributor frame (for the registers both versions share).
+    pub fn gicd(&self) -> &Mmio {
+        &self.gicd
+    }
+
     pub fn lines(&self) -> u32 {
         32 * ((self.gicd.read32(GICD_TYPER) & 0x1f) + 1)
     }
@@ -174,48 +176,21 @@ impl GicV3 {
         crate::arch::aarch64::asm::dsb_isb();
     }
 
-    fn bit(intid: u32) -> (usize, u32) {
-        ((intid / 32) as usize * 4, 1 << (intid % 32))
-    }
-
     /// Enables an SPI and routes it to core `core` (Aff0).
     pub fn enable_spi(&self, intid: u32, core: u64) {
         self.gicd.write64(GICD_IROUTER + 8 * intid as usize, core);
-        let (off, bit) = Self::bit(intid);
+        let (off, bit) = gicd::bit(intid);
         self.gicd.write32(GICD_ISENABLER + off, bit);
     }
 
     pub fn disable_spi(&self, intid: u32) {
-        let (off, bit) = Self::bit(intid);
+        let (off, bit) = gicd::bit(intid);
         self.gicd.write32(GICD_ICENABLER + off, bit);
         self.wait_rwp();
     }
 
     pub fn route_spi(&self, intid: u32, core: u64) {
         self.gicd.write64(GICD_IROUTER + 8 * intid as usize, core);
-    }
-
-    pub fn set_spi_edge(&self, intid: u32, edge: bool) {
-        let off = GICD_ICFGR + (intid / 16) as usize * 4;
-        let shift = (intid % 16) * 2 + 1;
-        let v = self.gicd.read32(off);
-        let v = if edge {
-            v | (1 << shift)
-        } else {
-            v & !(1 << shift)
-        };
-        self.gicd.write32(off, v);
-    }
-
-    pub fn set_spi_pending(&self, intid: u32, pending: bool) {
-        let (off, bit) = Self::bit(intid);
-        let reg = if pending { GICD_ISPENDR } else { GICD_ICPENDR };
-        self.gicd.write32(reg + off, bit);
-    }
-
-    pub fn clear_spi_active(&self, intid: u32) {
-        let (off, bit) = Self::bit(intid);
-        self.gicd.write32(GICD_ICACTIVER + off, bit);
     }
 
     /// Enables or disables a PPI (or SGI) on core `core`.

@@ -1,0 +1,38 @@
+//! Distributor registers that GICv2 and GICv3 lay out the same way (the
+//! SPI trigger, pending and active bits), used by both backends through
+//! `drivers/gic.rs`.
+
+use super::mmio::Mmio;
+
+pub const GICD_ISPENDR: usize = 0x0200;
+pub const GICD_ICPENDR: usize = 0x0280;
+pub const GICD_ICACTIVER: usize = 0x0380;
+pub const GICD_ICFGR: usize = 0x0c00;
+
+/// Byte offset of `intid`'s word in a bit-per-interrupt array, and its bit.
+pub fn bit(intid: u32) -> (usize, u32) {
+    ((intid / 32) as usize * 4, 1 << (intid % 32))
+}
+
+pub fn set_spi_edge(gicd: &Mmio, intid: u32, edge: bool) {
+    let off = GICD_ICFGR + (intid / 16) as usize * 4;
+    let shift = (intid % 16) * 2 + 1;
+    let v = gicd.read32(off);
+    let v = if edge {
+        v | (1 << shift)
+    } else {
+        v & !(1 << shift)
+    };
+    gicd.write32(off, v);
+}
+
+pub fn set_spi_pending(gicd: &Mmio, intid: u32, pending: bool) {
+    let (off, bit) = bit(intid);
+    let reg = if pending { GICD_ISPENDR } else { GICD_ICPENDR };
+    gicd.write32(reg + off, bit);
+}
+
+pub fn clear_spi_active(gicd: &Mmio, intid: u32) {
+    let (off, bit) = bit(intid);
+    gicd.write32(GICD_ICACTIVER + off, bit);
+}

@@ -222,8 +222,11 @@ impl Qemu {
         let _ = std::fs::remove_file(&sock);
         let http_port = free_port();
         cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
+        // wait=on: QEMU does not start the machine until the harness has
+        // connected, so nothing the second UART prints early is lost (the
+        // hypervisor's first lines, when it is the console).
         cmd.arg("-serial")
-            .arg(format!("unix:{},server=on,wait=off", sock.display()));
+            .arg(format!("unix:{},server=on,wait=on", sock.display()));
         if virt.is_some() {
             cmd.arg("-netdev").arg(format!(
                 "user,id=net0,hostfwd=tcp:127.0.0.1:{http_port}-:80"

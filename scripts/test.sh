@@ -15,6 +15,8 @@ step() { printf '\n==> %s\n' "$*"; }
 
 step "rustfmt"
 cargo fmt --all -- --check
+# The fuzz crate is a workspace of its own (nightly only to build).
+(cd fuzz && cargo fmt -- --check)
 
 step "host unit tests (septum-core, septum-config, rtos logic, harness)"
 cargo test -p septum-core -p septum-config

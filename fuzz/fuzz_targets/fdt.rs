@@ -20,14 +20,14 @@ fuzz_target!(|data: &[u8]| {
     for v in [
         0xd00d_feed,
         total,
-        HEADER_LEN as u32,                       // off_dt_struct
+        HEADER_LEN as u32,                        // off_dt_struct
         (HEADER_LEN as u32 + sel(0) * 4) % total, // off_dt_strings
         0,
         16 + sel(1) % 2, // version 16 or 17
         16,
         0,
-        sel(2) * 4,                              // size_dt_strings
-        data.len() as u32,                       // size_dt_struct
+        sel(2) * 4,        // size_dt_strings
+        data.len() as u32, // size_dt_struct
     ] {
         framed.extend_from_slice(&v.to_be_bytes());
     }
@@ -48,7 +48,11 @@ fn check(blob: &[u8]) {
             assert_eq!(node.depth, 0);
         }
         if let Some(p) = prev {
-            assert!(node.depth <= p + 1, "depth jumps from {p} to {}", node.depth);
+            assert!(
+                node.depth <= p + 1,
+                "depth jumps from {p} to {}",
+                node.depth
+            );
         }
         prev = Some(node.depth);
         for (name, value) in node.props() {

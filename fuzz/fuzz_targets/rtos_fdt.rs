@@ -20,7 +20,9 @@ fuzz_target!(|data: &[u8]| {
     framed.extend_from_slice(&0xd00d_feedu32.to_be_bytes());
     framed.extend_from_slice(&total.to_be_bytes());
     framed.extend_from_slice(&(HEADER_LEN as u32).to_be_bytes()); // off_dt_struct
-    let strings = data.get(..4).map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let strings = data
+        .get(..4)
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
     framed.extend_from_slice(&(strings % total.max(1)).to_be_bytes()); // off_dt_strings
     framed.extend_from_slice(&[0; 4]); // off_mem_rsvmap
     framed.extend_from_slice(&17u32.to_be_bytes()); // version

@@ -24,7 +24,7 @@ use septum_core::vgic::{
     Effect, Effects, VgicDist, VgicError, EFFECTS_CAPACITY, GICD_SIZE, IIDR, MAX_EFFECTS_PER_WRITE,
     MAX_SPI, MAX_VCPUS, PIDR2, PRIORITY_MASK,
 };
-use septum_fuzz::{fits_width, Offset, Width};
+use septum_fuzz::{fits_width, Offset, Owned, Width};
 
 /// The distributor's registers (start, bytes), to aim offsets at.
 const DIST_REGS: &[(u64, u64)] = &[
@@ -59,31 +59,6 @@ enum Op {
         value: u64,
     },
     Reset,
-}
-
-/// SPIs the partition owns, as given to `VgicDist::new`: values outside
-/// 32..=1019 must be ignored.
-#[derive(Debug, Arbitrary)]
-enum Owned {
-    /// 32 + n: the low SPIs, where collisions with accesses are likely.
-    Low(u8),
-    /// `len` consecutive INTIDs from `start` (may run past 1019).
-    Range { start: u16, len: u8 },
-    /// Any value.
-    Any(u16),
-}
-
-impl Owned {
-    fn intids(&self) -> Vec<u32> {
-        match *self {
-            Self::Low(n) => vec![32 + u32::from(n)],
-            Self::Range { start, len } => {
-                let s = u32::from(start % 1100);
-                (s..s + u32::from(len)).collect()
-            }
-            Self::Any(v) => vec![u32::from(v)],
-        }
-    }
 }
 
 #[derive(Debug, Arbitrary)]

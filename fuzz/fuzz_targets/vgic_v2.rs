@@ -31,7 +31,7 @@ use septum_core::vgic::{
     Effect, Effects, SgiTargets, VgicDist, VgicError, VgicRedist, EFFECTS_CAPACITY, IIDR,
     MAX_EFFECTS_PER_WRITE, MAX_SPI, MAX_VCPUS,
 };
-use septum_fuzz::{fits_width, Offset, Width};
+use septum_fuzz::{fits_width, Offset, Owned, Width};
 
 /// The GICv2 distributor's registers (start, bytes), to aim offsets at.
 const V2_REGS: &[(u64, u64)] = &[
@@ -81,27 +81,6 @@ enum Op {
     IchLr(u64),
     GichLr(u32),
     Reset,
-}
-
-/// SPIs the partition owns, as given to `VgicDist::new`.
-#[derive(Debug, Arbitrary)]
-enum Owned {
-    Low(u8),
-    Range { start: u16, len: u8 },
-    Any(u16),
-}
-
-impl Owned {
-    fn intids(&self) -> Vec<u32> {
-        match *self {
-            Self::Low(n) => vec![32 + u32::from(n)],
-            Self::Range { start, len } => {
-                let s = u32::from(start % 1100);
-                (s..s + u32::from(len)).collect()
-            }
-            Self::Any(v) => vec![u32::from(v)],
-        }
-    }
 }
 
 #[derive(Debug, Arbitrary)]

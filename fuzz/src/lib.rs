@@ -57,3 +57,29 @@ impl Offset {
 pub fn fits_width(value: u64, width: u8) -> bool {
     width >= 8 || value >> (8 * u32::from(width)) == 0
 }
+
+/// Interrupts a partition owns, as given to `VgicDist::new`: mostly
+/// plausible SPIs, sometimes values outside 32..=1019, which the emulation
+/// must ignore.
+#[derive(Debug, Arbitrary)]
+pub enum Owned {
+    /// 32 + n: the low SPIs, where collisions with accesses are likely.
+    Low(u8),
+    /// `len` consecutive INTIDs from `start` (may run past 1019).
+    Range { start: u16, len: u8 },
+    /// Any value.
+    Any(u16),
+}
+
+impl Owned {
+    pub fn intids(&self) -> Vec<u32> {
+        match *self {
+            Self::Low(n) => vec![32 + u32::from(n)],
+            Self::Range { start, len } => {
+                let s = u32::from(start % 1100);
+                (s..s + u32::from(len)).collect()
+            }
+            Self::Any(v) => vec![u32::from(v)],
+        }
+    }
+}

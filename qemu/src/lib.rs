@@ -250,11 +250,12 @@ impl Qemu {
         let out = Arc::new(Mutex::new(String::new()));
         spawn_reader(Box::new(child.stdout.take().unwrap()), Arc::clone(&out));
         spawn_reader(Box::new(child.stderr.take().unwrap()), Arc::clone(&out));
-        // The Linux console socket appears once QEMU has started.
+        // The Linux console socket appears once QEMU has started; the
+        // machine runs only after this connects (wait=on above).
         let linux_out = Arc::new(Mutex::new(String::new()));
         let mut linux_in = None;
         let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(10) {
+        while t0.elapsed() < Duration::from_secs(30) {
             if let Ok(s) = UnixStream::connect(&sock) {
                 if let Ok(r) = s.try_clone() {
                     spawn_reader(Box::new(r), Arc::clone(&linux_out));
@@ -262,7 +263,21 @@ impl Qemu {
                 linux_in = Some(s);
                 break;
             }
+            if child.try_wait().ok().flatten().is_some() {
+                break;
+            }
             thread::sleep(Duration::from_millis(20));
+        }
+        if linux_in.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+            let _ = std::fs::remove_file(&sock);
+            thread::sleep(Duration::from_millis(100));
+            panic!(
+                "QEMU did not open its second serial port {}:\n{}",
+                sock.display(),
+                out.lock().unwrap()
+            );
         }
         Qemu {
             child,

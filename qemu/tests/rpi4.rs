@@ -218,11 +218,16 @@ fn linux_sees_exactly_its_cpus_memory_and_devices_on_raspi4b() {
         let ok = l.starts_with("09000000-3affffff")
             || l.starts_with("3f000000-3f000fff : 3f000000.watchdog")
             || l.starts_with("3f001000-3f001fff : 3f000000.watchdog")
+            || l.starts_with("fe215000-fe215007 : fe215000.aux")
             || l.starts_with("fe215040-fe21507f")
             || l.starts_with("ff841000-ff841fff")
             || l.starts_with("ff842000-ff843fff");
         assert!(ok, "unexpected resource '{l}' in:\n{iomem}");
     }
+    // Linux's own AUX clock driver holds the mini-UART's enable bit (on
+    // the board nothing else sets it while the firmware uses the PL011).
+    let aux = q.linux_run("ls /sys/bus/platform/drivers/bcm2835-aux-clk/");
+    assert!(aux.contains("fe215000.aux"), "AUX clock driver not bound: {aux}");
     let out = q.wait_for_count("[rtos] rtos: heartbeat ", 3, Duration::from_secs(120));
     assert_rtos_clean(&out);
 }

@@ -165,15 +165,27 @@ impl FdtWriter {
 const GIC_PHANDLE: u32 = 1;
 const CLOCK_PHANDLE: u32 = 2;
 const AUX_CLOCK_PHANDLE: u32 = 3;
+const AUX_GATE_PHANDLE: u32 = 4;
 
 /// The Raspberry Pi's mini-UART (binding "brcm,bcm2835-aux-uart"): its
-/// registers start 0x40 into the AUX page the device maps (the page also
-/// holds the AUX enable and interrupt registers), and its baud clock is the
-/// VideoCore core clock, which the firmware holds at 500 MHz with
-/// `core_freq=500` (scripts/mk-sdcard.sh writes it).
+/// registers start 0x40 into the AUX page the device maps, and its baud
+/// clock is the VideoCore core clock, which the firmware holds at 500 MHz
+/// with `core_freq=500` (scripts/mk-sdcard.sh writes it).
+///
+/// The page starts with the AUX block's own registers (interrupt status,
+/// then AUXENB, which powers the mini-UART and both SPI masters). Nothing
+/// else enables the mini-UART when the firmware's console is the PL011, so
+/// the tree also describes the AUX block ("brcm,bcm2835-aux", Linux's
+/// clk-bcm2835-aux driver): its gate clock 0 is AUXENB bit 0, and the UART
+/// takes its clock through it, so Linux switches the UART on itself.
 const AUX_UART: &str = "brcm,bcm2835-aux-uart";
 const AUX_UART_REGS: (u64, u64) = (0x40, 0x40);
 const AUX_CLOCK_HZ: u32 = 500_000_000;
+const AUX_BLOCK: &str = "brcm,bcm2835-aux";
+/// AUX_IRQ and AUXENB.
+const AUX_BLOCK_REGS: u64 = 0x8;
+/// Gate index of the mini-UART (BCM2835_AUX_CLOCK_UART).
+const AUX_GATE_UART: u32 = 0;
 
 /// What every vCPU claims to be. Both supported boards have Cortex-A72
 /// cores (QEMU `-cpu cortex-a72`, BCM2711); a platform key can replace this
@@ -421,7 +433,7 @@ pub fn linux_dtb(cfg: &ValidatedConfig, partition: usize) -> Vec<u8> {
         w.prop_strs("compatible", &compatible);
         if has(AUX_UART) {
             w.prop_cells("reg", &reg(&[(*ipa, AUX_UART_REGS.1)]));
-            w.prop_cells("clocks", &[AUX_CLOCK_PHANDLE]);
+            w.prop_cells("clocks", &[AUX_GATE_PHANDLE, AUX_GATE_UART]);
         } else {
             w.prop_cells("reg", &reg(&[(*ipa, d.reg_size)]));
         }
@@ -447,6 +459,17 @@ pub fn linux_dtb(cfg: &ValidatedConfig, partition: usize) -> Vec<u8> {
             w.prop_empty("dma-coherent");
         }
         w.end_node();
+        if has(AUX_UART) {
+            // The AUX block at the start of the same page (see AUX_UART).
+            let block = *ipa - AUX_UART_REGS.0;
+            w.begin_node(&format!("aux@{block:x}"));
+            w.prop_str("compatible", AUX_BLOCK);
+            w.prop_cells("reg", &reg(&[(block, AUX_BLOCK_REGS)]));
+            w.prop_u32("#clock-cells", 1);
+            w.prop_cells("clocks", &[AUX_CLOCK_PHANDLE]);
+            w.prop_u32("phandle", AUX_GATE_PHANDLE);
+            w.end_node();
+        }
     }
 
     // The watchdog the hypervisor emulates, for Linux's stock sbsa_gwdt

@@ -392,7 +392,9 @@ fn primecells() {
 }
 
 /// The Raspberry Pi's mini-UART: registers 0x40 into the AUX page, its
-/// own fixed clock (the VideoCore core clock), stdout-path to the node.
+/// clock gate 0 of the AUX block at the start of the page (so Linux sets
+/// AUXENB itself), fed by a fixed clock (the VideoCore core clock);
+/// stdout-path to the node.
 #[test]
 fn bcm2835_aux_uart() {
     let b = dtb_of(&patch(&[
@@ -408,9 +410,16 @@ fn bcm2835_aux_uart() {
         ["brcm,bcm2835-aux-uart"]
     );
     assert_eq!(cells(prop(&f, uart, "reg")), [0, 0x0904_0040, 0, 0x40]);
+    let aux = "/aux@9040000";
+    assert_eq!(strs(prop(&f, aux, "compatible")), ["brcm,bcm2835-aux"]);
+    assert_eq!(cells(prop(&f, aux, "reg")), [0, 0x0904_0000, 0, 0x8]);
+    assert_eq!(cells(prop(&f, aux, "#clock-cells")), [1]);
     let clk = cells(prop(&f, uart, "clocks"));
-    assert_eq!(clk.len(), 1);
-    assert_eq!(cells(prop(&f, "/aux-uart-clk", "phandle")), clk);
+    assert_eq!(clk, [cells(prop(&f, aux, "phandle"))[0], 0], "gate 0: UART");
+    assert_eq!(
+        cells(prop(&f, aux, "clocks")),
+        cells(prop(&f, "/aux-uart-clk", "phandle"))
+    );
     assert_eq!(
         cells(prop(&f, "/aux-uart-clk", "clock-frequency")),
         [500_000_000]
@@ -432,7 +441,15 @@ fn dtc_accepts_the_tree_without_warnings() {
     }
     let dir = std::env::temp_dir().join(format!("septum-config-dtc-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    for (name, text) in [("v3", LINUX.to_owned()), ("v2", patch(&[(GICV3, GICV2)]))] {
+    let aux = patch(&[(
+        "irqs = [40], compatible = \"arm,pl011\"",
+        "irqs = [40], compatible = \"brcm,bcm2835-aux-uart\"",
+    )]);
+    for (name, text) in [
+        ("v3", LINUX.to_owned()),
+        ("v2", patch(&[(GICV3, GICV2)])),
+        ("aux", aux),
+    ] {
         let file = dir.join(format!("{name}.dtb"));
         std::fs::write(&file, dtb_of(&text)).unwrap();
         let out = Command::new("dtc")
@@ -444,7 +461,11 @@ fn dtc_accepts_the_tree_without_warnings() {
         assert!(out.status.success(), "dtc failed on {name}: {stderr}");
         assert!(stderr.trim().is_empty(), "dtc warns on {name}:\n{stderr}");
         let dts = String::from_utf8_lossy(&out.stdout);
-        assert!(dts.contains("stdout-path = \"/uart1@9040000\";"), "{dts}");
+        let uart = if name == "aux" { "9040040" } else { "9040000" };
+        assert!(
+            dts.contains(&format!("stdout-path = \"/uart1@{uart}\";")),
+            "{dts}"
+        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }

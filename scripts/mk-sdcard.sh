@@ -4,9 +4,11 @@
 #   scripts/mk-sdcard.sh [--config FILE] [--out DIR]
 #
 # Builds the hypervisor image for FILE (default configs/rpi4.toml, which must
-# say board = "rpi4") with scripts/build.sh, fetches the Pi 4 firmware and
-# device tree (Debian packages pinned in scripts/rpi-firmware.lock, cached in
-# ~/.cache/septum/rpi-firmware/) and writes DIR (default target/septum/sdcard/):
+# say board = "rpi4") with scripts/build.sh, fetches the Pi 4 firmware (the
+# Debian package pinned in scripts/rpi-firmware.lock, cached in
+# ~/.cache/septum/rpi-firmware/), takes the board's device tree from the
+# generic kernel package the Linux guest pins (guests/linux/packages.lock,
+# kernel-generic) and writes DIR (default target/septum/sdcard/):
 # config.txt, septum.img, start4.elf, fixup4.dat, bcm2711-rpi-4-b.dtb,
 # LICENCE.raspi-firmware.txt and README.txt. Copy them to the root of the
 # card's FAT32 partition (DIR may also be that partition, mounted). Files
@@ -101,15 +103,22 @@ printf '%s\n' "$build_out" | sed '$d' >&2
 [ -f "$img" ] || die_sd "scripts/build.sh did not print an image path (last line: '$img')"
 
 fw="$(ensure_rpi_firmware)"
+# The Pi's device tree: from the same generic kernel package as the Linux
+# guest's kernel (one pin for both; cached, so usually no work).
+ensure_linux_guest generic
+kout="$SEPTUM_LINUX_OUT-generic"
+if [ ! -f "$kout/$SEPTUM_LINUX_PI_DTB" ] || [ ! -f "$kout/KERNEL-PACKAGE" ]; then
+    die_sd "ensure_linux_guest generic did not write $kout/$SEPTUM_LINUX_PI_DTB"
+fi
 
 stage="$(mktemp -d)"
 trap 'rm -rf "$stage"' EXIT
 cp "$img" "$stage/septum.img"
 chmod 0644 "$stage/septum.img"
-cp "$fw/start4.elf" "$fw/fixup4.dat" "$fw/$SEPTUM_RPI_DTB" "$fw/LICENCE.raspi-firmware.txt" "$stage/"
+cp "$fw/start4.elf" "$fw/fixup4.dat" "$fw/LICENCE.raspi-firmware.txt" "$kout/$SEPTUM_LINUX_PI_DTB" "$stage/"
 rel_config="${config#"$SEPTUM_ROOT"/}"
 fw_pin="$(awk '$1 == "firmware" { print $2 " " $3 }' "$fw/PINS")"
-dtb_pin="$(awk '$1 == "dtb" { print $2 " " $3 }' "$fw/PINS")"
+dtb_pin="$(cat "$kout/KERNEL-PACKAGE")"
 
 cat >"$stage/config.txt" <<EOF
 # Raspberry Pi 4 firmware settings for Septum, written by scripts/mk-sdcard.sh
@@ -127,7 +136,7 @@ kernel_address=$load_addr
 # The device tree passed in x0: mainline Linux's (from Debian's kernel), not
 # the Raspberry Pi fork's; upstream_kernel=1 tells the firmware so, as
 # Debian's own Pi boot files do.
-device_tree=$SEPTUM_RPI_DTB
+device_tree=$SEPTUM_LINUX_PI_DTB
 upstream_kernel=1
 # Where the firmware puts that tree: RAM that no part of the hypervisor's
 # image, heap or stacks uses (inside configs/rpi4.toml's Linux region, which
@@ -170,11 +179,11 @@ septum.img: SHA-256 $(linux_sha256 "$stage/septum.img")
 start4.elf, fixup4.dat: Debian package $fw_pin (non-free-firmware).
   Broadcom's licence, in LICENCE.raspi-firmware.txt, allows unmodified
   redistribution for use with Raspberry Pi devices only.
-$SEPTUM_RPI_DTB: from Debian package $dtb_pin (Linux, GPL-2.0).
+$SEPTUM_LINUX_PI_DTB: from Debian package $dtb_pin (Linux, GPL-2.0).
 EOF
 
 mkdir -p "$out"
-for f in config.txt septum.img start4.elf fixup4.dat "$SEPTUM_RPI_DTB" LICENCE.raspi-firmware.txt README.txt; do
+for f in config.txt septum.img start4.elf fixup4.dat "$SEPTUM_LINUX_PI_DTB" LICENCE.raspi-firmware.txt README.txt; do
     if cmp -s "$stage/$f" "$out/$f"; then
         continue
     fi

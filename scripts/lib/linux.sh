@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The connectivity partition's Linux guest: Debian's arm64 cloud kernel and
 # busybox-static, at the versions pinned in guests/linux/packages.lock, and a
 # reproducible initramfs. Sourced by scripts/build.sh after scripts/lib/deps.sh
@@ -5,7 +6,9 @@
 #
 #   ensure_linux_guest [cloud]  -> target/septum/linux/{Image,initramfs.cpio.gz,VERSION}
 #   ensure_linux_guest generic  -> target/septum/linux-generic/... (Debian's generic
-#                                  arm64 flavour: BCM2711 support, for the Raspberry Pi 4)
+#                                  arm64 flavour: BCM2711 support, for the Raspberry Pi 4),
+#                                  plus the Pi's bcm2711-rpi-4-b.dtb from the same package
+#                                  and KERNEL-PACKAGE ("<package> <version>")
 #   linux_update_lock    -> rewrites guests/linux/packages.lock (scripts/update-linux-lock.sh)
 #
 # The arm64 packages come through apt with a private configuration (own
@@ -27,6 +30,10 @@ SEPTUM_DEBIAN_SECURITY_MIRROR="${SEPTUM_DEBIAN_SECURITY_MIRROR:-http://deb.debia
 # Raspberry Pi 4 (it carries the BCM2711 drivers: the mini-UART, ...).
 SEPTUM_LINUX_KERNEL_META=linux-image-cloud-arm64
 SEPTUM_LINUX_GENERIC_META=linux-image-arm64
+# The board device tree the generic flavour also provides (the Pi firmware
+# passes it to the hypervisor; scripts/mk-sdcard.sh puts it on the card):
+# one pin, one package, for the kernel and its board's tree.
+SEPTUM_LINUX_PI_DTB=bcm2711-rpi-4-b.dtb
 
 log_linux() { printf '[linux] %s\n' "$*" >&2; }
 die_linux() {
@@ -282,9 +289,19 @@ ensure_linux_guest() (
 
     cp "${images[0]}" "$work/Image"
     echo "$uname" >"$work/VERSION"
+    echo "$kpkg $kver" >"$work/KERNEL-PACKAGE"
     linux_install_if_changed "$work/Image" "$SEPTUM_LINUX_OUT/Image"
     linux_install_if_changed "$work/initramfs.cpio.gz" "$SEPTUM_LINUX_OUT/initramfs.cpio.gz"
     linux_install_if_changed "$work/VERSION" "$SEPTUM_LINUX_OUT/VERSION"
+    linux_install_if_changed "$work/KERNEL-PACKAGE" "$SEPTUM_LINUX_OUT/KERNEL-PACKAGE"
+    if [ "$krole" = kernel-generic ]; then
+        local dtb="$kdir/usr/lib/linux-image-$uname/broadcom/$SEPTUM_LINUX_PI_DTB"
+        [ -f "$dtb" ] || die_linux "$kpkg has no usr/lib/linux-image-$uname/broadcom/$SEPTUM_LINUX_PI_DTB"
+        [ "$(head -c 4 "$dtb" | od -An -tx1 | tr -d ' \n')" = d00dfeed ] ||
+            die_linux "$dtb is not a device tree blob"
+        cp "$dtb" "$work/$SEPTUM_LINUX_PI_DTB"
+        linux_install_if_changed "$work/$SEPTUM_LINUX_PI_DTB" "$SEPTUM_LINUX_OUT/$SEPTUM_LINUX_PI_DTB"
+    fi
     rm -rf "$work"
     log_linux "Linux $uname: $SEPTUM_LINUX_OUT/{Image,initramfs.cpio.gz}"
 )

@@ -1,16 +1,15 @@
 # shellcheck shell=bash
-# The Raspberry Pi 4 boot files for the SD card (scripts/mk-sdcard.sh):
+# The Raspberry Pi 4 firmware for the SD card (scripts/mk-sdcard.sh):
 # start4.elf and fixup4.dat from Debian's raspi-firmware package
-# (non-free-firmware, Architecture: all) and bcm2711-rpi-4-b.dtb from
-# Debian's generic arm64 kernel package (raspi-firmware ships no device
-# trees, and the cloud kernel of the Linux guest has no broadcom/ ones).
-# Both are pinned, with their SHA-256, in scripts/rpi-firmware.lock.
+# (non-free-firmware, Architecture: all), pinned with its SHA-256 in
+# scripts/rpi-firmware.lock. (The board's device tree is not here: it comes
+# with the generic kernel the Linux guest already pins, see linux.sh.)
 # Sourced after scripts/lib/deps.sh and scripts/lib/linux.sh, whose private
 # apt set-up and helpers it reuses with its own cache and sources list.
 #
 #   ensure_rpi_firmware -> prints ~/.cache/septum/rpi-firmware/<version>/
-#                          (start4.elf fixup4.dat bcm2711-rpi-4-b.dtb
-#                          LICENCE.raspi-firmware.txt PINS SHA256SUMS)
+#                          (start4.elf fixup4.dat LICENCE.raspi-firmware.txt
+#                          PINS SHA256SUMS)
 #   rpi_update_lock     -> rewrites the lock (scripts/update-rpi-firmware-lock.sh)
 #
 # A complete cached folder whose PINS match the lock and whose files match
@@ -19,9 +18,6 @@
 SEPTUM_RPI_LOCK="${SEPTUM_RPI_LOCK:-$SEPTUM_ROOT/scripts/rpi-firmware.lock}"
 SEPTUM_RPI_CACHE="$SEPTUM_CACHE/rpi-firmware"
 SEPTUM_RPI_FW_PKG=raspi-firmware
-# The metapackage that names the current generic arm64 kernel (lock update).
-SEPTUM_RPI_KERNEL_META=linux-image-arm64
-SEPTUM_RPI_DTB=bcm2711-rpi-4-b.dtb
 
 log_rpi() { printf '[rpi-firmware] %s\n' "$*" >&2; }
 die_rpi() {
@@ -58,7 +54,7 @@ rpi_apt_update() {
         die_rpi "apt-get update failed (network or mirror problem?)"
 }
 
-# Lock lines: "<role> <package> <version> <sha256>", roles firmware and dtb.
+# Lock lines: "<role> <package> <version> <sha256>"; one role, firmware.
 rpi_lock_line() {
     local lock="$1" role="$2" line
     [ -r "$lock" ] || die_rpi "missing $lock (run scripts/update-rpi-firmware-lock.sh)"
@@ -69,7 +65,7 @@ rpi_lock_line() {
 }
 
 # The cached .deb of PKG=VER (apt-get download names it PKG_VER_ARCH.deb,
-# ':' of an epoch as %3a; raspi-firmware is _all, the kernel _arm64).
+# ':' of an epoch as %3a; raspi-firmware is _all).
 rpi_deb_file() {
     local f
     for f in "$SEPTUM_RPI_CACHE/debs/${1}_${2//:/%3a}_"*.deb; do
@@ -117,38 +113,27 @@ rpi_dir_ok() {
 # First bytes of FILE, as hex.
 rpi_magic() { head -c "$2" "$1" | od -An -tx1 | tr -d ' \n'; }
 
-# Unpacks the three boot files and the firmware licence from the verified
-# .debs into DIR (made anew, then renamed into place).
+# Unpacks the two firmware files and the firmware licence from the verified
+# .deb into DIR (made anew, then renamed into place).
 rpi_build_dir() {
-    local dir="$1" pins="$2" fwpkg="$3" fwver="$4" kpkg="$5" kver="$6"
-    local tmp="$dir.tmp" x fwdeb kdeb
+    local dir="$1" pins="$2" fwpkg="$3" fwver="$4"
+    local tmp="$dir.tmp" x fwdeb
     rm -rf "$tmp"
     mkdir -p "$tmp/x"
     x="$tmp/x"
     fwdeb="$(rpi_deb_file "$fwpkg" "$fwver")"
-    kdeb="$(rpi_deb_file "$kpkg" "$kver")"
     log_rpi "unpacking start4.elf, fixup4.dat from $fwpkg $fwver"
     dpkg-deb --fsys-tarfile "$fwdeb" | tar -xf - -C "$x" \
         ./usr/lib/raspi-firmware/start4.elf ./usr/lib/raspi-firmware/fixup4.dat \
         "./usr/share/doc/$fwpkg/copyright" ||
         die_rpi "$fwpkg $fwver lacks usr/lib/raspi-firmware/{start4.elf,fixup4.dat}"
-    log_rpi "unpacking $SEPTUM_RPI_DTB from $kpkg $kver"
-    dpkg-deb --fsys-tarfile "$kdeb" | tar -xf - -C "$x" --wildcards \
-        "./usr/lib/linux-image-*/broadcom/$SEPTUM_RPI_DTB" ||
-        die_rpi "$kpkg $kver has no usr/lib/linux-image-*/broadcom/$SEPTUM_RPI_DTB"
-    local dtbs=("$x"/usr/lib/linux-image-*/broadcom/"$SEPTUM_RPI_DTB")
-    if [ "${#dtbs[@]}" != 1 ] || [ ! -f "${dtbs[0]}" ]; then
-        die_rpi "expected one $SEPTUM_RPI_DTB in $kpkg"
-    fi
     mv "$x/usr/lib/raspi-firmware/start4.elf" "$x/usr/lib/raspi-firmware/fixup4.dat" "$tmp/"
-    mv "${dtbs[0]}" "$tmp/$SEPTUM_RPI_DTB"
     mv "$x/usr/share/doc/$fwpkg/copyright" "$tmp/LICENCE.raspi-firmware.txt"
     rm -rf "$x"
-    # Cheap sanity checks: an ELF for the VideoCore, a flattened device tree.
+    # A cheap sanity check: an ELF for the VideoCore.
     [ "$(rpi_magic "$tmp/start4.elf" 4)" = 7f454c46 ] || die_rpi "start4.elf is not an ELF file"
-    [ "$(rpi_magic "$tmp/$SEPTUM_RPI_DTB" 4)" = d00dfeed ] || die_rpi "$SEPTUM_RPI_DTB is not a device tree blob"
     printf '%s\n' "$pins" >"$tmp/PINS"
-    (cd "$tmp" && sha256sum start4.elf fixup4.dat "$SEPTUM_RPI_DTB" LICENCE.raspi-firmware.txt PINS >SHA256SUMS)
+    (cd "$tmp" && sha256sum start4.elf fixup4.dat LICENCE.raspi-firmware.txt PINS >SHA256SUMS)
     touch "$tmp/.complete"
     rm -rf "$dir"
     mv "$tmp" "$dir"
@@ -162,13 +147,11 @@ ensure_rpi_firmware() (
     exec 7>"$SEPTUM_RPI_CACHE/.lock"
     flock 7
 
-    local lock="$SEPTUM_RPI_LOCK" line fwpkg fwver fwsha kpkg kver ksha pins dir
+    local lock="$SEPTUM_RPI_LOCK" line fwpkg fwver fwsha pins dir
     line="$(rpi_lock_line "$lock" firmware)"
     read -r fwpkg fwver fwsha <<<"$line"
-    line="$(rpi_lock_line "$lock" dtb)"
-    read -r kpkg kver ksha <<<"$line"
-    pins="$(printf 'firmware %s %s %s\ndtb %s %s %s' "$fwpkg" "$fwver" "$fwsha" "$kpkg" "$kver" "$ksha")"
-    dir="$SEPTUM_RPI_CACHE/${fwver//:/%3a}_dtb-${kver//:/%3a}"
+    pins="firmware $fwpkg $fwver $fwsha"
+    dir="$SEPTUM_RPI_CACHE/${fwver//:/%3a}"
     if rpi_dir_ok "$dir" "$pins"; then
         log_rpi "cached: $dir"
         printf '%s\n' "$dir"
@@ -176,48 +159,43 @@ ensure_rpi_firmware() (
     fi
 
     local rc=0
-    (rpi_fetch_deb "$fwpkg" "$fwver" "$fwsha" && rpi_fetch_deb "$kpkg" "$kver" "$ksha") || rc=$?
+    (rpi_fetch_deb "$fwpkg" "$fwver" "$fwsha") || rc=$?
     # A hash mismatch or a local problem stops here; only a version that
     # cannot be downloaded any more leads to the fallback.
     [ "$rc" = 0 ] || [ "$rc" = 2 ] || exit "$rc"
     if [ "$rc" = 2 ]; then
-        # Debian keeps only the current version in a suite (the kernel of
-        # bookworm-security moves every few weeks). As linux.sh does: take
-        # the current versions, checked against the signed index, for this
-        # run only, and say so.
+        # Debian keeps only the current version in a suite. As linux.sh
+        # does: take the current version, checked against the signed
+        # index, for this run only, and say so.
         if [ "${SEPTUM_RPI_STRICT:-0}" = 1 ]; then
-            die_rpi "the versions pinned in $lock cannot be fetched (SEPTUM_RPI_STRICT=1)"
+            die_rpi "the version pinned in $lock cannot be fetched (SEPTUM_RPI_STRICT=1)"
         fi
-        log_rpi "WARNING: the versions pinned in $lock are no longer on the mirror."
-        log_rpi "WARNING: using the current ones (checked against Debian's signed index);"
+        log_rpi "WARNING: the version pinned in $lock is no longer on the mirror."
+        log_rpi "WARNING: using the current one (checked against Debian's signed index);"
         log_rpi "WARNING: run scripts/update-rpi-firmware-lock.sh and commit the lock to pin them again."
         lock="$SEPTUM_RPI_CACHE/rpi-firmware.lock.fallback"
         SEPTUM_RPI_LOCK="$lock" SEPTUM_RPI_LOCKED=1 rpi_update_lock
         line="$(rpi_lock_line "$lock" firmware)"
         read -r fwpkg fwver fwsha <<<"$line"
-        line="$(rpi_lock_line "$lock" dtb)"
-        read -r kpkg kver ksha <<<"$line"
-        pins="$(printf 'firmware %s %s %s\ndtb %s %s %s' "$fwpkg" "$fwver" "$fwsha" "$kpkg" "$kver" "$ksha")"
-        dir="$SEPTUM_RPI_CACHE/${fwver//:/%3a}_dtb-${kver//:/%3a}"
+        pins="firmware $fwpkg $fwver $fwsha"
+        dir="$SEPTUM_RPI_CACHE/${fwver//:/%3a}"
         rpi_fetch_deb "$fwpkg" "$fwver" "$fwsha"
-        rpi_fetch_deb "$kpkg" "$kver" "$ksha"
     fi
-    rpi_dir_ok "$dir" "$pins" || rpi_build_dir "$dir" "$pins" "$fwpkg" "$fwver" "$kpkg" "$kver"
-    log_rpi "Raspberry Pi 4 boot files: $dir"
+    rpi_dir_ok "$dir" "$pins" || rpi_build_dir "$dir" "$pins" "$fwpkg" "$fwver"
+    log_rpi "Raspberry Pi 4 firmware: $dir"
     printf '%s\n' "$dir"
 )
 
-# Pins the current (or the given) versions: refreshes the private lists,
-# downloads both .debs, checks them against the signed index, writes the
-# lock. Usage: rpi_update_lock [--firmware VERSION] [--kernel META_VERSION]
+# Pins the current (or the given) version: refreshes the private lists,
+# downloads the .deb, checks it against the signed index, writes the lock.
+# Usage: rpi_update_lock [--firmware VERSION]
 rpi_update_lock() (
     set -euo pipefail
     rpi_need_tools
-    local fw_ver="" meta_ver=""
+    local fw_ver=""
     while [ $# -gt 0 ]; do
         case "$1" in
             --firmware) fw_ver="${2:?--firmware needs a version}"; shift 2 ;;
-            --kernel) meta_ver="${2:?--kernel needs a version}"; shift 2 ;;
             *) die_rpi "unknown argument '$1'" ;;
         esac
     done
@@ -233,31 +211,21 @@ rpi_update_lock() (
 
     [ -n "$fw_ver" ] || fw_ver="$(linux_candidate "$SEPTUM_RPI_FW_PKG")"
     [ -n "$fw_ver" ] || die_rpi "no $SEPTUM_RPI_FW_PKG in the lists (non-free-firmware missing?)"
-    [ -n "$meta_ver" ] || meta_ver="$(linux_candidate "$SEPTUM_RPI_KERNEL_META")"
-    [ -n "$meta_ver" ] || die_rpi "no $SEPTUM_RPI_KERNEL_META in the arm64 lists"
-    # The metapackage depends on exactly one versioned image package.
-    local kpkg kver
-    read -r kpkg kver < <(linux_apt_field "$SEPTUM_RPI_KERNEL_META" "$meta_ver" Depends |
-        tr ',' '\n' | sed -n 's/^ *\(linux-image-[^ ]*\) *(= *\([^)]*\)).*/\1 \2/p' | head -n 1)
-    [ -n "${kpkg:-}" ] || die_rpi "cannot find the image package that $SEPTUM_RPI_KERNEL_META=$meta_ver depends on"
-
-    local tmp="$SEPTUM_RPI_LOCK.tmp" role pkg ver sha
+    local sha tmp="$SEPTUM_RPI_LOCK.tmp"
+    sha="$(linux_apt_field "$SEPTUM_RPI_FW_PKG" "$fw_ver" SHA256)"
+    [ -n "$sha" ] || die_rpi "$SEPTUM_RPI_FW_PKG=$fw_ver is not in the lists"
+    rpi_fetch_deb "$SEPTUM_RPI_FW_PKG" "$fw_ver" "$sha"
     {
-        echo "# Raspberry Pi 4 boot files for scripts/mk-sdcard.sh: Debian packages, pinned."
+        echo "# Raspberry Pi 4 firmware for scripts/mk-sdcard.sh: a Debian package, pinned."
         echo "# Written by scripts/update-rpi-firmware-lock.sh from the signed $SEPTUM_LINUX_SUITE package"
-        echo "# indices; scripts/lib/rpi-firmware.sh refuses any .deb whose SHA-256 differs."
-        echo "# firmware: start4.elf, fixup4.dat (usr/lib/raspi-firmware/, non-free-firmware)"
-        echo "# dtb: $SEPTUM_RPI_DTB (usr/lib/linux-image-*/broadcom/), dependency of $SEPTUM_RPI_KERNEL_META $meta_ver"
+        echo "# indices; scripts/lib/rpi-firmware.sh refuses a .deb whose SHA-256 differs."
+        echo "# firmware: start4.elf, fixup4.dat (usr/lib/raspi-firmware/, non-free-firmware)."
+        echo "# The board's device tree comes with the generic kernel pinned in"
+        echo "# guests/linux/packages.lock (kernel-generic)."
         echo "# role package version sha256"
+        echo "firmware $SEPTUM_RPI_FW_PKG $fw_ver $sha"
     } >"$tmp"
-    for role in firmware dtb; do
-        if [ "$role" = firmware ]; then pkg="$SEPTUM_RPI_FW_PKG" ver="$fw_ver"; else pkg="$kpkg" ver="$kver"; fi
-        sha="$(linux_apt_field "$pkg" "$ver" SHA256)"
-        [ -n "$sha" ] || die_rpi "$pkg=$ver is not in the lists"
-        rpi_fetch_deb "$pkg" "$ver" "$sha"
-        echo "$role $pkg $ver $sha" >>"$tmp"
-        log_rpi "pinned $pkg $ver"
-    done
+    log_rpi "pinned $SEPTUM_RPI_FW_PKG $fw_ver"
     mv "$tmp" "$SEPTUM_RPI_LOCK"
     log_rpi "wrote $SEPTUM_RPI_LOCK"
 )

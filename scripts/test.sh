@@ -19,7 +19,7 @@ cargo fmt --all -- --check
 (cd fuzz && cargo fmt -- --check)
 
 step "host unit tests (septum-core, septum-config, rtos logic, harness)"
-cargo test -p septum-core -p septum-config
+cargo test -p septum-fdt -p septum-core -p septum-config
 cargo test -p septum-rtos --lib
 cargo test -p septum-qemu-tests --lib
 
@@ -30,7 +30,7 @@ step "build the default image (also validates configs/qemu-virt.toml)"
 scripts/build.sh --quiet --config configs/qemu-virt.toml >/dev/null
 
 step "clippy (host crates and bare-metal crates)"
-cargo clippy -q -p septum-core -p septum-config -p septum-qemu-tests --all-targets -- -D warnings
+cargo clippy -q -p septum-fdt -p septum-core -p septum-config -p septum-qemu-tests --all-targets -- -D warnings
 cargo clippy -q -p septum-rtos -p septum-intruder -p septum-pairbench --target aarch64-unknown-none -- -D warnings
 cargo clippy -q -p septum-rtos --features bench,fault-test-stop-heartbeat \
     --target aarch64-unknown-none -- -D warnings

@@ -1,6 +1,6 @@
-//! The RTOS's device-tree reader (`septum_rtos::fdt`), which reads the tree
-//! its boot argument points at to find a GICv2: arbitrary blobs, with and
-//! without a valid header in front.
+//! The RTOS's search for its GICv2 (`septum_rtos::fdt`, over the shared
+//! `septum-fdt` reader) in the tree its boot argument points at: arbitrary
+//! blobs, with and without a valid header in front.
 //!
 //! Checks: no panic and no read outside the slice (the reader only takes
 //! slices); `total_size` is `None` without the FDT magic and never below
@@ -22,11 +22,13 @@ fuzz_target!(|data: &[u8]| {
     framed.extend_from_slice(&(HEADER_LEN as u32).to_be_bytes()); // off_dt_struct
     let strings = data
         .get(..4)
-        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-    framed.extend_from_slice(&(strings % total.max(1)).to_be_bytes()); // off_dt_strings
+        .map_or(0, |b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+        % total.max(1);
+    framed.extend_from_slice(&strings.to_be_bytes()); // off_dt_strings
     framed.extend_from_slice(&[0; 4]); // off_mem_rsvmap
     framed.extend_from_slice(&17u32.to_be_bytes()); // version
-    framed.extend_from_slice(&[0; 12]); // last_comp_version, boot_cpuid_phys, size_dt_strings
+    framed.extend_from_slice(&[0; 8]); // last_comp_version, boot_cpuid_phys
+    framed.extend_from_slice(&(total - strings).to_be_bytes()); // size_dt_strings: to the end
     framed.extend_from_slice(&(data.len() as u32).to_be_bytes()); // size_dt_struct
     framed.extend_from_slice(data);
     check(&framed);

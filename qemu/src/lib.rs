@@ -135,6 +135,9 @@ pub enum Machine {
     VirtNative,
     /// `virt` with EL2 but a GICv2: a machine the virt configuration does not describe.
     VirtEl2GicV2,
+    /// `virt` without EL2, with a GICv2 (the RTOS natively, finding its GIC
+    /// in QEMU's device tree).
+    VirtNativeGicV2,
     /// QEMU's Raspberry Pi 4 (`raspi4b`: four Cortex-A72, 2 GiB, GIC-400,
     /// PL011 first, mini-UART second; no network device).
     Raspi4b,
@@ -208,6 +211,7 @@ impl Qemu {
             Machine::VirtEl2 => Some("virt,virtualization=on,gic-version=3"),
             Machine::VirtEl2GicV2 => Some("virt,virtualization=on,gic-version=2"),
             Machine::VirtNative => Some("virt,gic-version=3"),
+            Machine::VirtNativeGicV2 => Some("virt,gic-version=2"),
             Machine::Raspi4b => None,
         };
         match virt {

@@ -227,7 +227,10 @@ fn linux_sees_exactly_its_cpus_memory_and_devices_on_raspi4b() {
     // Linux's own AUX clock driver holds the mini-UART's enable bit (on
     // the board nothing else sets it while the firmware uses the PL011).
     let aux = q.linux_run("ls /sys/bus/platform/drivers/bcm2835-aux-clk/");
-    assert!(aux.contains("fe215000.aux"), "AUX clock driver not bound: {aux}");
+    assert!(
+        aux.contains("fe215000.aux"),
+        "AUX clock driver not bound: {aux}"
+    );
     let out = q.wait_for_count("[rtos] rtos: heartbeat ", 3, Duration::from_secs(120));
     assert_rtos_clean(&out);
 }

@@ -50,6 +50,28 @@ fn rtos_image_boots_natively() {
     assert!(heartbeats(&out).iter().all(|h| h.misses == 0), "{out}");
 }
 
+/// REQ-PORT-2: natively on a GICv2 machine the RTOS finds its GIC in the
+/// device tree QEMU passes in x0 (read with `septum-fdt`, the hypervisor's
+/// reader) and keeps its deadlines.
+#[test]
+fn rtos_finds_a_gicv2_in_the_device_tree() {
+    let _ = build("configs/qemu-virt.toml");
+    let image = repo_root().join("target/septum/guests/septum-rtos.bin");
+    let opts = Options {
+        machine: Machine::VirtNativeGicV2,
+        ..Options::default()
+    };
+    let mut q = Qemu::boot(&image, &opts);
+    let out = q.wait_for("rtos: heartbeat 2 ", Duration::from_secs(120));
+    assert!(
+        out.contains(
+            "rtos: gic: GICv2 distributor 0x8000000 cpu interface 0x8010000 (from the device tree)"
+        ),
+        "{out}"
+    );
+    assert!(heartbeats(&out).iter().all(|h| h.misses == 0), "{out}");
+}
+
 /// REQ-ISO-1, REQ-ISO-2, REQ-FLT-1, REQ-FLT-2: a partition that reaches
 /// outside its memory, executes SMC and touches trapped registers gets an
 /// injected exception for each (policy inject-abort) while the RTOS runs on.

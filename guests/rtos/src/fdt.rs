@@ -1,17 +1,11 @@
-//! Just enough of a flattened device tree (DTB) reader to find a GICv2:
-//! the RTOS needs nothing else from a tree, so this is not a general
-//! parser. Every read is bounds-checked, so a corrupt blob yields `None`,
-//! never a panic or a read outside the slice.
+//! The GICv2 in the device tree the RTOS's boot argument points at, read
+//! with `septum-fdt`: the same bounds-checked, fuzzed reader the hypervisor
+//! uses, so a corrupt blob yields `None`, never a panic or a read outside
+//! the slice.
 
-const MAGIC: u32 = 0xd00d_feed;
-/// Bytes of the header fields read here (up to `size_dt_struct`).
-pub const HEADER_LEN: usize = 40;
+use septum_fdt::{survey, Fdt};
 
-const BEGIN_NODE: u32 = 1;
-const END_NODE: u32 = 2;
-const PROP: u32 = 3;
-const NOP: u32 = 4;
-const END: u32 = 9;
+pub use septum_fdt::HEADER_LEN;
 
 /// Compatible strings of a GICv2 whose first two `reg` entries are the
 /// distributor and the CPU interface (QEMU virt says `arm,cortex-a15-gic`,
@@ -25,209 +19,35 @@ pub struct Gicv2Frames {
     pub gicc: u64,
 }
 
-fn be32(b: &[u8], off: usize) -> Option<u32> {
-    let bytes = b.get(off..off.checked_add(4)?)?;
-    Some(u32::from_be_bytes(bytes.try_into().ok()?))
-}
-
-fn align4(n: usize) -> Option<usize> {
-    Some(n.checked_add(3)? & !3)
-}
-
-/// The NUL-terminated string at `off`, without the NUL.
-fn cstr(b: &[u8], off: usize) -> Option<&[u8]> {
-    let s = b.get(off..)?;
-    let len = s.iter().position(|&c| c == 0)?;
-    Some(&s[..len])
-}
-
 /// The blob's total size from its header; `None` if `header` does not
 /// start with an FDT header.
 pub fn total_size(header: &[u8]) -> Option<usize> {
-    if be32(header, 0)? != MAGIC {
-        return None;
-    }
-    let total = usize::try_from(be32(header, 4)?).ok()?;
-    (total >= HEADER_LEN).then_some(total)
+    septum_fdt::total_size(header).ok()
 }
 
-/// The frames of the first GICv2 node that is a direct child of the root.
-///
-/// Only root children count: their `reg` is in the root's address space,
-/// so it needs no translation through a bus's `ranges` (QEMU's and
-/// Septum's trees put the GIC there; the Pi firmware's tree has it under
-/// `/soc`, which this deliberately does not follow).
+/// The frames of the first GICv2 node in the tree, as CPU addresses: a
+/// `reg` under a bus (the Pi firmware's tree has the GIC under /soc) is
+/// translated through the buses' `ranges`. `None` when the first such node
+/// lacks either frame.
 pub fn find_gicv2(dtb: &[u8]) -> Option<Gicv2Frames> {
-    let total = total_size(dtb)?;
-    let dtb = dtb.get(..total)?;
-    let struct_off = usize::try_from(be32(dtb, 8)?).ok()?;
-    let strings = dtb.get(usize::try_from(be32(dtb, 12)?).ok()?..)?;
-    // size_dt_struct exists from version 17 on; before, the blob's end bounds it.
-    let struct_end = if be32(dtb, 20)? >= 17 {
-        struct_off.checked_add(usize::try_from(be32(dtb, 36)?).ok()?)?
-    } else {
-        total
-    };
-    let block = dtb.get(struct_off..struct_end)?;
-
-    // The spec's defaults when the root does not say.
-    let (mut addr_cells, mut size_cells) = (2, 1);
-    let mut depth = 0usize;
-    let mut is_gic = false;
-    let mut reg: Option<&[u8]> = None;
-    let mut pos = 0;
-    // Each pass consumes at least one 4-byte token, and `be32` fails at the
-    // end of the block, so the loop ends.
-    loop {
-        let token = be32(block, pos)?;
-        pos += 4;
-        match token {
-            BEGIN_NODE => {
-                let name = cstr(block, pos)?;
-                pos = align4(pos + name.len() + 1)?;
-                depth += 1;
-                if depth == 2 {
-                    is_gic = false;
-                    reg = None;
-                }
-            }
-            END_NODE => {
-                if depth == 2 && is_gic {
-                    if let Some(f) = reg.and_then(|r| decode_reg(r, addr_cells, size_cells)) {
-                        return Some(f);
-                    }
-                }
-                depth = depth.checked_sub(1)?;
-                if depth == 0 {
-                    return None;
-                }
-            }
-            PROP => {
-                let len = usize::try_from(be32(block, pos)?).ok()?;
-                let name = cstr(strings, usize::try_from(be32(block, pos + 4)?).ok()?)?;
-                let start = pos + 8;
-                let value = block.get(start..start.checked_add(len)?)?;
-                pos = align4(start + len)?;
-                match (depth, name) {
-                    (1, b"#address-cells") => addr_cells = be32(value, 0)?,
-                    (1, b"#size-cells") => size_cells = be32(value, 0)?,
-                    (2, b"compatible") => {
-                        is_gic = value
-                            .split(|&c| c == 0)
-                            .any(|s| GICV2_COMPATIBLE.iter().any(|c| c.as_bytes() == s));
-                    }
-                    (2, b"reg") => reg = Some(value),
-                    _ => {}
-                }
-            }
-            NOP => {}
-            END => return None,
-            _ => return None,
-        }
-    }
-}
-
-/// The first two (address, size) entries of `reg` as GICD and GICC.
-fn decode_reg(reg: &[u8], addr_cells: u32, size_cells: u32) -> Option<Gicv2Frames> {
-    if !(1..=2).contains(&addr_cells) || size_cells > 2 {
-        return None;
-    }
-    let entry = 4 * (addr_cells + size_cells) as usize;
-    let addr = |i: usize| -> Option<u64> {
-        (0..addr_cells as usize).try_fold(0u64, |a, c| {
-            Some((a << 32) | u64::from(be32(reg, i * entry + 4 * c)?))
-        })
-    };
+    let tree = Fdt::new(dtb).ok()?;
+    // The survey's device check is not wanted here; its answer is ignored.
+    let [gicd, gicc] = survey(&tree, &GICV2_COMPATIBLE, u64::MAX).gic?;
     Some(Gicv2Frames {
-        gicd: addr(0)?,
-        gicc: addr(1)?,
+        gicd: gicd?,
+        gicc: gicc?,
     })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Builds a version-17 blob: header, an empty reservation map, the
-    /// structure block, the strings.
-    #[derive(Default)]
-    struct Tree {
-        structs: Vec<u8>,
-        strings: Vec<u8>,
-    }
-
-    impl Tree {
-        fn word(&mut self, w: u32) -> &mut Self {
-            self.structs.extend_from_slice(&w.to_be_bytes());
-            self
-        }
-        fn pad(&mut self) {
-            while !self.structs.len().is_multiple_of(4) {
-                self.structs.push(0);
-            }
-        }
-        fn begin(&mut self, name: &str) -> &mut Self {
-            self.word(BEGIN_NODE);
-            self.structs.extend_from_slice(name.as_bytes());
-            self.structs.push(0);
-            self.pad();
-            self
-        }
-        fn end(&mut self) -> &mut Self {
-            self.word(END_NODE)
-        }
-        fn prop(&mut self, name: &str, value: &[u8]) -> &mut Self {
-            let off = self.strings.len() as u32;
-            self.strings.extend_from_slice(name.as_bytes());
-            self.strings.push(0);
-            self.word(PROP).word(value.len() as u32).word(off);
-            self.structs.extend_from_slice(value);
-            self.pad();
-            self
-        }
-        fn cells(&mut self, name: &str, cells: &[u32]) -> &mut Self {
-            let v: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
-            self.prop(name, &v)
-        }
-        fn strs(&mut self, name: &str, strs: &[&str]) -> &mut Self {
-            let v: Vec<u8> = strs
-                .iter()
-                .flat_map(|s| s.bytes().chain(core::iter::once(0)))
-                .collect();
-            self.prop(name, &v)
-        }
-        fn blob(&mut self) -> Vec<u8> {
-            self.word(END);
-            let rsv = HEADER_LEN as u32;
-            let structs = rsv + 16;
-            let strings = structs + self.structs.len() as u32;
-            let total = strings + self.strings.len() as u32;
-            let mut b = Vec::new();
-            for w in [
-                MAGIC,
-                total,
-                structs,
-                strings,
-                rsv,
-                17,
-                16,
-                0,
-                self.strings.len() as u32,
-                self.structs.len() as u32,
-            ] {
-                b.extend_from_slice(&w.to_be_bytes());
-            }
-            b.extend_from_slice(&[0; 16]);
-            b.extend_from_slice(&self.structs);
-            b.extend_from_slice(&self.strings);
-            b
-        }
-    }
+    use septum_fdt::builder::Builder;
 
     /// The shape of QEMU virt's tree with gic-version=2: two-cell
     /// addresses, the GIC with a GICv2m child that has a `reg` of its own.
     fn qemu_virt_v2() -> Vec<u8> {
-        let mut t = Tree::default();
+        let mut t = Builder::default();
         t.begin("")
             .cells("#address-cells", &[2])
             .cells("#size-cells", &[2])
@@ -263,7 +83,7 @@ mod tests {
 
     #[test]
     fn finds_septum_partition_gic400() {
-        let mut t = Tree::default();
+        let mut t = Builder::default();
         t.begin("")
             .strs("compatible", &["septum,partition", "linux,dummy-virt"])
             .cells("#address-cells", &[2])
@@ -291,7 +111,7 @@ mod tests {
 
     #[test]
     fn one_cell_addresses() {
-        let mut t = Tree::default();
+        let mut t = Builder::default();
         t.begin("")
             .cells("#address-cells", &[1])
             .cells("#size-cells", &[1])
@@ -309,10 +129,11 @@ mod tests {
         );
     }
 
+    /// The Pi firmware's tree: the GIC sits under /soc, whose `ranges` maps
+    /// bus address 0x4000_0000 to CPU address 0xff80_0000.
     #[test]
-    fn gic_under_a_bus_is_not_followed() {
-        // The Pi firmware's tree: the GIC sits under /soc, behind `ranges`.
-        let mut t = Tree::default();
+    fn gic_under_a_bus_is_translated() {
+        let mut t = Builder::default();
         t.begin("")
             .cells("#address-cells", &[2])
             .cells("#size-cells", &[1])
@@ -326,31 +147,40 @@ mod tests {
             .end()
             .end()
             .end();
-        assert_eq!(find_gicv2(&t.blob()), None);
+        assert_eq!(
+            find_gicv2(&t.blob()),
+            Some(Gicv2Frames {
+                gicd: 0xff84_1000,
+                gicc: 0xff84_2000
+            })
+        );
     }
 
     #[test]
     fn gicv3_and_incomplete_nodes_are_not_a_gicv2() {
-        let mut t = Tree::default();
-        t.begin("")
-            .cells("#address-cells", &[2])
-            .cells("#size-cells", &[2])
-            .begin("intc@8000000")
-            .strs("compatible", &["arm,gic-v3"])
-            .cells(
-                "reg",
-                &[0, 0x0800_0000, 0, 0x1_0000, 0, 0x080a_0000, 0, 0xf6_0000],
-            )
-            .end()
-            .begin("no-reg")
-            .strs("compatible", &["arm,gic-400"])
-            .end()
-            .begin("one-reg")
-            .strs("compatible", &["arm,gic-400"])
-            .cells("reg", &[0, 0x0800_0000, 0, 0x1000])
-            .end()
-            .end();
-        assert_eq!(find_gicv2(&t.blob()), None);
+        for (first, reg) in [
+            ("no-reg", &[][..]),
+            ("one-reg", &[0, 0x0800_0000, 0, 0x1000][..]),
+        ] {
+            let mut t = Builder::default();
+            t.begin("")
+                .cells("#address-cells", &[2])
+                .cells("#size-cells", &[2])
+                .begin("intc@8000000")
+                .strs("compatible", &["arm,gic-v3"])
+                .cells(
+                    "reg",
+                    &[0, 0x0800_0000, 0, 0x1_0000, 0, 0x080a_0000, 0, 0xf6_0000],
+                )
+                .end()
+                .begin(first)
+                .strs("compatible", &["arm,gic-400"]);
+            if !reg.is_empty() {
+                t.cells("reg", reg);
+            }
+            t.end().end();
+            assert_eq!(find_gicv2(&t.blob()), None, "{first}");
+        }
     }
 
     #[test]

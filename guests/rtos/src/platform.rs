@@ -3,9 +3,9 @@
 //!
 //! 1. ID_AA64PFR0_EL1.GIC != 0 (a system-register CPU interface): a GICv3
 //!    at QEMU virt's addresses, natively or in a Septum partition on virt.
-//! 2. Otherwise a GICv2. If the boot argument x0 is a device tree whose
-//!    root has a GICv2 node, its frames are used (QEMU virt with
-//!    gic-version=2 passes one; a Septum partition may get one).
+//! 2. Otherwise a GICv2. If the boot argument x0 is a device tree with a
+//!    GICv2 node, its frames are used (QEMU virt with gic-version=2 passes
+//!    one; a Septum partition may get one).
 //! 3. Otherwise the Raspberry Pi 4's GIC-400 at 0xff84_1000/0xff84_2000,
 //!    which is also where Septum shows it to a partition on that board.
 //!

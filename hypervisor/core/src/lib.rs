@@ -11,7 +11,6 @@ pub mod addr;
 pub mod config;
 pub mod esr;
 pub mod fault;
-pub mod fdt;
 pub mod hypercall;
 pub mod inject;
 pub mod measure;
@@ -20,3 +19,6 @@ pub mod psci;
 pub mod vgic;
 pub mod vuart;
 pub mod watchdog;
+
+/// The device-tree reader (crate `septum-fdt`, which the RTOS uses too).
+pub use septum_fdt as fdt;

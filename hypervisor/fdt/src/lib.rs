@@ -1,12 +1,20 @@
 //! A reader for flattened device trees (DTB, Devicetree Specification
-//! chapter 5): the firmware's tree, which the hypervisor checks against its
-//! configuration at boot, and the partitions' generated trees.
+//! chapter 5). Two users, one reader: the hypervisor checks the firmware's
+//! tree against its configuration at boot and reads the partitions'
+//! generated trees, and the critical partition's RTOS finds its interrupt
+//! controller in the tree its boot argument points at. One parser to
+//! review, test and fuzz (`fdt`, `rtos_fdt`), with no dependencies.
 //!
-//! Firmware data is not trusted to be well formed: every read is bounds
+//! Device-tree data is not trusted to be well formed: every read is bounds
 //! checked, and a malformed blob gives an error or ends the walk, never a
 //! panic. NOP tokens are skipped wherever they occur (QEMU and libfdt NOP
 //! out deleted nodes and properties; the `fdt` crate this replaces panicked
 //! on NOPs between sibling nodes).
+#![cfg_attr(not(test), no_std)]
+#![forbid(unsafe_code)]
+
+#[cfg(any(test, feature = "builder"))]
+pub mod builder;
 
 const MAGIC: u32 = 0xd00d_feed;
 /// The header's size up to and including `size_dt_struct`.

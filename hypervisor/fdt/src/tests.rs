@@ -1,78 +1,8 @@
 //! Trees built token by token (with NOPs where QEMU and libfdt leave them),
 //! and malformed blobs that must give errors, not panics. REQ-BOOT-1.
 
+use super::builder::Builder;
 use super::*;
-
-/// A tiny tree builder: the structure block token by token.
-#[derive(Default)]
-struct Builder {
-    structs: Vec<u8>,
-    strings: Vec<u8>,
-}
-
-impl Builder {
-    fn word(&mut self, v: u32) -> &mut Self {
-        self.structs.extend_from_slice(&v.to_be_bytes());
-        self
-    }
-    fn pad(&mut self) {
-        while !self.structs.len().is_multiple_of(4) {
-            self.structs.push(0);
-        }
-    }
-    fn begin(&mut self, name: &str) -> &mut Self {
-        self.word(BEGIN_NODE);
-        self.structs.extend_from_slice(name.as_bytes());
-        self.structs.push(0);
-        self.pad();
-        self
-    }
-    fn end(&mut self) -> &mut Self {
-        self.word(END_NODE)
-    }
-    fn nop(&mut self) -> &mut Self {
-        self.word(NOP)
-    }
-    fn prop(&mut self, name: &str, value: &[u8]) -> &mut Self {
-        let off = self.strings.len() as u32;
-        self.strings.extend_from_slice(name.as_bytes());
-        self.strings.push(0);
-        self.word(PROP).word(value.len() as u32).word(off);
-        self.structs.extend_from_slice(value);
-        self.pad();
-        self
-    }
-    fn cells(&mut self, name: &str, cells: &[u32]) -> &mut Self {
-        let v: Vec<u8> = cells.iter().flat_map(|c| c.to_be_bytes()).collect();
-        self.prop(name, &v)
-    }
-    fn blob(&mut self) -> Vec<u8> {
-        self.word(END);
-        let rsv = HEADER_LEN as u32;
-        let st = rsv + 16;
-        let str_off = st + self.structs.len() as u32;
-        let total = str_off + self.strings.len() as u32;
-        let mut b = Vec::new();
-        for v in [
-            MAGIC,
-            total,
-            st,
-            str_off,
-            rsv,
-            17,
-            16,
-            0,
-            self.strings.len() as u32,
-            self.structs.len() as u32,
-        ] {
-            b.extend_from_slice(&v.to_be_bytes());
-        }
-        b.extend_from_slice(&[0; 16]);
-        b.extend_from_slice(&self.structs);
-        b.extend_from_slice(&self.strings);
-        b
-    }
-}
 
 /// A Pi-like tree: devices under /soc behind `ranges`, NOPs between
 /// siblings and between properties (QEMU's raspi4b deletes nodes so).

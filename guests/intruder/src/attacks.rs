@@ -20,14 +20,15 @@ static IN_ATTACK: AtomicBool = AtomicBool::new(false);
 static CAUGHT: AtomicU32 = AtomicU32::new(0);
 static IN_HANDLER: AtomicBool = AtomicBool::new(false);
 
+/// Entry on the boot vCPU (septum-guest-rt); the intruder has only one.
 #[no_mangle]
-extern "C" fn intruder_main() -> ! {
+extern "C" fn guest_main(_vcpu: u64) -> ! {
     puts("intruder: start\n");
 
     attack(1, "read 0x48000000 (outside own memory)", || {
         let v: u64;
         // SAFETY: deliberately reads memory outside the partition; the
-        // resulting abort is handled by `intruder_on_sync`. Clobbering the C
+        // resulting abort is handled by `guest_on_sync`. Clobbering the C
         // ABI makes the compiler keep nothing live in registers across it.
         unsafe {
             asm!("ldr x0, [x1]", in("x1") FOREIGN_RAM, inout("x0") 0u64 => v, clobber_abi("C"))
@@ -117,9 +118,9 @@ fn attack(n: u64, what: &str, f: impl FnOnce() -> Option<u64>) {
 
 /// Synchronous exception at EL1: returns the address to resume at.
 #[no_mangle]
-extern "C" fn intruder_on_sync(esr: u64, far: u64, elr: u64) -> u64 {
+extern "C" fn guest_on_sync(esr: u64, far: u64, elr: u64) -> u64 {
     if IN_HANDLER.swap(true, Ordering::Relaxed) || !IN_ATTACK.load(Ordering::Relaxed) {
-        intruder_on_unexpected(esr, far, elr);
+        guest_on_unexpected(esr, far, elr);
     }
     puts("intruder: caught exception esr=");
     put_hex(esr);
@@ -132,9 +133,15 @@ extern "C" fn intruder_on_sync(esr: u64, far: u64, elr: u64) -> u64 {
     elr.wrapping_add(4)
 }
 
+/// The intruder never unmasks interrupts: one arriving is unexpected.
+#[no_mangle]
+extern "C" fn guest_on_irq() {
+    guest_on_unexpected(0, 0, 0);
+}
+
 /// Anything that is not the outcome of an attack: report and stop.
 #[no_mangle]
-extern "C" fn intruder_on_unexpected(esr: u64, far: u64, elr: u64) -> ! {
+extern "C" fn guest_on_unexpected(esr: u64, far: u64, elr: u64) -> ! {
     puts("intruder: unexpected exception esr=");
     put_hex(esr);
     puts(" far=");
@@ -143,7 +150,7 @@ extern "C" fn intruder_on_unexpected(esr: u64, far: u64, elr: u64) -> ! {
     put_hex(elr);
     puts("\n");
     loop {
-        // SAFETY: as in `intruder_main`.
+        // SAFETY: as in `guest_main`.
         unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) };
     }
 }
@@ -153,7 +160,7 @@ fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
     // The message is not printed: formatting would need core::fmt.
     puts("intruder: panic\n");
     loop {
-        // SAFETY: as in `intruder_main`.
+        // SAFETY: as in `guest_main`.
         unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) };
     }
 }

@@ -9,8 +9,9 @@
 
 #[cfg(target_os = "none")]
 mod attacks;
+// Entry, MMU, stack and exception vectors (the handlers are in attacks.rs).
 #[cfg(target_os = "none")]
-mod boot;
+use septum_guest_rt as _;
 #[cfg(target_os = "none")]
 mod console;
 

@@ -14,8 +14,10 @@
 //! and PSCI SYSTEM_OFF.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+// Entry of both vCPUs, MMU, stacks and exception vectors (the handlers are
+// in run.rs).
 #[cfg(target_os = "none")]
-mod boot;
+use septum_guest_rt as _;
 #[cfg(target_os = "none")]
 mod hw;
 #[cfg(target_os = "none")]

@@ -27,12 +27,9 @@ macro_rules! say {
     }};
 }
 
-extern "C" {
-    fn pairbench_secondary();
-}
-
+/// Entry on each vCPU (septum-guest-rt), with its index.
 #[no_mangle]
-extern "C" fn pairbench_main(cpu: u64) {
+extern "C" fn guest_main(cpu: u64) {
     if cpu == 0 {
         primary();
     } else {
@@ -47,7 +44,7 @@ fn primary() {
         say!("pairbench: error: no redistributor for vCPU 0");
         return;
     }
-    let entry = pairbench_secondary as *const () as usize as u64;
+    let entry = septum_guest_rt::secondary_entry();
     let r = hw::cpu_on(1, entry, 1);
     if r != 0 {
         say!("pairbench: error: PSCI CPU_ON of vCPU 1 returned {r}");
@@ -109,9 +106,9 @@ fn secondary(cpu: usize) {
     }
 }
 
-/// Both vCPUs' interrupt handler (vectors in boot.rs).
+/// Both vCPUs' interrupt handler (vectors in septum-guest-rt).
 #[no_mangle]
-extern "C" fn pairbench_on_irq() {
+extern "C" fn guest_on_irq() {
     let t = hw::now();
     let intid = hw::ack();
     match intid {
@@ -128,8 +125,17 @@ extern "C" fn pairbench_on_irq() {
     }
 }
 
+/// The benchmark takes no synchronous exception: one is a bug.
 #[no_mangle]
-extern "C" fn pairbench_on_unexpected(esr: u64, elr: u64) {
+extern "C" fn guest_on_sync(esr: u64, far: u64, elr: u64) -> u64 {
+    guest_on_unexpected(esr, far, elr);
+    loop {
+        core::hint::spin_loop();
+    }
+}
+
+#[no_mangle]
+extern "C" fn guest_on_unexpected(esr: u64, _far: u64, elr: u64) {
     say!("pairbench: error: unexpected exception, ESR {esr:#x} at {elr:#x}");
 }
 

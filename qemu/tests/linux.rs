@@ -70,6 +70,29 @@ fn linux_sees_exactly_its_cpus_memory_and_devices() {
     assert_rtos_clean(&q.output());
 }
 
+/// REQ-REC-1: the watchdog daemon that feeds the emulated watchdog runs at
+/// nice -20, so that a busy userland cannot starve it into a false hang.
+#[test]
+fn watchdog_daemon_runs_at_the_highest_nice_level() {
+    let mut q = boot();
+    // /proc/<pid>/stat: the 19th field is the nice value (the command name
+    // in field 2 has no spaces here).
+    let stat = q.linux_run("cat /proc/$(pidof watchdog)/stat");
+    let nice = stat.split_whitespace().nth(18);
+    assert_eq!(
+        nice,
+        Some("-20"),
+        "watchdog daemon: {stat}\n{}",
+        q.linux_output()
+    );
+    assert!(
+        q.linux_output().contains("(timeout 10s, nice -20)"),
+        "{}",
+        q.linux_output()
+    );
+    assert_rtos_clean(&q.output());
+}
+
 /// REQ-LNX-2: the status page answers from the host through the port forward.
 #[test]
 fn http_status_page_answers_from_the_host() {

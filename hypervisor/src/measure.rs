@@ -171,19 +171,34 @@ pub fn report_sha256_cost() {
     }
 }
 
-fn record(st: &mut State, partition: &str, item: &str, size: u64, v: Verdict, d: [u8; 32]) {
+/// Logs and records one measurement. `size` is `None` for a digest of
+/// structured data rather than of a blob (the configuration), which the
+/// log records with size 0.
+fn record(st: &mut State, partition: &str, item: &str, size: Option<u64>, v: Verdict, d: [u8; 32]) {
     let level = if v == Verdict::Ok {
         log::Level::Info
     } else {
         log::Level::Error
     };
-    log::log!(
-        level,
-        "  measured {partition}/{item}: {size} bytes, sha256 {}: {}",
-        Hex(&d),
-        v.as_str()
-    );
-    if st.log.record(partition, item, size, v, d).is_err() {
+    match size {
+        Some(size) => log::log!(
+            level,
+            "  measured {partition}/{item}: {size} bytes, sha256 {}: {}",
+            Hex(&d),
+            v.as_str()
+        ),
+        None => log::log!(
+            level,
+            "  measured {partition}/{item}: digest of the compiled-in configuration, sha256 {}: {}",
+            Hex(&d),
+            v.as_str()
+        ),
+    }
+    if st
+        .log
+        .record(partition, item, size.unwrap_or(0), v, d)
+        .is_err()
+    {
         log::warn!("measurement log full; {partition}/{item} is not logged");
     }
     let State {
@@ -244,13 +259,13 @@ pub fn verify_manifest() -> Result<(), Verdict> {
     };
     let digest = sha256(body);
     let len = body.len() as u64;
-    record(&mut st, SYSTEM, "manifest", len, v, digest);
+    record(&mut st, SYSTEM, "manifest", Some(len), v, digest);
     let cv = if v == Verdict::ConfigMismatch {
         Verdict::ConfigMismatch
     } else {
         Verdict::Ok
     };
-    record(&mut st, SYSTEM, "config", 0, cv, config);
+    record(&mut st, SYSTEM, "config", None, cv, config);
     st.manifest_ok = v == Verdict::Ok;
     if v == Verdict::Ok {
         Ok(())
@@ -303,7 +318,7 @@ fn check_images(st: &mut State, p: &PartitionRt, recheck: bool) -> Option<Failur
             None => (Verdict::NotMeasured, [0; 32]),
         };
         if !recheck || v != Verdict::Ok {
-            record(st, p.name(), img.name, img.data.len() as u64, v, d);
+            record(st, p.name(), img.name, Some(img.data.len() as u64), v, d);
         }
         if v != Verdict::Ok {
             first.get_or_insert(Failure {

@@ -144,17 +144,23 @@ fn expect_linux_refused(img: &Path, item: &str, verdict: Verdict) {
     );
 }
 
-/// The `measured P/I: N bytes, sha256 H: V` lines of the boot log.
+/// The `measured P/I: N bytes, sha256 H: V` lines of the boot log (the
+/// configuration's line says what its digest is of instead of a size: 0).
 fn measured(out: &str) -> Vec<(String, u64, String, String)> {
     out.lines()
         .filter_map(|l| l.split_once("measured ").map(|(_, r)| r))
         .filter_map(|r| {
             let (name, r) = r.split_once(": ")?;
-            let (size, r) = r.split_once(" bytes, sha256 ")?;
+            let (what, r) = r.split_once(", sha256 ")?;
+            let size = match what.strip_suffix(" bytes") {
+                Some(n) => n.parse().ok()?,
+                None if what == "digest of the compiled-in configuration" => 0,
+                None => return None,
+            };
             let (digest, verdict) = r.split_once(": ")?;
             Some((
                 name.to_owned(),
-                size.parse().ok()?,
+                size,
                 digest.to_owned(),
                 verdict.trim().to_owned(),
             ))

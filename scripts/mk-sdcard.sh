@@ -34,7 +34,7 @@ while [ $# -gt 0 ]; do
             if [ "$1" = --config ]; then config="$2"; else out="$2"; fi
             shift 2
             ;;
-        -h | --help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "mk-sdcard.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -104,7 +104,8 @@ printf '%s\n' "$build_out" | sed '$d' >&2
 
 fw="$(ensure_rpi_firmware)"
 # The Pi's device tree: from the same generic kernel package as the Linux
-# guest's kernel (one pin for both; cached, so usually no work).
+# guest's kernel (one pin for both). The package is cached; this re-runs
+# only the unpack checks and the initramfs build (seconds).
 ensure_linux_guest generic
 kout="$SEPTUM_LINUX_OUT-generic"
 if [ ! -f "$kout/$SEPTUM_LINUX_PI_DTB" ] || [ ! -f "$kout/KERNEL-PACKAGE" ]; then

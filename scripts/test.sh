@@ -18,7 +18,7 @@ cargo fmt --all -- --check
 # The fuzz crate is a workspace of its own (nightly only to build).
 (cd fuzz && cargo fmt -- --check)
 
-step "host unit tests (septum-core, septum-config, rtos logic, harness)"
+step "host unit tests (septum-fdt, septum-core, septum-config, rtos logic, harness)"
 cargo test -p septum-fdt -p septum-core -p septum-config
 cargo test -p septum-rtos --lib
 cargo test -p septum-qemu-tests --lib

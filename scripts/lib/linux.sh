@@ -183,6 +183,9 @@ if start < 0:
     print("no applet table in", sys.argv[1], file=sys.stderr)
     sys.exit(1)
 end = binary.find(b"\0\0", start + 1)
+if end < 0:
+    print("unterminated applet table in", sys.argv[1], file=sys.stderr)
+    sys.exit(1)
 table = set(binary[start + 1:end].split(b"\0"))
 missing = [a for a in (l.split("#")[0].strip() for l in open(sys.argv[2]))
            if a and a.encode() not in table]

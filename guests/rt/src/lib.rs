@@ -6,7 +6,9 @@
 //!   `__image_size` from the guest's linker script, LE, 4 KiB pages);
 //! - entry of the boot vCPU at `_start` and of any other vCPU at
 //!   [`secondary_entry`] (PSCI CPU_ON, context id = its vCPU index);
-//! - from EL2 (QEMU with virtualization=on, natively), a drop to EL1;
+//! - from EL2 (QEMU with virtualization=on, natively), a drop to EL1 with
+//!   nothing left at EL2 (a guest that then calls HVC, as pairbench does
+//!   for PSCI, must be started at EL1);
 //! - FP/SIMD enabled, the MMU and caches on with a two-entry identity map
 //!   (0..1 GiB Device-nGnRE and never executable: GIC, UARTs; 1..2 GiB
 //!   Normal write-back, inner shareable: RAM);
@@ -151,9 +153,12 @@ guest_rt_unexpected:
 
     // Both entries call a C-ABI function, which preserves the callee-saved
     // registers (x19-x28) itself: saving the caller-saved ones and the
-    // frame pointer here gives the interrupted code back every register
-    // unchanged. pairbench's interrupt figures start counting before the
-    // IRQ entry, so it is kept this short.
+    // frame pointer here gives the interrupted code back every
+    // general-purpose register unchanged. FP/SIMD registers, ELR and SPSR
+    // are not saved, so a guest may unmask IRQs only where its code
+    // declares the C ABI's caller-saved registers clobbered (pairbench's
+    // WFI wait does) and must not nest exceptions. pairbench's interrupt
+    // figures start counting before the IRQ entry, so it is kept short.
     .macro guest_rt_save
     sub     sp, sp, #176
     stp     x0, x1, [sp, #0]
@@ -219,8 +224,9 @@ extern "C" {
 }
 
 /// The address at which a secondary vCPU enters (PSCI CPU_ON's entry
-/// point, with its vCPU index as the context id). It is the link-time
-/// address: a guest that starts secondaries must run where it is linked.
+/// point, with its vCPU index as the context id), where the image runs now
+/// (computed PC-relative). With the MMU's identity map that is also the
+/// physical (or intermediate physical) address CPU_ON wants.
 #[cfg(target_os = "none")]
 pub fn secondary_entry() -> u64 {
     guest_rt_secondary as *const () as usize as u64

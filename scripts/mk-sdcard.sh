@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Writes the files of a Raspberry Pi 4 boot partition for Septum.
 #
-#   scripts/mk-sdcard.sh [--config FILE] [--out DIR]
+#   scripts/mk-sdcard.sh [--config FILE] [--out DIR] [--image FILE]
 #
 # Builds the hypervisor image for FILE (default configs/rpi4.toml, which must
 # say board = "rpi4") with scripts/build.sh, fetches the Pi 4 firmware (the
@@ -13,7 +13,9 @@
 # LICENCE.raspi-firmware.txt and README.txt. Copy them to the root of the
 # card's FAT32 partition (DIR may also be that partition, mounted). Files
 # whose content did not change are left untouched; other files in DIR are
-# kept. See docs/raspberry-pi-4.md.
+# kept. With --image, it also writes FILE: a whole SD card image (an MBR with
+# one FAT32 partition holding the same files) to write with dd; no root is
+# needed to make it. See docs/raspberry-pi-4.md.
 set -euo pipefail
 . "$(dirname "$0")/lib/deps.sh"
 . "$(dirname "$0")/lib/linux.sh"
@@ -27,14 +29,19 @@ die_sd() {
 
 config="$SEPTUM_ROOT/configs/rpi4.toml"
 out="$SEPTUM_ROOT/target/septum/sdcard"
+image=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --config | --out)
+        --config | --out | --image)
             [ $# -ge 2 ] || { echo "mk-sdcard.sh: $1 needs an argument" >&2; exit 2; }
-            if [ "$1" = --config ]; then config="$2"; else out="$2"; fi
+            case "$1" in
+                --config) config="$2" ;;
+                --out) out="$2" ;;
+                *) image="$2" ;;
+            esac
             shift 2
             ;;
-        -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+        -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
         *) echo "mk-sdcard.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
     esac
 done
@@ -45,6 +52,7 @@ fi
 config="$(cd "$(dirname "$config")" && pwd)/$(basename "$config")"
 
 ensure_host_tools
+[ -z "$image" ] || ensure_sdcard_tools
 
 # What config.txt depends on, read from the TOML: board, load address and
 # the hypervisor console's UART.
@@ -193,4 +201,45 @@ for f in config.txt septum.img start4.elf fixup4.dat "$SEPTUM_LINUX_PI_DTB" LICE
 done
 log_sd "console $console_desc; firmware $fw_pin; device tree from $dtb_pin"
 log_sd "boot partition files: $out (copy them to the card's FAT32 partition; see README.txt)"
+
+# The whole-card image: partition 1 (FAT32 with LBA, type 0x0c, as the Pi's
+# boot ROM wants) from 4 MiB, built as a file of its own with mkfs.vfat and
+# filled with mcopy, then put behind an MBR. --invariant keeps mkfs's part
+# free of random or time-based values (volume id 1234-ABCD).
+if [ -n "$image" ]; then
+    part_start_mib=4
+    part_mib=128
+    used_kib="$(du -sk "$out" | cut -f1)"
+    [ "$used_kib" -lt $((part_mib * 1024 * 9 / 10)) ] ||
+        die_sd "the boot files ($used_kib KiB) do not fit the ${part_mib} MiB partition"
+    mkfs_vfat="$(command -v mkfs.vfat || echo /usr/sbin/mkfs.vfat)"
+    fat="$stage/fat.img"
+    "$mkfs_vfat" -C -F 32 -S 512 -n SEPTUM --invariant "$fat" $((part_mib * 1024)) >/dev/null ||
+        die_sd "mkfs.vfat failed"
+    for f in config.txt septum.img start4.elf fixup4.dat "$SEPTUM_LINUX_PI_DTB" LICENCE.raspi-firmware.txt README.txt; do
+        MTOOLS_SKIP_CHECK=1 mcopy -m -i "$fat" "$out/$f" "::/$f" || die_sd "mcopy of $f into the image failed"
+    done
+    python3 - "$stage/disk.img" "$fat" "$part_start_mib" <<'EOF' || die_sd "cannot write the disk image"
+import struct, sys
+disk, fat, start_mib = sys.argv[1], sys.argv[2], int(sys.argv[3])
+start = start_mib * 2048                      # in 512-byte sectors
+with open(fat, "rb") as f:
+    part = f.read()
+assert len(part) % 512 == 0
+mbr = bytearray(512)
+mbr[440:444] = struct.pack("<I", 0x5E970001)  # disk identifier
+# One entry: not active, CHS fields saturated (LBA only), type 0x0c.
+mbr[446:462] = bytes([0x00, 0xFE, 0xFF, 0xFF, 0x0C, 0xFE, 0xFF, 0xFF]) + struct.pack(
+    "<II", start, len(part) // 512)
+mbr[510:512] = b"\x55\xaa"
+with open(disk, "wb") as f:
+    f.write(mbr)
+    f.write(bytes(start * 512 - 512))
+    f.write(part)
+EOF
+    mkdir -p "$(dirname "$image")"
+    mv "$stage/disk.img" "$image.tmp"
+    mv "$image.tmp" "$image"
+    log_sd "SD card image: $image ($((part_start_mib + part_mib)) MiB; write it with dd, see docs/raspberry-pi-4.md)"
+fi
 echo "$out"

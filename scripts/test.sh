@@ -46,13 +46,33 @@ step "QEMU integration tests"
 # Two test threads: each QEMU is single-threaded under -icount.
 cargo test -p septum-qemu-tests --tests -- --test-threads=2
 
-step "Raspberry Pi 4 SD card folder (scripts/mk-sdcard.sh)"
-scripts/mk-sdcard.sh --out target/septum/sdcard >/dev/null
+step "Raspberry Pi 4 SD card folder and image (scripts/mk-sdcard.sh)"
+sd=target/septum/sdcard
+scripts/mk-sdcard.sh --out "$sd" --image target/septum/sdcard.img >/dev/null
 for f in config.txt septum.img start4.elf fixup4.dat bcm2711-rpi-4-b.dtb LICENCE.raspi-firmware.txt; do
-    [ -s "target/septum/sdcard/$f" ] || { echo "mk-sdcard.sh did not write $f" >&2; exit 1; }
+    [ -s "$sd/$f" ] || { echo "mk-sdcard.sh did not write $f" >&2; exit 1; }
 done
-grep -qx 'kernel=septum.img' target/septum/sdcard/config.txt
-cmp -s target/septum/sdcard/septum.img target/septum/rpi4/septum.img
+grep -qx 'kernel=septum.img' "$sd/config.txt"
+cmp -s "$sd/septum.img" target/septum/rpi4/septum.img
+# The card image: an MBR whose one partition is FAT32-LBA (0x0c) from
+# sector 8192, a FAT32 boot sector there, and every file of the folder in
+# its root directory, byte for byte.
+python3 - target/septum/sdcard.img <<'EOF'
+import struct, sys
+b = open(sys.argv[1], "rb").read()
+assert b[510:512] == b"\x55\xaa", "no MBR signature"
+ptype = b[446 + 4]
+start, count = struct.unpack_from("<II", b, 446 + 8)
+assert ptype == 0x0C and start == 8192, (hex(ptype), start)
+assert (start + count) * 512 <= len(b), "partition runs past the image"
+assert b[start * 512 + 0x52:start * 512 + 0x5A] == b"FAT32   ", "partition 1 is not FAT32"
+assert b[start * 512 + 510:start * 512 + 512] == b"\x55\xaa", "no boot sector signature"
+EOF
+for f in config.txt septum.img start4.elf fixup4.dat bcm2711-rpi-4-b.dtb LICENCE.raspi-firmware.txt README.txt; do
+    MTOOLS_SKIP_CHECK=1 mcopy -n -i target/septum/sdcard.img@@4M "::/$f" target/septum/sdcard-check.tmp
+    cmp -s target/septum/sdcard-check.tmp "$sd/$f" || { echo "sdcard.img: $f differs" >&2; exit 1; }
+done
+rm -f target/septum/sdcard-check.tmp
 
 step "benchmark smoke (scripts/bench.sh --smoke: figures reported, no time asserted)"
 scripts/bench.sh --smoke

@@ -115,6 +115,19 @@ ensure_host_tools() {
     fi
 }
 
+# mkfs.vfat (dosfstools) and mcopy (mtools): scripts/mk-sdcard.sh --image
+# builds a FAT32 file system in a file, without root or a loop device.
+ensure_sdcard_tools() {
+    local missing=()
+    command -v mkfs.vfat >/dev/null || [ -x /usr/sbin/mkfs.vfat ] || [ -x /sbin/mkfs.vfat ] ||
+        missing+=(dosfstools)
+    command -v mcopy >/dev/null || missing+=(mtools)
+    if [ "${#missing[@]}" -gt 0 ]; then
+        apt_update_once
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+    fi
+}
+
 ensure_all() {
     ensure_rust
     ensure_host_tools

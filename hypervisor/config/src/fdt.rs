@@ -17,15 +17,13 @@ pub const MLOG_PROP: &str = "septum,measurement-log";
 /// (`septum_core::measure::mlog`).
 pub const MLOG_PROP_LEN: usize = 4096;
 
-const FDT_MAGIC: u32 = 0xd00d_feed;
-const FDT_BEGIN_NODE: u32 = 1;
-const FDT_END_NODE: u32 = 2;
-const FDT_PROP: u32 = 3;
-const FDT_END: u32 = 9;
+// The format's constants, from the reader the hypervisor and the RTOS use.
+use septum_core::fdt::{
+    BEGIN_NODE as FDT_BEGIN_NODE, END as FDT_END, END_NODE as FDT_END_NODE, HEADER_LEN,
+    MAGIC as FDT_MAGIC, PROP as FDT_PROP,
+};
 const VERSION: u32 = 17;
 const LAST_COMP_VERSION: u32 = 16;
-/// Ten big-endian u32 fields.
-const HEADER_LEN: usize = 40;
 
 /// Builds a flattened device tree: nodes are opened and closed in order,
 /// properties belong to the innermost open node.

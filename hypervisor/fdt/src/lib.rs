@@ -16,17 +16,20 @@
 #[cfg(any(test, feature = "builder"))]
 pub mod builder;
 
-const MAGIC: u32 = 0xd00d_feed;
+/// The header's magic (Devicetree Specification 5.2).
+pub const MAGIC: u32 = 0xd00d_feed;
 /// The header's size up to and including `size_dt_struct`.
 pub const HEADER_LEN: usize = 40;
 /// Deepest node nesting walked; real trees are a few levels deep.
 pub const MAX_DEPTH: usize = 16;
 
-const BEGIN_NODE: u32 = 1;
-const END_NODE: u32 = 2;
-const PROP: u32 = 3;
-const NOP: u32 = 4;
-const END: u32 = 9;
+/// Structure-block tokens (Devicetree Specification 5.4.1), shared with
+/// `septum-config`'s writer.
+pub const BEGIN_NODE: u32 = 1;
+pub const END_NODE: u32 = 2;
+pub const PROP: u32 = 3;
+pub const NOP: u32 = 4;
+pub const END: u32 = 9;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FdtError {

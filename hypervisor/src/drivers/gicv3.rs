@@ -68,12 +68,12 @@ impl GicV3 {
         }
     }
 
-    /// Number of interrupt IDs the distributor implements (SPIs end below this).
     /// The distributor frame (for the registers both versions share).
     pub fn gicd(&self) -> &Mmio {
         &self.gicd
     }
 
+    /// Number of interrupt IDs the distributor implements (SPIs end below this).
     pub fn lines(&self) -> u32 {
         32 * ((self.gicd.read32(GICD_TYPER) & 0x1f) + 1)
     }

@@ -171,6 +171,19 @@ pub fn report_sha256_cost() {
     }
 }
 
+/// What a measured item is, for its log line: a blob's size, or the
+/// compiled-in configuration (a digest of structured data).
+struct What(Option<u64>);
+
+impl core::fmt::Display for What {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n} bytes"),
+            None => f.write_str("digest of the compiled-in configuration"),
+        }
+    }
+}
+
 /// Logs and records one measurement. `size` is `None` for a digest of
 /// structured data rather than of a blob (the configuration), which the
 /// log records with size 0.
@@ -180,20 +193,13 @@ fn record(st: &mut State, partition: &str, item: &str, size: Option<u64>, v: Ver
     } else {
         log::Level::Error
     };
-    match size {
-        Some(size) => log::log!(
-            level,
-            "  measured {partition}/{item}: {size} bytes, sha256 {}: {}",
-            Hex(&d),
-            v.as_str()
-        ),
-        None => log::log!(
-            level,
-            "  measured {partition}/{item}: digest of the compiled-in configuration, sha256 {}: {}",
-            Hex(&d),
-            v.as_str()
-        ),
-    }
+    log::log!(
+        level,
+        "  measured {partition}/{item}: {}, sha256 {}: {}",
+        What(size),
+        Hex(&d),
+        v.as_str()
+    );
     if st
         .log
         .record(partition, item, size.unwrap_or(0), v, d)

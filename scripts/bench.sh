@@ -48,16 +48,18 @@ fi
 # and once with septum.load=1 on its command line (its init then starts the
 # load). Paths become absolute because the files live in target/bench.
 root="$SEPTUM_ROOT"
-sed -e "s#\"\\.\\./target/septum/guests/septum-rtos.bin\"#\"$root/target/septum/guests/septum-rtos-bench.bin\"#" \
-    -e "s#\"\\.\\./target/#\"$root/target/#g" configs/qemu-virt.toml >"$out/bench-idle.toml"
+# CONFIG with the benchmark RTOS and absolute paths, written to OUT.
+bench_config() {
+    sed -e "s#\"\\.\\./target/septum/guests/septum-rtos.bin\"#\"$root/target/septum/guests/septum-rtos-bench.bin\"#" \
+        -e "s#\"\\.\\./target/#\"$root/target/#g" "$1" >"$2"
+    grep -q septum-rtos-bench.bin "$2" || { echo "bench.sh: could not derive a bench configuration from $1" >&2; exit 1; }
+}
+bench_config configs/qemu-virt.toml "$out/bench-idle.toml"
 sed -e 's#panic=-1"#panic=-1 septum.load=1"#' "$out/bench-idle.toml" >"$out/bench-load.toml"
-grep -q septum-rtos-bench.bin "$out/bench-idle.toml" || { echo "bench.sh: could not derive the bench configuration" >&2; exit 1; }
 grep -q septum.load=1 "$out/bench-load.toml" || { echo "bench.sh: could not derive the loaded configuration" >&2; exit 1; }
 # The Raspberry Pi 4 configuration with the benchmark RTOS (QEMU raspi4b:
 # the GICv2 backend's costs).
-sed -e "s#\"\\.\\./target/septum/guests/septum-rtos.bin\"#\"$root/target/septum/guests/septum-rtos-bench.bin\"#" \
-    -e "s#\"\\.\\./target/#\"$root/target/#g" configs/rpi4.toml >"$out/bench-rpi4.toml"
-grep -q septum-rtos-bench.bin "$out/bench-rpi4.toml" || { echo "bench.sh: could not derive the Pi configuration" >&2; exit 1; }
+bench_config configs/rpi4.toml "$out/bench-rpi4.toml"
 scripts/build.sh --quiet --config "$out/bench-idle.toml" >/dev/null
 scripts/build.sh --quiet --config "$out/bench-load.toml" >/dev/null
 scripts/build.sh --quiet --config "$out/bench-rpi4.toml" >/dev/null

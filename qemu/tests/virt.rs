@@ -35,16 +35,22 @@ fn rtos_runs_ten_seconds_without_deadline_misses() {
     assert!(!out.contains("PANIC") && !out.contains("FATAL"), "{out}");
 }
 
-/// REQ-PORT-1: the same RTOS image boots natively at EL1 (the benchmark baseline).
-#[test]
-fn rtos_image_boots_natively() {
+/// The RTOS image, built as for configs/qemu-virt.toml, booted without the
+/// hypervisor on `machine`.
+fn boot_rtos_natively(machine: Machine) -> Qemu {
     let _ = build("configs/qemu-virt.toml");
     let image = repo_root().join("target/septum/guests/septum-rtos.bin");
     let opts = Options {
-        machine: Machine::VirtNative,
+        machine,
         ..Options::default()
     };
-    let mut q = Qemu::boot(&image, &opts);
+    Qemu::boot(&image, &opts)
+}
+
+/// REQ-PORT-1: the same RTOS image boots natively at EL1 (the benchmark baseline).
+#[test]
+fn rtos_image_boots_natively() {
+    let mut q = boot_rtos_natively(Machine::VirtNative);
     q.wait_for("rtos: septum-rtos", BOOT);
     let out = q.wait_for("rtos: heartbeat 3 ", Duration::from_secs(120));
     assert!(heartbeats(&out).iter().all(|h| h.misses == 0), "{out}");
@@ -55,13 +61,7 @@ fn rtos_image_boots_natively() {
 /// reader) and keeps its deadlines.
 #[test]
 fn rtos_finds_a_gicv2_in_the_device_tree() {
-    let _ = build("configs/qemu-virt.toml");
-    let image = repo_root().join("target/septum/guests/septum-rtos.bin");
-    let opts = Options {
-        machine: Machine::VirtNativeGicV2,
-        ..Options::default()
-    };
-    let mut q = Qemu::boot(&image, &opts);
+    let mut q = boot_rtos_natively(Machine::VirtNativeGicV2);
     let out = q.wait_for("rtos: heartbeat 2 ", Duration::from_secs(120));
     assert!(
         out.contains(

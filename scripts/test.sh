@@ -13,6 +13,17 @@ ensure_all
 cd "$SEPTUM_ROOT"
 step() { printf '\n==> %s\n' "$*"; }
 
+# Every QEMU line started from here on (the harness, bench.py, run-qemu.sh)
+# goes through the guard, which refuses one that would let QEMU add default
+# devices (its default NIC needs a ROM the scripts never install, so such a
+# line fails on a fresh machine even where this one happens to have it).
+export PATH="$SEPTUM_ROOT/scripts/lib/qemu-guard:$PATH"
+step "QEMU lines name their devices (the guard refuses one without -nodefaults)"
+rc=0
+timeout 20 qemu-system-aarch64 -M virt -cpu cortex-a72 -kernel /dev/null -display none 2>/dev/null || rc=$?
+[ "$rc" = 97 ] || { echo "the QEMU guard let a line without -nodefaults through (status $rc)" >&2; exit 1; }
+qemu-system-aarch64 --version | head -n1
+
 step "rustfmt"
 cargo fmt --all -- --check
 # The fuzz crate is a workspace of its own (nightly only to build).

@@ -29,12 +29,13 @@ done
 ensure_host_tools
 ensure_qemu
 ensure_linux_guest
-netargs=()
+netargs=(-nic none)
 if [ "$net" = 1 ]; then
     # shellcheck disable=SC2054 # the commas belong to QEMU option values
     netargs=(-netdev "user,id=n0,hostfwd=tcp:127.0.0.1:$port-:80"
         -device virtio-net-device,netdev=n0,bus=virtio-mmio-bus.0)
 fi
+# -nodefaults: only the devices named here (no default NIC and its ROM).
 exec timeout "$secs" qemu-system-aarch64 -M virt,gic-version=3 -cpu cortex-a72 -smp "$smp" -m 1G \
-    -nographic -kernel "$SEPTUM_LINUX_OUT/Image" -initrd "$SEPTUM_LINUX_OUT/initramfs.cpio.gz" \
+    -nodefaults -nographic -serial mon:stdio -kernel "$SEPTUM_LINUX_OUT/Image" -initrd "$SEPTUM_LINUX_OUT/initramfs.cpio.gz" \
     -append "console=ttyAMA0 panic=-1 $*" "${netargs[@]}"

@@ -225,6 +225,9 @@ impl Qemu {
         ));
         let _ = std::fs::remove_file(&sock);
         let http_port = free_port();
+        // -nodefaults: no device this line does not name (no default NIC,
+        // whose ROM a fresh machine lacks; no default monitor or display).
+        cmd.arg("-nodefaults");
         cmd.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
         // wait=on: QEMU does not start the machine until the harness has
         // connected, so nothing the second UART prints early is lost (the
@@ -273,15 +276,23 @@ impl Qemu {
             thread::sleep(Duration::from_millis(20));
         }
         if linux_in.is_none() {
+            let exited = child.try_wait().ok().flatten();
             let _ = child.kill();
             let _ = child.wait();
             let _ = std::fs::remove_file(&sock);
-            thread::sleep(Duration::from_millis(100));
-            panic!(
-                "QEMU did not open its second serial port {}:\n{}",
-                sock.display(),
-                out.lock().unwrap()
-            );
+            // Let the readers collect what QEMU said before it went.
+            thread::sleep(Duration::from_millis(200));
+            match exited {
+                Some(status) => panic!(
+                    "QEMU exited at once ({status}) without starting the machine; it said:\n{}",
+                    out.lock().unwrap()
+                ),
+                None => panic!(
+                    "QEMU did not open its second serial port {} within 30 s:\n{}",
+                    sock.display(),
+                    out.lock().unwrap()
+                ),
+            }
         }
         Qemu {
             child,
@@ -481,7 +492,7 @@ mod tests {
 
     #[test]
     fn parses_heartbeats() {
-        let out = "[rtos] rtos: heartbeat 3 uptime_ms=3000 cycles=3000 misses=0 jitter_us=max:5 mean:1\nnoise\n";
+        let out = "[rtos] rtos: heartbeat 3 guest_time=3.000s cycles=3000 misses=0 jitter_us=max:5 mean:1\nnoise\n";
         assert_eq!(
             heartbeats(out),
             vec![Heartbeat {

@@ -17,7 +17,9 @@ import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 OUT = os.path.join(ROOT, "target", "bench")
-QEMU_BASE = ["qemu-system-aarch64", "-cpu", "cortex-a72", "-smp", "4", "-m", "2G",
+# -nodefaults: only the devices each line names (no default NIC, whose ROM
+# a fresh machine does not have).
+QEMU_BASE = ["qemu-system-aarch64", "-nodefaults", "-cpu", "cortex-a72", "-smp", "4", "-m", "2G",
              "-nographic", "-monitor", "none", "-icount", "shift=0,sleep=off"]
 # Linux's network device, as scripts/run-qemu.sh gives it.
 NET = ["-netdev", "user,id=net0", "-device", "virtio-net-device,netdev=net0,bus=virtio-mmio-bus.0"]
@@ -27,6 +29,27 @@ HZ = 62_500_000
 
 def log(msg):
     print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def stop_qemu(p):
+    """Ends QEMU's process group, if it is still there (a QEMU that exited
+    on its own has already been reaped by poll())."""
+    if p.poll() is not None:
+        return
+    try:
+        os.killpg(p.pid, signal.SIGTERM)
+        p.wait(timeout=10)
+    except ProcessLookupError:
+        pass
+    except subprocess.TimeoutExpired:
+        os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
+def exited_early(name, p, text):
+    """Stops the benchmark for a QEMU that ended on its own, with what it said."""
+    raise SystemExit(f"bench: {name}: QEMU exited early with status {p.returncode}; it said:\n"
+                     + "\n".join(text.splitlines()[-30:]))
 
 
 def run_qemu(name, args, until, limit_s, linux_log=None):
@@ -56,14 +79,14 @@ def run_qemu(name, args, until, limit_s, linux_log=None):
             break
         else:
             time.sleep(0.05)
-    os.killpg(p.pid, signal.SIGTERM)
-    try:
-        p.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
+    stop_qemu(p)
+    if buf:
+        out.append(buf.decode("utf-8", "replace").replace("\r", ""))
     text = "\n".join(out)
     with open(os.path.join(OUT, f"{name}.log"), "w") as f:
         f.write(text + "\n")
+    if not done and p.returncode not in (None, -signal.SIGTERM, -signal.SIGKILL):
+        exited_early(name, p, text)
     if not done:
         raise SystemExit(f"bench: {name} did not reach '{until}' within {limit_s} s "
                          f"(see target/bench/{name}.log)")
@@ -84,9 +107,11 @@ def run_recovery(img, limit_s):
                          stdin=subprocess.DEVNULL, start_new_session=True)
     os.set_blocking(p.stdout.fileno(), False)
     for _ in range(100):
-        if os.path.exists(sock_path):
+        if os.path.exists(sock_path) or p.poll() is not None:
             break
         time.sleep(0.1)
+    if p.poll() is not None:
+        exited_early("recovery", p, p.stdout.read().decode("utf-8", "replace"))
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     s.connect(sock_path)
     s.setblocking(False)
@@ -109,12 +134,13 @@ def run_recovery(img, limit_s):
                 crashed = True
             if crashed and ready >= 2 and hv.count(b"rtos: heartbeat ") >= 12:
                 break
+            if p.poll() is not None:
+                exited_early("recovery", p, hv.decode("utf-8", "replace"))
             time.sleep(0.05)
         else:
             raise SystemExit("bench: recovery run did not complete")
     finally:
-        os.killpg(p.pid, signal.SIGTERM)
-        p.wait(timeout=10)
+        stop_qemu(p)
     hv_t = hv.decode("utf-8", "replace").replace("\r", "")
     lx_t = lx.decode("utf-8", "replace").replace("\r", "")
     for name, t in [("recovery.log", hv_t), ("recovery-linux.log", lx_t)]:

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds a bootable Septum image for one partition configuration.
 #
-#   scripts/build.sh [--config FILE] [--key PRIVATE] [--trust PUBLIC] [--quiet]
+#   scripts/build.sh [--config FILE] [--key PRIVATE] [--trust PUBLIC] [--quiet | --steps]
+#
+# --quiet: no cargo output; --steps: no cargo output, one line per step.
 #
 # Measured boot (docs/measured-boot.md): the boot manifest is signed with
 # --key (or $SEPTUM_SIGNING_KEY) and the hypervisor trusts --trust (or
@@ -20,13 +22,15 @@ config="$SEPTUM_ROOT/configs/qemu-virt.toml"
 signing_key="${SEPTUM_SIGNING_KEY:-$SEPTUM_ROOT/configs/keys/septum-dev.key}"
 trusted_key="${SEPTUM_TRUSTED_KEY:-$SEPTUM_ROOT/configs/keys/septum-dev.pub}"
 quiet=0
+steps=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --config) config="$2"; shift 2 ;;
         --key) signing_key="$2"; shift 2 ;;
         --trust) trusted_key="$2"; shift 2 ;;
         --quiet) quiet=1; shift ;;
-        -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+        --steps) quiet=1; steps=1; shift ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "build.sh: unknown argument '$1'" >&2; exit 2 ;;
     esac
 done
@@ -41,12 +45,14 @@ exec 9>target/septum/.build.lock
 flock 9
 cargo_q=()
 [ "$quiet" = 1 ] && cargo_q=(-q)
+step() { if [ "$steps" = 1 ]; then printf '[build] %s\n' "$*" >&2; fi; }
 
 out="$SEPTUM_ROOT/target/septum"
 mkdir -p "$out/guests" "$out/$name/gen"
 objcopy="$(llvm_objcopy)"
 
 # Guests (the same images boot natively; see docs/rtos.md).
+step "guests: the RTOS and the test guests"
 cargo build "${cargo_q[@]}" --release --target aarch64-unknown-none \
     -p septum-rtos -p septum-intruder
 for g in septum-rtos septum-intruder; do
@@ -67,6 +73,7 @@ fi
 
 # The Linux guest (Debian's kernel and busybox, cached), when the
 # configuration boots it.
+grep -q 'target/septum/linux' "$config" && step "the Linux guest: kernel and initramfs (cached in $SEPTUM_CACHE)"
 if grep -q 'target/septum/linux/' "$config"; then
     ensure_linux_guest cloud
 fi
@@ -75,6 +82,7 @@ if grep -q 'target/septum/linux-generic/' "$config"; then
 fi
 
 # Validate and generate (host tool).
+step "validate $(basename "$config") and generate the hypervisor's configuration"
 cargo run "${cargo_q[@]}" --release -p septum-config -- \
     generate "$config" --out "$out/$name/gen"
 
@@ -84,6 +92,7 @@ cargo run "${cargo_q[@]}" --release -p septum-config -- \
 "target/release/septum-config" trust "$trusted_key" --out "$out/$name/gen"
 
 # The hypervisor: soft-float, so that it never touches guest FP/SIMD state.
+step "the hypervisor"
 SEPTUM_GEN_DIR="$out/$name/gen" cargo build "${cargo_q[@]}" --release \
     --target aarch64-unknown-none-softfloat -p septum-hypervisor
 cp "target/aarch64-unknown-none-softfloat/release/septum" "$out/$name/septum.elf"

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use ed25519_dalek::SigningKey;
-use septum_core::measure::manifest::{Manifest, MAX_LEN};
+use septum_config::tamper::Tamper;
 use septum_core::measure::mlog::{LogView, Verdict};
 use septum_core::measure::sha256::{soft_compress, Sha256};
 use septum_qemu_tests::{build, build_variant, heartbeats, repo_root, Options, Qemu};
@@ -29,22 +29,6 @@ fn hex(d: &[u8]) -> String {
     d.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    let first = needle[..64.min(needle.len())].to_vec();
-    let mut from = 0;
-    while let Some(i) = hay[from..]
-        .windows(first.len())
-        .position(|w| w == first.as_slice())
-    {
-        let at = from + i;
-        if hay[at..].starts_with(needle) {
-            return Some(at);
-        }
-        from = at + 1;
-    }
-    None
-}
-
 /// The host-side files of every measured item: (partition/item, file).
 fn items() -> Vec<(&'static str, PathBuf)> {
     let t = repo_root().join("target/septum");
@@ -57,10 +41,12 @@ fn items() -> Vec<(&'static str, PathBuf)> {
     ]
 }
 
-/// A copy of the default image with `edit` applied.
-fn tampered(name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
+/// A copy of the default image broken as `t` says, the way an assessor
+/// makes one (`septum-config tamper`, docs/measured-boot.md).
+fn tampered(name: &str, t: Tamper) -> PathBuf {
     let mut img = fs::read(build(CONFIG)).expect("image");
-    edit(&mut img);
+    let cfg = septum_config::load(&repo_root().join(CONFIG)).unwrap();
+    septum_config::tamper::apply(&mut img, &cfg, &t).unwrap_or_else(|e| panic!("{name}: {e}"));
     let dir = repo_root().join("target/septum/tampered");
     fs::create_dir_all(&dir).unwrap();
     let path = dir.join(format!("{name}.img"));
@@ -68,36 +54,15 @@ fn tampered(name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PathBuf {
     path
 }
 
-/// Flips one bit in the middle of `file`'s bytes inside the image.
-fn flip_bit_of(img: &mut [u8], file: &Path) {
-    let data = fs::read(file).unwrap();
-    let at = find(img, &data).unwrap_or_else(|| panic!("{} not in the image", file.display()));
-    img[at + data.len() / 2] ^= 0x10;
-}
-
-/// Puts `manifest` into the image's manifest slot (zero-padded).
-fn replace_manifest(img: &mut [u8], manifest: &[u8]) {
-    let old = fs::read(gen_dir().join("manifest.bin")).unwrap();
-    let at = find(img, &old).expect("manifest slot");
-    assert!(manifest.len() <= MAX_LEN);
-    img[at..at + MAX_LEN].fill(0);
-    img[at..at + manifest.len()].copy_from_slice(manifest);
+fn flip(partition: &str, item: &str) -> Tamper {
+    Tamper::FlipImage {
+        partition: partition.into(),
+        item: item.into(),
+    }
 }
 
 fn dev_key() -> SigningKey {
     septum_config::sign::read_private_key(&repo_root().join("configs/keys/septum-dev.key")).unwrap()
-}
-
-/// The built manifest's body with its security version replaced, signed
-/// with `key`.
-fn resigned(svn: Option<u32>, key: &SigningKey) -> Vec<u8> {
-    let m = fs::read(gen_dir().join("manifest.bin")).unwrap();
-    let parsed = Manifest::parse(&m).unwrap();
-    let mut body = parsed.signed_bytes().to_vec();
-    if let Some(svn) = svn {
-        body[12..16].copy_from_slice(&svn.to_le_bytes());
-    }
-    septum_config::sign::sign(body, key)
 }
 
 /// Boots `img`, expects the boot-time safe state with `cause`, and checks
@@ -238,8 +203,7 @@ fn measurement_log_matches_the_host_and_both_partitions_read_it() {
 /// the safe state, and no guest code runs.
 #[test]
 fn rtos_image_with_one_flipped_bit_enters_the_safe_state() {
-    let rtos = repo_root().join("target/septum/guests/septum-rtos.bin");
-    let img = tampered("rtos-bitflip", |i| flip_bit_of(i, &rtos));
+    let img = tampered("rtos-bitflip", flip("rtos", "rtos"));
     expect_safe_state(
         &img,
         "critical partition 'rtos' failed verification: image 'rtos': DIGEST MISMATCH",
@@ -270,8 +234,7 @@ fn truncated_rtos_image_enters_the_safe_state() {
 /// not started, the RTOS runs normally.
 #[test]
 fn linux_initrd_with_one_flipped_bit_is_not_started() {
-    let initrd = repo_root().join("target/septum/linux/initramfs.cpio.gz");
-    let img = tampered("linux-bitflip", |i| flip_bit_of(i, &initrd));
+    let img = tampered("linux-bitflip", flip("linux", "initrd"));
     expect_linux_refused(&img, "initrd", Verdict::DigestMismatch);
 }
 
@@ -290,8 +253,13 @@ fn truncated_linux_image_is_not_started() {
 #[test]
 fn manifest_signed_with_another_key_enters_the_safe_state() {
     let other = SigningKey::from_bytes(&[0x42; 32]);
-    let m = resigned(None, &other);
-    let img = tampered("other-key", |i| replace_manifest(i, &m));
+    let img = tampered(
+        "other-key",
+        Tamper::Resign {
+            key: other,
+            svn: None,
+        },
+    );
     expect_safe_state(
         &img,
         "the boot manifest failed verification (BAD SIGNATURE)",
@@ -301,10 +269,7 @@ fn manifest_signed_with_another_key_enters_the_safe_state() {
 /// REQ-MB-2: a corrupted signature.
 #[test]
 fn corrupted_signature_enters_the_safe_state() {
-    let mut m = fs::read(gen_dir().join("manifest.bin")).unwrap();
-    let last = m.len() - 10;
-    m[last] ^= 0x01;
-    let img = tampered("bad-signature", |i| replace_manifest(i, &m));
+    let img = tampered("bad-signature", Tamper::FlipSignature);
     expect_safe_state(
         &img,
         "the boot manifest failed verification (BAD SIGNATURE)",
@@ -318,7 +283,7 @@ fn manifest_for_another_configuration_enters_the_safe_state() {
     build(other);
     let cfg = septum_config::load(&repo_root().join(other)).unwrap();
     let m = septum_config::sign::build_manifest(&cfg, &dev_key()).unwrap();
-    let img = tampered("other-config", |i| replace_manifest(i, &m));
+    let img = tampered("other-config", Tamper::Manifest(m));
     expect_safe_state(
         &img,
         "the boot manifest failed verification (CONFIGURATION MISMATCH)",
@@ -334,7 +299,12 @@ fn rolled_back_security_version_enters_the_safe_state() {
         cfg.boot.min_security_version >= 1,
         "the test needs a minimum above 0"
     );
-    let m = resigned(Some(cfg.boot.min_security_version - 1), &dev_key());
-    let img = tampered("rollback", |i| replace_manifest(i, &m));
+    let img = tampered(
+        "rollback",
+        Tamper::Resign {
+            key: dev_key(),
+            svn: Some(cfg.boot.min_security_version - 1),
+        },
+    );
     expect_safe_state(&img, "the boot manifest failed verification (ROLLED BACK)");
 }

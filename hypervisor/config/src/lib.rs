@@ -26,6 +26,7 @@ pub mod rules;
 mod schema;
 pub mod sign;
 pub mod table;
+pub mod tamper;
 mod util;
 mod validate;
 

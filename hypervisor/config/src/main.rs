@@ -14,6 +14,10 @@ usage: septum-config check <file.toml>
        septum-config sign <file.toml> --key <private.key> --out <manifest.bin>
        septum-config trust <public.pub> --out <dir>
        septum-config keygen <prefix>
+       septum-config tamper <file.toml> <image> <out> --flip <partition>/<image>
+                                                      | --flip-signature
+                                                      | --resign <private.key> [--svn N]
+                                                      | --manifest <manifest.bin>
 
   check     validate the file; prints `ok: N partitions` or the errors
   table     validate, then print the partition table and memory map
@@ -25,6 +29,8 @@ usage: septum-config check <file.toml>
             boot manifest (at the file's boot.security-version)
   trust     write <dir>/trust.rs: the public key the hypervisor will trust
   keygen    create <prefix>.key (private, mode 0600) and <prefix>.pub
+  tamper    write a deliberately broken copy of a built image, to see the
+            hypervisor refuse it (docs/measured-boot.md)
 (docs/measured-boot.md describes the keys and the procedures)
 
 exit status: 0 success, 1 invalid configuration or I/O error, 2 usage error";
@@ -112,6 +118,59 @@ fn sign(file: &Path, key: &Path, out: &Path) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+fn tamper(file: &str, image: &str, out: &str, how: &[&str]) -> ExitCode {
+    use septum_config::tamper::Tamper;
+    let t = match how {
+        ["--flip", what] => match what.split_once('/') {
+            Some((p, i)) => Tamper::FlipImage {
+                partition: p.to_owned(),
+                item: i.to_owned(),
+            },
+            None => return usage_error("--flip takes <partition>/<image>, e.g. rtos/rtos"),
+        },
+        ["--flip-signature"] => Tamper::FlipSignature,
+        ["--resign", key, rest @ ..] => {
+            let svn = match rest {
+                [] => None,
+                ["--svn", n] => match n.parse() {
+                    Ok(n) => Some(n),
+                    Err(_) => return usage_error("--svn takes a number"),
+                },
+                _ => return usage_error("wrong arguments"),
+            };
+            match septum_config::sign::read_private_key(Path::new(key)) {
+                Ok(key) => Tamper::Resign { key, svn },
+                Err(e) => return fail(e),
+            }
+        }
+        ["--manifest", m] => match fs::read(m) {
+            Ok(m) => Tamper::Manifest(m),
+            Err(e) => return fail(format!("cannot read {m}: {e}")),
+        },
+        _ => {
+            return usage_error("tamper: say how (--flip, --flip-signature, --resign, --manifest)")
+        }
+    };
+    let cfg = match load(Path::new(file)) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let mut img = match fs::read(image) {
+        Ok(i) => i,
+        Err(e) => return fail(format!("cannot read {image}: {e}")),
+    };
+    match septum_config::tamper::apply(&mut img, &cfg, &t) {
+        Ok(what) => match fs::write(out, &img) {
+            Ok(()) => {
+                println!("{out}: {what}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(format!("cannot write {out}: {e}")),
+        },
+        Err(e) => fail(e),
+    }
+}
+
 fn trust(public: &Path, dir: &Path) -> ExitCode {
     let key = match septum_config::sign::read_public_key(public) {
         Ok(k) => k,
@@ -181,16 +240,32 @@ fn main() -> ExitCode {
                         private.display(),
                         public.display()
                     );
+                    match septum_config::sign::read_public_key(&public) {
+                        Ok(key) => println!(
+                            "key id {} (record it: the boot log of a build that trusts this key shows it)",
+                            septum_config::sign::key_id(&key)
+                        ),
+                        Err(e) => return fail(e),
+                    }
                     ExitCode::SUCCESS
                 }
                 Err(e) => fail(e),
             }
         }
+        ["tamper", file, image, out, how @ ..] => tamper(file, image, out, how),
         [] => usage_error("missing command"),
         [cmd, ..]
             if !matches!(
                 *cmd,
-                "check" | "table" | "generate" | "rules" | "digest" | "sign" | "trust" | "keygen"
+                "check"
+                    | "table"
+                    | "generate"
+                    | "rules"
+                    | "digest"
+                    | "sign"
+                    | "trust"
+                    | "keygen"
+                    | "tamper"
             ) =>
         {
             usage_error(&format!("unknown command `{cmd}`"))

@@ -138,8 +138,8 @@ fn generate_and_table_for_linux() {
     let _ = std::fs::remove_dir_all(&out_dir);
 }
 
-/// REQ-MB-1, REQ-MB-2: keygen, sign and trust from the command line: the
-/// manifest verifies with the generated public key, trust.rs names it, the
+/// REQ-MB-1, REQ-MB-2: keygen, sign and trust from the command line: keygen
+/// prints the key id, the manifest verifies with the generated public key, trust.rs names it, the
 /// private key is 0600 and is never overwritten.
 #[test]
 fn keygen_sign_trust() {
@@ -148,8 +148,8 @@ fn keygen_sign_trust() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).unwrap();
     let prefix = dir.join("product");
-    let out = run(&["keygen", prefix.to_str().unwrap()]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    let keygen = run(&["keygen", prefix.to_str().unwrap()]);
+    assert_eq!(keygen.status.code(), Some(0), "{}", text(&keygen.stderr));
     let key = dir.join("product.key");
     let public = dir.join("product.pub");
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
@@ -169,6 +169,13 @@ fn keygen_sign_trust() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let pk = septum_config::sign::read_public_key(&public).unwrap();
+    // keygen printed the key id the procedures ask to record.
+    let printed = format!("key id {} ", septum_config::sign::key_id(&pk));
+    assert!(
+        text(&keygen.stdout).contains(&printed),
+        "{}",
+        text(&keygen.stdout)
+    );
     let bytes = std::fs::read(&manifest).unwrap();
     let m = septum_core::measure::manifest::Manifest::parse(&bytes).unwrap();
     m.verify(&pk).unwrap();

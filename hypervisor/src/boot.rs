@@ -326,6 +326,10 @@ fn print_partition(p: &Partition) {
         f.max_restarts,
         f.restart_window_ms
     );
+    match &p.watchdog {
+        Some(w) => log::info!("      watchdog {w}"),
+        None => log::info!("      watchdog none"),
+    }
 }
 
 pub fn halt(msg: &str) -> ! {

@@ -293,6 +293,11 @@ pub fn partition_table(cfg: &ValidatedConfig) -> String {
             f.max_restarts,
             f.restart_window_ms
         );
+        match &part.watchdog {
+            Some(w) => writeln!(o, "  watchdog {w}"),
+            None => writeln!(o, "  watchdog none"),
+        }
+        .ok();
     }
 
     // Who owns which physical memory, in address order: the view to review
@@ -334,7 +339,11 @@ mod tests {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/fixtures/good.toml"
         ));
-        let cfg = crate::load(path).unwrap_or_else(|d| panic!("{d}"));
+        let mut cfg = crate::load(path).unwrap_or_else(|d| panic!("{d}"));
+        cfg.partitions[0].watchdog = Some(crate::model::Watchdog {
+            kind: crate::model::WatchdogKind::Heartbeat,
+            timeout_ms: 50,
+        });
         let t = super::partition_table(&cfg);
         assert!(
             t.contains("ID  VMID  NAME   CRITICALITY   CORES  ENTRY"),
@@ -342,6 +351,11 @@ mod tests {
         );
         assert!(t.contains("0   1     rtos   critical      0"), "{t}");
         assert!(t.contains("1   2     linux  non-critical  1,2,3"), "{t}");
+        assert!(
+            t.contains("  watchdog heartbeat hypercall, expires after 50 ms without one"),
+            "{t}"
+        );
+        assert!(t.contains("  watchdog none"), "{t}");
         assert!(
             t.contains("[0x4900_0000, 0x4900_1000)  4 KiB    rtos:shm, linux:shm"),
             "{t}"

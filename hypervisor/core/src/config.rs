@@ -152,6 +152,26 @@ pub enum WatchdogKind {
     SbsaGwdt { ipa: GuestPhysAddr },
 }
 
+/// How the boot log and `septum-config table` describe the watchdog.
+impl core::fmt::Display for Watchdog {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self.kind {
+            WatchdogKind::Heartbeat => write!(
+                f,
+                "heartbeat hypercall, expires after {} ms without one",
+                self.timeout_ms
+            ),
+            WatchdogKind::SbsaGwdt { ipa } => write!(
+                f,
+                "emulated SBSA generic watchdog, control frame IPA {:#x}, refresh frame IPA {:#x}, timeout at most {} ms",
+                ipa.raw(),
+                ipa.raw() + 0x1000,
+                self.timeout_ms
+            ),
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Criticality {
     Critical,
@@ -284,4 +304,31 @@ pub struct FaultPolicy {
     /// Restart budget: at most `max_restarts` within `window_ms`; then stop.
     pub max_restarts: u32,
     pub restart_window_ms: u32,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn watchdogs_describe_themselves() {
+        let hb = Watchdog {
+            kind: WatchdogKind::Heartbeat,
+            timeout_ms: 50,
+        };
+        assert_eq!(
+            hb.to_string(),
+            "heartbeat hypercall, expires after 50 ms without one"
+        );
+        let sbsa = Watchdog {
+            kind: WatchdogKind::SbsaGwdt {
+                ipa: GuestPhysAddr::new(0x0c00_0000),
+            },
+            timeout_ms: 10_000,
+        };
+        assert_eq!(
+            sbsa.to_string(),
+            "emulated SBSA generic watchdog, control frame IPA 0xc000000, refresh frame IPA 0xc001000, timeout at most 10000 ms"
+        );
+    }
 }

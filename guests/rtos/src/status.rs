@@ -21,9 +21,10 @@ impl fmt::Display for StatusLine {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
             f,
-            "rtos: heartbeat {} uptime_ms={} cycles={} misses={} jitter_us=max:{} mean:{} dose_ul={} rate={} alarms={}",
+            "rtos: heartbeat {} guest_time={}.{:03}s cycles={} misses={} jitter_us=max:{} mean:{} dose_ul={} rate={} alarms={}",
             self.heartbeat,
-            self.uptime_ms,
+            self.uptime_ms / 1000,
+            self.uptime_ms % 1000,
             self.cycles,
             self.misses,
             self.jitter_max_us,
@@ -111,7 +112,7 @@ mod tests {
         write!(b, "{s}").unwrap();
         assert_eq!(
             core::str::from_utf8(b.as_bytes()).unwrap(),
-            "rtos: heartbeat 3 uptime_ms=3000 cycles=2999 misses=0 jitter_us=max:41 mean:7 dose_ul=4 rate=500 alarms=0"
+            "rtos: heartbeat 3 guest_time=3.000s cycles=2999 misses=0 jitter_us=max:41 mean:7 dose_ul=4 rate=500 alarms=0"
         );
         assert!(!b.truncated());
     }

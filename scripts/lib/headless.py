@@ -13,6 +13,7 @@ Copies QEMU's first serial port (its standard output) to standard output
   standard error, which is passed through).
 """
 
+import ctypes
 import os
 import signal
 import subprocess
@@ -38,12 +39,26 @@ def stop(p):
         p.wait()
 
 
+def die_with_parent():
+    """In the child: QEMU gets SIGKILL when this process ends, however it
+    ends (a `timeout`, a killed test, SIGKILL): no QEMU outlives its run."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    PR_SET_PDEATHSIG = 1
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
 def main():
     secs = float(sys.argv[1])
     log = open(sys.argv[2], "w") if sys.argv[2] != "-" else None
     cmd = sys.argv[3:]
     p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                         start_new_session=True)
+                         start_new_session=True, preexec_fn=die_with_parent)
+
+    def ended(signum, _frame):
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, ended)
     deadline = time.monotonic() + secs
     reason = None
     end_by = None

@@ -9,8 +9,8 @@ use std::fmt::Write;
 use std::path::{Path, PathBuf};
 
 use super::model::{
-    Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, GicVersion, Perms, UartKind,
-    ValidatedConfig,
+    Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, GicVersion, Perms,
+    SafeStateAction, UartKind, ValidatedConfig,
 };
 use super::util::hex;
 
@@ -130,7 +130,7 @@ pub fn generate_rust(cfg: &ValidatedConfig, out_dir: &Path) -> String {
     let _ = writeln!(o, "    #[allow(unused_imports)]");
     let _ = writeln!(
         o,
-        "    use ::septum_core::config::{{\n        Board, Conduit, CpuBoot, Criticality, Device, DeviceKind, FaultAction, FaultPolicy, Gic,\n        GicVersion, Image, MemRegion, Partition, Perms, Platform, SystemConfig, Uart, UartKind,\n    }};"
+        "    use ::septum_core::config::{{\n        Board, Conduit, CpuBoot, Criticality, Device, DeviceKind, FaultAction, FaultPolicy, Gic,\n        GicVersion, Image, MemRegion, Partition, Perms, Platform, SafeStateAction, SystemConfig,\n        Uart, UartKind,\n    }};"
     );
     let _ = writeln!(o, "    SystemConfig {{");
     let _ = writeln!(o, "        name: {},", lit(&cfg.name));
@@ -204,6 +204,14 @@ fn platform(o: &mut String, cfg: &ValidatedConfig) {
     let _ = writeln!(o, "                maintenance_irq: {},", g.maintenance_irq);
     let _ = writeln!(o, "            }},");
     let _ = writeln!(o, "            cpu_boot: {cpu_boot},");
+    let safe_state = match p.safe_state {
+        SafeStateAction::Park => "SafeStateAction::Park".to_owned(),
+        SafeStateAction::PowerOff => "SafeStateAction::PowerOff".to_owned(),
+        SafeStateAction::Gpio { pin, high } => {
+            format!("SafeStateAction::Gpio {{ pin: {pin}, high: {high} }}")
+        }
+    };
+    let _ = writeln!(o, "            safe_state: {safe_state},");
     let _ = writeln!(o, "        }},");
 }
 

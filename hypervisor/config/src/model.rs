@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub use septum_core::addr::{GuestPhysAddr, GuestRange, PhysAddr, PhysRange};
 pub use septum_core::config::{
     Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, FaultPolicy, Gic, GicVersion,
-    Perms, Uart, UartKind, Watchdog, WatchdogKind,
+    Perms, SafeStateAction, Uart, UartKind, Watchdog, WatchdogKind,
 };
 
 /// Default fault policy for keys a partition leaves out (documented in
@@ -68,6 +68,7 @@ pub struct Platform {
     pub gic: Gic,
     /// For a spin table, entries past `cpus - 1` are zero.
     pub cpu_boot: CpuBoot,
+    pub safe_state: SafeStateAction,
 }
 
 #[derive(Clone, Debug)]

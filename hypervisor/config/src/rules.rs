@@ -42,6 +42,7 @@ rules! {
     MaintenanceIrq = "CFG-06", "gic.maintenance-irq must be a PPI (16..=31)";
     PlatformMmio = "CFG-07", "the console UART page and every GIC frame must lie inside one platform MMIO window and not overlap each other";
     CpuBoot = "CFG-08", "cpu-boot: psci needs conduit smc|hvc; spin-table needs exactly cpus-1 (at most 3) 8-byte aligned release addresses in RAM";
+    SafeStateAction = "CFG-09", "safe-state.action is park, power-off (needs cpu-boot method psci) or gpio (board rpi4 only; pin 0..=57, level high|low; its GPIO page is given to no partition)";
 
     // Partitions.
     PartitionCount = "CFG-10", "there must be at least one partition";

@@ -30,6 +30,18 @@ pub struct Platform {
     pub console: Spanned<Console>,
     pub gic: Spanned<Gic>,
     pub cpu_boot: Spanned<CpuBoot>,
+    #[serde(default)]
+    pub safe_state: Option<Spanned<SafeState>>,
+}
+
+/// `safe-state = { action = "park" | "power-off" | "gpio", pin = N, level = "high" | "low" }`.
+/// Strings rather than enums so that a wrong value breaks CFG-09, not CFG-00.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct SafeState {
+    pub action: Spanned<String>,
+    pub pin: Option<Spanned<u64>>,
+    pub level: Option<Spanned<String>>,
 }
 
 /// `[boot]`: measured-boot policy (docs/measured-boot.md).

@@ -210,6 +210,7 @@ pub fn core_config(cfg: &ValidatedConfig) -> core::SystemConfig {
             console: p.console,
             gic: p.gic,
             cpu_boot: p.cpu_boot,
+            safe_state: p.safe_state,
         },
         boot: core::BootPolicy {
             min_security_version: cfg.boot.min_security_version,

@@ -113,6 +113,7 @@ pub fn partition_table(cfg: &ValidatedConfig) -> String {
             format!("{uart} at {}", hx(p.console.base.0)),
         ],
         vec!["cpu boot".into(), boot],
+        vec!["safe state".into(), p.safe_state.to_string()],
         vec!["ram".into(), ranges(&p.ram)],
         vec!["mmio".into(), ranges(&p.mmio)],
     ];

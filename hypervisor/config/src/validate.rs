@@ -19,12 +19,13 @@ use super::diag::{Diagnostic, Span};
 use super::linux::{self, ImageHeader, PlaceError, Placement};
 use super::model::{
     self, Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, FaultPolicy, Gic,
-    GicVersion, GuestPhysAddr, GuestRange, Perms, PhysAddr, PhysRange, Uart, UartKind, Watchdog,
-    WatchdogKind, DEFAULT_FAULT_POLICY,
+    GicVersion, GuestPhysAddr, GuestRange, Perms, PhysAddr, PhysRange, SafeStateAction, Uart,
+    UartKind, Watchdog, WatchdogKind, DEFAULT_FAULT_POLICY,
 };
 use super::rules::Rule;
 use super::schema as s;
 use super::util::{hex, normalize, range};
+use septum_core::config::{BCM2711_GPIO_BASE, BCM2711_GPIO_PINS};
 
 /// Stage-2 page size: the unit of every mapping.
 pub const PAGE: u64 = 0x1000;
@@ -314,6 +315,90 @@ impl<'a> Validator<'a> {
         self.console(p);
         self.gic(p);
         self.cpu_boot(p);
+        self.safe_state(p);
+    }
+
+    fn safe_state(&mut self, p: &'a s::Platform) {
+        let Some(ss) = &p.safe_state else { return };
+        let st = ss.get_ref();
+        let extra = |this: &mut Self, what: &str| {
+            for (key, span) in [
+                ("pin", st.pin.as_ref().map(|x| x.span())),
+                ("level", st.level.as_ref().map(|x| x.span())),
+            ] {
+                if let Some(span) = span {
+                    this.err(
+                        Rule::SafeStateAction,
+                        span,
+                        format!("`{key}` belongs to the gpio action, not {what}"),
+                    );
+                }
+            }
+        };
+        match st.action.get_ref().as_str() {
+            "park" => extra(self, "park"),
+            "power-off" => {
+                extra(self, "power-off");
+                if v(&p.cpu_boot.get_ref().method) != s::BootMethod::Psci {
+                    self.err(
+                        Rule::SafeStateAction,
+                        st.action.span(),
+                        "power-off is a PSCI SYSTEM_OFF to the firmware: this platform has no firmware PSCI (cpu-boot is spin-table)",
+                    );
+                }
+            }
+            "gpio" => {
+                if v(&p.board) != s::Board::Rpi4 {
+                    self.err(
+                        Rule::SafeStateAction,
+                        st.action.span(),
+                        "the gpio action drives the BCM2711's GPIO block: board rpi4 only",
+                    );
+                }
+                match &st.pin {
+                    None => self.err(
+                        Rule::SafeStateAction,
+                        ss.span(),
+                        "the gpio action needs `pin` (0..=57)",
+                    ),
+                    Some(pin) if v(pin) >= u64::from(BCM2711_GPIO_PINS) => self.err(
+                        Rule::SafeStateAction,
+                        pin.span(),
+                        format!(
+                            "GPIO {} does not exist: the BCM2711 has GPIO 0..={}",
+                            v(pin),
+                            BCM2711_GPIO_PINS - 1
+                        ),
+                    ),
+                    Some(_) => {}
+                }
+                match &st.level {
+                    None => self.err(
+                        Rule::SafeStateAction,
+                        ss.span(),
+                        "the gpio action needs `level = \"high\"` or `level = \"low\"`",
+                    ),
+                    Some(l) if l.get_ref() == "high" || l.get_ref() == "low" => {}
+                    Some(l) => self.err(
+                        Rule::SafeStateAction,
+                        l.span(),
+                        format!("level {:?} is neither \"high\" nor \"low\"", l.get_ref()),
+                    ),
+                }
+                // The hypervisor keeps the GPIO page (CFG-31 keeps it from
+                // every partition).
+                self.reserved.push((
+                    "the GPIO block (the safe-state alarm line)".into(),
+                    pa_range(BCM2711_GPIO_BASE, PAGE),
+                    st.action.span(),
+                ));
+            }
+            other => self.err(
+                Rule::SafeStateAction,
+                st.action.span(),
+                format!("safe-state action {other:?} is not park, power-off or gpio"),
+            ),
+        }
     }
 
     fn memory_map(&mut self, p: &'a s::Platform) {
@@ -2341,6 +2426,14 @@ impl<'a> Validator<'a> {
                 CpuBoot::SpinTable { release }
             }
         };
+        let safe_state = match p.safe_state.as_ref().map(|s| s.get_ref()) {
+            Some(st) if st.action.get_ref() == "power-off" => SafeStateAction::PowerOff,
+            Some(st) if st.action.get_ref() == "gpio" => SafeStateAction::Gpio {
+                pin: st.pin.as_ref().map_or(0, v) as u8,
+                high: st.level.as_ref().is_none_or(|l| l.get_ref() == "high"),
+            },
+            _ => SafeStateAction::Park,
+        };
         let console = p.console.get_ref();
         let platform = model::Platform {
             board: match v(&p.board) {
@@ -2361,6 +2454,7 @@ impl<'a> Validator<'a> {
             },
             gic,
             cpu_boot,
+            safe_state,
         };
         let partitions = self
             .file

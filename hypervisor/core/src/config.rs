@@ -51,7 +51,43 @@ pub struct Platform {
     pub console: Uart,
     pub gic: Gic,
     pub cpu_boot: CpuBoot,
+    /// What the hypervisor does to the outside world when it enters the
+    /// safe state (docs/fault-containment.md).
+    pub safe_state: SafeStateAction,
 }
+
+/// The safe state's action beyond stopping every guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SafeStateAction {
+    /// Every core parks; the console alarm is all that tells.
+    Park,
+    /// PSCI SYSTEM_OFF to the platform firmware (needs firmware PSCI).
+    PowerOff,
+    /// Drive a GPIO line (an alarm LED or buzzer) to `high` or low; then
+    /// park. Raspberry Pi 4 only (BCM2711 GPIO block).
+    Gpio { pin: u8, high: bool },
+}
+
+/// How the boot log and `septum-config table` describe the action.
+impl core::fmt::Display for SafeStateAction {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            SafeStateAction::Park => f.write_str("park every core"),
+            SafeStateAction::PowerOff => f.write_str("PSCI SYSTEM_OFF (power off)"),
+            SafeStateAction::Gpio { pin, high } => write!(
+                f,
+                "drive GPIO {pin} {}, then park every core",
+                if *high { "high" } else { "low" }
+            ),
+        }
+    }
+}
+
+/// The BCM2711's GPIO block (low-peripheral mode), which the hypervisor
+/// keeps for the safe-state alarm line; no partition is given this page.
+pub const BCM2711_GPIO_BASE: u64 = 0xfe20_0000;
+/// The BCM2711 has GPIO 0..=57.
+pub const BCM2711_GPIO_PINS: u8 = 58;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Board {
@@ -326,6 +362,14 @@ mod tests {
             },
             timeout_ms: 10_000,
         };
+        assert_eq!(
+            SafeStateAction::Gpio {
+                pin: 42,
+                high: true
+            }
+            .to_string(),
+            "drive GPIO 42 high, then park every core"
+        );
         assert_eq!(
             sbsa.to_string(),
             "emulated SBSA generic watchdog, control frame IPA 0xc000000, refresh frame IPA 0xc001000, timeout at most 10000 ms"

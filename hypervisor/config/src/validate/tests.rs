@@ -142,6 +142,94 @@ fn the_rpi4_fixture_is_valid() {
     }
 }
 
+/// CFG-09: the safe-state action and what each needs.
+#[test]
+fn cfg09_safe_state_action() {
+    use crate::model::SafeStateAction;
+    let with = |ss: &str| patch(&[(CPU_BOOT, &format!("{CPU_BOOT}\nsafe-state = {ss}"))]);
+    // Absent: park.
+    assert_eq!(ok(GOOD).platform.safe_state, SafeStateAction::Park);
+    let c = ok(&with(r#"{ action = "park" }"#));
+    assert_eq!(c.platform.safe_state, SafeStateAction::Park);
+    let c = ok(&with(r#"{ action = "power-off" }"#));
+    assert_eq!(c.platform.safe_state, SafeStateAction::PowerOff);
+    fails(
+        &with(r#"{ action = "explode" }"#),
+        Rule::SafeStateAction,
+        "safe-state action \"explode\" is not park, power-off or gpio",
+    );
+    fails(
+        &with(r#"{ action = "park", pin = 4 }"#),
+        Rule::SafeStateAction,
+        "`pin` belongs to the gpio action, not park",
+    );
+    fails(
+        &with(r#"{ action = "gpio", pin = 4, level = "high" }"#),
+        Rule::SafeStateAction,
+        "board rpi4 only",
+    );
+    // Power-off needs firmware PSCI.
+    let spin = patch(&[(
+        CPU_BOOT,
+        r#"cpu-boot = { method = "spin-table", release = [0x4000_00e0, 0x4000_00e8, 0x4000_00f0] }
+safe-state = { action = "power-off" }"#,
+    )]);
+    fails(&spin, Rule::SafeStateAction, "no firmware PSCI");
+
+    // The Raspberry Pi: a GPIO line, which no partition may then be given.
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/rpi4.toml");
+    let rpi = std::fs::read_to_string(&path).unwrap();
+    let boot = r#"cpu-boot = { method = "spin-table", release = [0xe0, 0xe8, 0xf0] }"#;
+    assert!(rpi.contains(boot));
+    let pi = |ss: &str| rpi.replacen(boot, &format!("{boot}\nsafe-state = {ss}"), 1);
+    let c = load_str(
+        &path,
+        &pi(r#"{ action = "gpio", pin = 42, level = "low" }"#),
+    )
+    .unwrap_or_else(|d| panic!("{d}"));
+    assert_eq!(
+        c.platform.safe_state,
+        SafeStateAction::Gpio {
+            pin: 42,
+            high: false
+        }
+    );
+    for (ss, msg) in [
+        (
+            r#"{ action = "gpio", pin = 58, level = "high" }"#,
+            "GPIO 58 does not exist",
+        ),
+        (r#"{ action = "gpio", level = "high" }"#, "needs `pin`"),
+        (r#"{ action = "gpio", pin = 3 }"#, "needs `level"),
+        (
+            r#"{ action = "gpio", pin = 3, level = "on" }"#,
+            "level \"on\" is neither",
+        ),
+        (r#"{ action = "power-off" }"#, "no firmware PSCI"),
+    ] {
+        let d = load_str(&path, &pi(ss)).unwrap_err();
+        assert!(
+            d.errors()
+                .iter()
+                .any(|e| e.rule == Rule::SafeStateAction && e.message.contains(msg)),
+            "{ss}: {d}"
+        );
+    }
+    // CFG-31: the GPIO page is the hypervisor's once it drives the alarm.
+    let gpio_dev = pi(r#"{ action = "gpio", pin = 42, level = "high" }"#).replacen(
+        "pa = 0xfe34_0000, ipa = 0xfe34_0000",
+        "pa = 0xfe20_0000, ipa = 0xfe34_0000",
+        1,
+    );
+    let d = load_str(&path, &gpio_dev).unwrap_err();
+    assert!(
+        d.errors()
+            .iter()
+            .any(|e| e.rule == Rule::DeviceReserved && e.message.contains("the GPIO block")),
+        "{d}"
+    );
+}
+
 #[test]
 fn all_errors_are_reported_not_just_the_first() {
     let text = patch(&[

@@ -17,7 +17,7 @@
 use super::sha256::{CompressFn, Sha256};
 use crate::config::{
     Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, GicVersion, Quiesce,
-    SystemConfig, UartKind, WatchdogKind,
+    SafeStateAction, SystemConfig, UartKind, WatchdogKind,
 };
 
 /// Domain separation: a new encoding gets a new tag.
@@ -106,6 +106,15 @@ pub fn config_digest(cfg: &SystemConfig, compress: CompressFn) -> [u8; 32] {
             for a in release {
                 e.u64(a.raw());
             }
+        }
+    }
+    match p.safe_state {
+        SafeStateAction::Park => e.u8(0),
+        SafeStateAction::PowerOff => e.u8(1),
+        SafeStateAction::Gpio { pin, high } => {
+            e.u8(2);
+            e.u8(pin);
+            e.u8(high as u8);
         }
     }
     e.u32(cfg.boot.min_security_version);

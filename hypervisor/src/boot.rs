@@ -31,6 +31,8 @@ pub fn primary(dtb: u64, core: u64) -> ! {
         mmu::enable();
     }
     console::init(&CONFIG.platform.console);
+    #[cfg(feature = "fault-inject")]
+    crate::fault_inject::init();
     heap::init();
     log::info!(
         "Septum {} hypervisor, configuration '{}' ({})",
@@ -42,6 +44,8 @@ pub fn primary(dtb: u64, core: u64) -> ! {
         "boot core {core} at EL2, MIDR {:#x}, device tree at {dtb:#x}",
         MIDR_EL1.get()
     );
+    #[cfg(feature = "fault-inject")]
+    crate::fault_inject::announce();
     if !crate::dtb::present(dtb, &CONFIG.platform) {
         // QEMU's raspi4b without -dtb passes an ATAG pointer (0x100), and
         // virt's ELF path passes 0: nothing to compare with. The TOML is
@@ -84,6 +88,7 @@ pub fn primary(dtb: u64, core: u64) -> ! {
     }
     print_partition_table();
     verify_before_any_guest();
+    crate::system::verified();
     log::info!(
         "boot heap: {} KiB of {} KiB used; sealed (no allocation after boot)",
         heap::in_use() / 1024,
@@ -113,6 +118,7 @@ pub fn secondary(core: u64) -> ! {
 /// starts it; other cores wait in the park loop for PSCI CPU_ON.
 fn run_this_core() -> ! {
     let core = percpu::core();
+    crate::liveness::start();
     if let Some(p) = partition::of_core(core) {
         let vcpu = p.vcpu_of_core(core).unwrap_or(0);
         if vcpu == 0 {
@@ -249,6 +255,13 @@ fn print_partition_table() {
         "  hypervisor: PA {:#x}..{:#x} (never mapped into a partition)",
         CONFIG.platform.hypervisor.start.raw(),
         CONFIG.platform.hypervisor.start.raw() + CONFIG.platform.hypervisor.size
+    );
+    let l = septum_core::system::Liveness::at(time::freq());
+    log::info!(
+        "  safe state: {}; every core watched by another (silent {} ms = hung, detected within {} ms)",
+        CONFIG.platform.safe_state,
+        l.timeout * 1000 / time::freq(),
+        l.bound() * 1000 / time::freq()
     );
 }
 

@@ -396,6 +396,8 @@ fn wait_parked(p: &PartitionRt) -> bool {
         if crate::time::ticks() > deadline {
             return false;
         }
+        // Bounded, and this core is alive while it waits.
+        crate::liveness::stamp();
         core::hint::spin_loop();
     }
 }
@@ -404,6 +406,9 @@ fn wait_parked(p: &PartitionRt) -> bool {
 /// restart budget; a spent budget stops it for good (or, for the critical
 /// partition, enters the safe state).
 pub fn restart_partition(p: &PartitionRt) -> ! {
+    if !crate::system::guests_may_run() {
+        crate::system::halt_core();
+    }
     let now_ms = crate::time::now_ms();
     if !p.budget.lock().try_consume(now_ms) {
         log::error!(
@@ -472,10 +477,10 @@ pub fn restart_partition(p: &PartitionRt) -> ! {
     park_current()
 }
 
-/// The documented safe state: no guest code runs anywhere, the alarm is on
-/// the console, and the cores halt.
+/// The documented safe state, for a partition's cause: the whole system
+/// stops for good (`system::enter_safe`).
 pub fn safe_state(p: &PartitionRt, what: core::fmt::Arguments<'_>) -> ! {
-    alarm(format_args!(
+    crate::system::enter_safe(format_args!(
         "partition '{}' ({}): {}",
         p.name(),
         if p.cfg.criticality == Criticality::Critical {
@@ -484,37 +489,13 @@ pub fn safe_state(p: &PartitionRt, what: core::fmt::Arguments<'_>) -> ! {
             "non-critical"
         },
         what
-    ));
-    let me = percpu::core();
-    for q in crate::partition::all() {
-        q.set_state(State::Stopped);
-        vgic::quiesce(q);
-        for &c in q.cfg.cores {
-            percpu::clear_command(c as usize);
-            if c as usize != me {
-                irq::gic().send_sgi(c as u64, irq::SGI_STOP);
-            }
-        }
-    }
-    park_current()
+    ))
 }
 
 /// The safe state entered during boot, before any guest ran (the boot
 /// manifest or a critical partition failed verification).
 pub fn safe_state_boot(what: core::fmt::Arguments<'_>) -> ! {
-    alarm(what);
-    for q in crate::partition::all() {
-        q.set_state(State::Stopped);
-    }
-    park_current()
-}
-
-/// The safe-state alarm on the console (the same three lines wherever the
-/// safe state is entered).
-fn alarm(cause: core::fmt::Arguments<'_>) {
-    console::emergency(format_args!(
-        "\n[septum] *** ALARM: SAFE STATE ENTERED ***\n[septum] *** cause: {cause} ***\n[septum] *** no guest code runs; therapy halted; service required ***\n"
-    ));
+    crate::system::enter_safe(what)
 }
 
 /// Takes this core out of guest execution: its vCPU is off, interrupts
@@ -529,6 +510,9 @@ pub fn park_current() -> ! {
     percpu::set_parked(me, true);
     let g = irq::gic();
     loop {
+        if !crate::system::guests_may_run() {
+            crate::system::halt_core();
+        }
         if let Some((_, entry, ctx)) = percpu::take_command() {
             if let Some(p) = crate::partition::of_core(me) {
                 if p.state() == State::Running {
@@ -554,7 +538,9 @@ pub fn park_current() -> ! {
     }
 }
 
-/// A fault in the hypervisor itself: print everything and stop this core.
+/// A fault in the hypervisor itself: print the syndrome and the registers,
+/// then the whole system enters the safe state (the trusted base can no
+/// longer be trusted). A fault while entering it just halts this core.
 fn fatal(frame: &TrapFrame, kind: Kind) -> ! {
     let esr = ESR_EL2.get();
     console::emergency(format_args!(
@@ -572,8 +558,8 @@ fn fatal(frame: &TrapFrame, kind: Kind) -> ! {
         }
         console::emergency(format_args!("\n"));
     }
-    console::emergency(format_args!("[septum] core {} halted\n", percpu::core()));
-    loop {
-        asm::wfi();
-    }
+    crate::system::enter_safe(format_args!(
+        "hypervisor exception ({kind:?}, ESR_EL2 {esr:#x}) on core {}",
+        percpu::core()
+    ))
 }

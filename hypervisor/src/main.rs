@@ -14,13 +14,17 @@ mod console;
 mod drivers;
 mod dtb;
 mod exit;
+#[cfg(feature = "fault-inject")]
+mod fault_inject;
 mod heap;
 mod hypercall;
 mod irq;
+mod liveness;
 mod measure;
 mod partition;
 mod percpu;
 mod psci;
+mod system;
 mod time;
 mod vcpu;
 mod vgic;
@@ -43,14 +47,17 @@ extern "C" fn secondary_main(core: u64) -> ! {
     boot::secondary(core)
 }
 
+/// A panic is a fault in the hypervisor: the trusted base can no longer be
+/// trusted, so the whole system enters the safe state (a panic while
+/// entering it just halts this core).
 #[panic_handler]
 fn panic(info: &core::panic::PanicInfo<'_>) -> ! {
     console::emergency(format_args!(
-        "\n[septum] PANIC on core {}: {info}\n[septum] core {} halted\n",
-        percpu::core(),
+        "\n[septum] PANIC on core {}: {info}\n",
         percpu::core()
     ));
-    loop {
-        arch::aarch64::asm::wfi();
-    }
+    system::enter_safe(format_args!(
+        "the hypervisor panicked on core {}",
+        percpu::core()
+    ))
 }

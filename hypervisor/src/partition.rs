@@ -264,11 +264,15 @@ pub fn load_images(p: &PartitionRt) -> Result<usize, LoadError> {
         if !mmu::covers(pa, img.data.len() as u64) {
             return Err(LoadError::OutsideMap(img.name));
         }
-        // SAFETY: [pa, pa+len) lies inside one of this partition's memory
-        // regions (checked above), which is RAM in the EL2 identity map that
-        // no guest is running on while it is loaded.
-        unsafe { core::ptr::copy_nonoverlapping(img.data.as_ptr(), pa as *mut u8, img.data.len()) };
-        asm::dcache_clean_inval_range(pa, img.data.len() as u64);
+        for (i, chunk) in img.data.chunks(STEP).enumerate() {
+            let at = pa + (i * STEP) as u64;
+            // SAFETY: [pa, pa+len) lies inside one of this partition's
+            // memory regions (checked above), which is RAM in the EL2
+            // identity map that no guest is running on while it is loaded.
+            unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), at as *mut u8, chunk.len()) };
+            asm::dcache_clean_inval_range(at, chunk.len() as u64);
+            crate::liveness::stamp();
+        }
         total += img.data.len();
     }
     asm::ic_iallu();
@@ -279,9 +283,21 @@ fn scrub(m: &MemRegion) -> Result<(), LoadError> {
     if !mmu::covers(m.pa.raw(), m.size) {
         return Err(LoadError::OutsideMap(m.name));
     }
-    // SAFETY: the region is RAM owned by this (not running) partition alone
-    // (validated: disjoint from the hypervisor and from other partitions).
-    unsafe { core::ptr::write_bytes(m.pa.raw() as *mut u8, 0, m.size as usize) };
-    asm::dcache_clean_inval_range(m.pa.raw(), m.size);
+    let mut at = m.pa.raw();
+    let end = m.pa.raw() + m.size;
+    while at < end {
+        let n = (end - at).min(STEP as u64);
+        // SAFETY: the region is RAM owned by this (not running) partition
+        // alone (validated: disjoint from the hypervisor and from other
+        // partitions).
+        unsafe { core::ptr::write_bytes(at as *mut u8, 0, n as usize) };
+        asm::dcache_clean_inval_range(at, n);
+        crate::liveness::stamp();
+        at += n;
+    }
     Ok(())
 }
+
+/// Scrubbing and copying go in steps of this many bytes, each stamping
+/// the core's liveness (a 2 MiB step takes about 1 ms on a board).
+const STEP: usize = 2 << 20;

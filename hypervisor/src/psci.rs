@@ -60,7 +60,7 @@ pub fn handle(p: &PartitionRt, vcpu: usize, frame: &mut TrapFrame) -> Outcome {
 }
 
 fn cpu_on(p: &PartitionRt, vcpu: usize, entry: u64, context: u64) -> i64 {
-    if p.state() != State::Running {
+    if p.state() != State::Running || !crate::system::guests_may_run() {
         return core_psci::DENIED;
     }
     // The entry point must be code the partition owns.

@@ -56,6 +56,11 @@ fn read_pmcr() -> u64 {
 /// Configures EL2 and EL1 for `p`'s vCPU `vcpu` on this core and enters it
 /// at `pc` with `x0 = arg`. Also used to restart a vCPU.
 pub fn enter(p: &PartitionRt, vcpu: usize, pc: u64, arg: u64) -> ! {
+    // The one way into a guest: never before measured boot has passed,
+    // never in the safe state.
+    if !crate::system::guests_may_run() {
+        crate::system::halt_core();
+    }
     // Stage 2.
     VTCR_EL2.set(septum_core::pgtable::vtcr_el2_value(percpu::pa_range_bits()));
     VTTBR_EL2.set(p.vttbr);

@@ -73,11 +73,9 @@ pub fn stop(p: &PartitionRt) {
     }
 }
 
+/// The EL2 timer also carries this core's liveness tick (liveness.rs).
 fn arm(deadline: Option<u64>) {
-    match deadline {
-        Some(d) => asm::hyp_timer_arm(d),
-        None => asm::hyp_timer_disarm(),
-    }
+    crate::liveness::arm(deadline);
 }
 
 /// The HEARTBEAT hypercall: `false` if the partition has no heartbeat.
@@ -96,8 +94,13 @@ pub fn heartbeat(p: &PartitionRt) -> bool {
 /// return for restart/stop/safe-state).
 pub fn on_timer() {
     asm::hyp_timer_disarm();
-    let Some(p) = crate::partition::of_core(percpu::core()) else {
-        return;
+    crate::liveness::on_timer();
+    // The watchdog lives on its partition's boot core (where `start` armed
+    // it); the other cores' ticks are only the liveness check's.
+    let Some(p) = crate::partition::of_core(percpu::core())
+        .filter(|p| p.cfg.cores.first().map(|&c| c as usize) == Some(percpu::core()))
+    else {
+        return arm(None);
     };
     let now = time::ticks();
     let (ev, deadline) = {

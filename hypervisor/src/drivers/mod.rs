@@ -4,5 +4,6 @@ pub mod gic;
 pub mod gicd;
 pub mod gicv2;
 pub mod gicv3;
+pub mod gpio;
 pub mod mmio;
 pub mod uart;

@@ -63,4 +63,9 @@ impl Vector {
 /// Called by the common vector path with the saved frame.
 pub extern "C" fn septum_trap(frame: &mut TrapFrame, vector: u64) {
     crate::exit::handle(frame, Vector::from_number(vector));
+    // The way back into the guest: closed once the safe state was entered
+    // (by any core, while this one handled the exit).
+    if !crate::system::guests_may_run() {
+        crate::system::halt_core();
+    }
 }

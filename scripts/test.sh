@@ -47,6 +47,9 @@ cargo clippy -q -p septum-rtos --features bench,fault-test-stop-heartbeat \
     --target aarch64-unknown-none -- -D warnings
 SEPTUM_GEN_DIR="$SEPTUM_ROOT/target/septum/qemu-virt/gen" \
     cargo clippy -q -p septum-hypervisor --target aarch64-unknown-none-softfloat -- -D warnings
+SEPTUM_GEN_DIR="$SEPTUM_ROOT/target/septum/qemu-virt/gen" \
+    cargo clippy -q -p septum-hypervisor --target aarch64-unknown-none-softfloat \
+    --features fault-inject --target-dir target/features/fault-inject -- -D warnings
 
 if [ "$quick" = 1 ]; then
     echo "quick run: QEMU integration tests skipped"

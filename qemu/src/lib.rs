@@ -126,6 +126,38 @@ pub fn build_variant(config: &str, name: &str, edit: impl FnOnce(&Path)) -> Path
     out
 }
 
+/// Builds `config`'s hypervisor with `features` (its own target directory,
+/// so the normal build stays as it is) into
+/// `target/septum/variants/<name>/septum.img`.
+pub fn build_with_features(config: &str, name: &str, features: &str) -> PathBuf {
+    let image = build(config);
+    let gen = image.parent().expect("image dir").join("gen");
+    let root = repo_root();
+    let dir = root.join("target/septum/variants").join(name);
+    std::fs::create_dir_all(&dir).expect("variant dir");
+    let td = root
+        .join("target/features")
+        .join(features.replace(',', "-"));
+    let elf = td.join("aarch64-unknown-none-softfloat/release/septum");
+    let out = dir.join("septum.img");
+    let script = format!(
+        "cargo build -q --release --target aarch64-unknown-none-softfloat -p septum-hypervisor --features '{features}' --target-dir '{}' && '{}' -O binary '{}' '{}'",
+        td.display(),
+        llvm_tool("llvm-objcopy").display(),
+        elf.display(),
+        out.display()
+    );
+    let st = Command::new("flock")
+        .arg(root.join("target/septum/.build.lock"))
+        .args(["sh", "-c", &script])
+        .current_dir(&root)
+        .env("SEPTUM_GEN_DIR", &gen)
+        .status()
+        .expect("run cargo");
+    assert!(st.success(), "build of {name} with {features} failed");
+    out
+}
+
 /// A machine to boot.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Machine {
@@ -155,6 +187,8 @@ pub struct Options {
     /// A device tree for QEMU to pass in x0 (`-dtb`), as a board's firmware
     /// would.
     pub dtb: Option<PathBuf>,
+    /// More QEMU arguments (a `-device loader` that sets a fault to inject).
+    pub extra: Vec<String>,
 }
 
 impl Default for Options {
@@ -164,6 +198,7 @@ impl Default for Options {
             icount: true,
             limit: Duration::from_secs(240),
             dtb: None,
+            extra: Vec::new(),
         }
     }
 }
@@ -250,6 +285,7 @@ impl Qemu {
             cmd.arg("-dtb").arg(dtb);
         }
         cmd.arg("-kernel").arg(image);
+        cmd.args(&opts.extra);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -420,6 +456,22 @@ impl Qemu {
             }
             thread::sleep(Duration::from_millis(100));
         }
+    }
+
+    /// Waits until QEMU exits by itself; its exit code (`None`: killed by
+    /// a signal), or a panic after `timeout`.
+    pub fn wait_exit(&mut self, timeout: Duration) -> Option<i32> {
+        let deadline = Instant::now() + timeout;
+        while Instant::now() < deadline {
+            if let Some(st) = self.child.try_wait().ok().flatten() {
+                return st.code();
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "QEMU did not exit within {timeout:?}:\n{}",
+            tail(&self.output(), 60)
+        );
     }
 
     /// Waits for a line containing `needle`.

@@ -70,39 +70,49 @@ struct Mode {
     name: &'static str,
     trigger: &'static str,
     detected: &'static str,
+    /// Wall time allowed for the detection.
+    within: Duration,
 }
 
 const PANIC: Mode = Mode {
     name: "kernel panic with panic=-1 (sysrq c)",
     trigger: "echo c > /proc/sysrq-trigger",
     detected: "partition 'linux': PSCI SYSTEM_RESET -> restarting partition",
+    within: BOOT,
 };
 const PANIC_SPINS: Mode = Mode {
     name: "kernel panic that spins (panic=0, sysrq c)",
     trigger: "echo 0 > /proc/sys/kernel/panic; echo c > /proc/sysrq-trigger",
     detected: "partition 'linux': its watchdog expired (no refresh) -> restarting partition",
+    // A spinning guest slows QEMU's -icount about 30-fold for every
+    // partition (issue 13; docs/fault-containment.md, "QEMU and spinning
+    // guests"): the 10 s of guest time the watchdog needs take 4-5 minutes.
+    within: Duration::from_secs(900),
 };
 const REBOOT: Mode = Mode {
     name: "reboot -f",
     trigger: "reboot -f",
     detected: "partition 'linux': PSCI SYSTEM_RESET -> restarting partition",
+    within: BOOT,
 };
 const POWEROFF: Mode = Mode {
     name: "poweroff -f",
     trigger: "poweroff -f",
     detected: "-> restarting partition",
+    within: BOOT,
 };
 const WATCHDOG_KILLED: Mode = Mode {
     name: "watchdog daemon killed (a hang as the watchdog sees it)",
     trigger: "kill -9 $(pidof watchdog)",
     detected: "partition 'linux': its watchdog expired (no refresh) -> restarting partition",
+    within: BOOT,
 };
 
 /// Triggers `m` and waits until Linux is back for the `n`th time.
 fn crash_and_recover(q: &mut Qemu, m: &Mode, n: usize) {
     let before = q.output().matches(m.detected).count();
     q.linux_send(m.trigger);
-    q.wait_for_count(m.detected, before + 1, BOOT);
+    q.wait_for_count(m.detected, before + 1, m.within);
     expect_linux_back(q, n);
     eprintln!("recovered from: {}", m.name);
 }
@@ -113,7 +123,7 @@ fn crash_and_recover(q: &mut Qemu, m: &Mode, n: usize) {
 /// page; the RTOS misses nothing and is never touched.
 #[test]
 fn linux_comes_back_from_every_failure_mode() {
-    let mut q = boot(Duration::from_secs(900));
+    let mut q = boot(Duration::from_secs(1800));
     let mut n = 1;
     for m in [&PANIC, &PANIC_SPINS, &REBOOT, &POWEROFF, &WATCHDOG_KILLED] {
         n += 1;

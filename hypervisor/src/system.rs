@@ -129,11 +129,16 @@ pub fn halt_core() -> ! {
     loop {
         asm::wfi();
         // Only SGIs can still arrive; drop them so the core sleeps again.
-        let intid = g.ack();
-        if intid < 1020 {
-            g.eoi(intid);
-            g.deactivate(intid);
-        }
+        drop_pending(g);
+    }
+}
+
+/// Acknowledges and drops whatever interrupt woke this core.
+fn drop_pending(g: &crate::drivers::gic::Gic) {
+    let intid = g.ack();
+    if intid < 1020 {
+        g.eoi(intid);
+        g.deactivate(intid);
     }
 }
 
@@ -151,11 +156,7 @@ fn remind() -> ! {
     asm::hyp_timer_arm(next);
     loop {
         asm::wfi();
-        let intid = g.ack();
-        if intid < 1020 {
-            g.eoi(intid);
-            g.deactivate(intid);
-        }
+        drop_pending(g);
         let now = time::ticks();
         if now >= next {
             console::emergency(format_args!(

@@ -105,41 +105,19 @@ pub fn build_variant(config: &str, name: &str, edit: impl FnOnce(&Path)) -> Path
     let text = text.replace(&gen.display().to_string(), &vgen.display().to_string());
     std::fs::write(&cfg, text).expect("config.rs");
     edit(&vgen);
-    let root = repo_root();
-    let elf = root.join("target/aarch64-unknown-none-softfloat/release/septum");
     let out = dir.join("septum.img");
-    // Under the build lock: the hypervisor binary is shared with build.sh.
-    let script = format!(
-        "cargo build -q --release --target aarch64-unknown-none-softfloat -p septum-hypervisor && '{}' -O binary '{}' '{}'",
-        llvm_tool("llvm-objcopy").display(),
-        elf.display(),
-        out.display()
-    );
-    let st = Command::new("flock")
-        .arg(root.join("target/septum/.build.lock"))
-        .args(["sh", "-c", &script])
-        .current_dir(&root)
-        .env("SEPTUM_GEN_DIR", &vgen)
-        .status()
-        .expect("run cargo");
-    assert!(st.success(), "variant build {name} failed");
+    build_hypervisor(&vgen, "", "target", &out);
     out
 }
 
-/// Builds `config`'s hypervisor with `features` (its own target directory,
-/// so the normal build stays as it is) into
-/// `target/septum/variants/<name>/septum.img`.
-pub fn build_with_features(config: &str, name: &str, features: &str) -> PathBuf {
-    let image = build(config);
-    let gen = image.parent().expect("image dir").join("gen");
+/// Builds the hypervisor for the generated configuration in `gen`, with
+/// cargo `features`, in `target_dir` (relative to the repository), and
+/// writes its raw image to `out`. Under the build lock: build.sh shares the
+/// default target directory.
+fn build_hypervisor(gen: &Path, features: &str, target_dir: &str, out: &Path) {
     let root = repo_root();
-    let dir = root.join("target/septum/variants").join(name);
-    std::fs::create_dir_all(&dir).expect("variant dir");
-    let td = root
-        .join("target/features")
-        .join(features.replace(',', "-"));
+    let td = root.join(target_dir);
     let elf = td.join("aarch64-unknown-none-softfloat/release/septum");
-    let out = dir.join("septum.img");
     let script = format!(
         "cargo build -q --release --target aarch64-unknown-none-softfloat -p septum-hypervisor --features '{features}' --target-dir '{}' && '{}' -O binary '{}' '{}'",
         td.display(),
@@ -151,10 +129,27 @@ pub fn build_with_features(config: &str, name: &str, features: &str) -> PathBuf 
         .arg(root.join("target/septum/.build.lock"))
         .args(["sh", "-c", &script])
         .current_dir(&root)
-        .env("SEPTUM_GEN_DIR", &gen)
+        .env("SEPTUM_GEN_DIR", gen)
         .status()
         .expect("run cargo");
-    assert!(st.success(), "build of {name} with {features} failed");
+    assert!(
+        st.success(),
+        "hypervisor build for {} failed",
+        out.display()
+    );
+}
+
+/// Builds `config`'s hypervisor with `features` (its own target directory,
+/// so the normal build stays as it is) into
+/// `target/septum/variants/<name>/septum.img`.
+pub fn build_with_features(config: &str, name: &str, features: &str) -> PathBuf {
+    let image = build(config);
+    let gen = image.parent().expect("image dir").join("gen");
+    let dir = repo_root().join("target/septum/variants").join(name);
+    std::fs::create_dir_all(&dir).expect("variant dir");
+    let out = dir.join("septum.img");
+    let td = format!("target/features/{}", features.replace(',', "-"));
+    build_hypervisor(&gen, features, &td, &out);
     out
 }
 

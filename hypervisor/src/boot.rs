@@ -26,11 +26,17 @@ fn pa_range_bits() -> u8 {
 pub fn primary(dtb: u64, core: u64) -> ! {
     let t0 = time::ticks();
     // SAFETY: boot core, before any other core runs; then enabling on this core.
-    unsafe {
-        mmu::build(&CONFIG.platform);
-        mmu::enable();
+    let map = unsafe { mmu::build(&CONFIG.platform) };
+    if map.is_ok() {
+        // SAFETY: the tables are complete.
+        unsafe { mmu::enable() };
     }
     console::init(&CONFIG.platform.console);
+    let paged = match map {
+        Ok(n) => n,
+        // The linker script's assertions make this a build bug.
+        Err(e) => panic!("cannot build the EL2 map: {e}"),
+    };
     #[cfg(feature = "fault-inject")]
     crate::fault_inject::init();
     heap::init();
@@ -78,7 +84,7 @@ pub fn primary(dtb: u64, core: u64) -> ! {
         halt("no GIC redistributor for the boot core");
     }
     log::info!(
-        "{}: {} interrupt lines, {} list registers; EL2 MMU and caches on",
+        "{}: {} interrupt lines, {} list registers; EL2 MMU and caches on (W^X, stack guard pages; {paged} blocks in 4 KiB pages)",
         irq::gic().name(),
         irq::gic().lines(),
         irq::num_lrs()

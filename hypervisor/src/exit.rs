@@ -78,7 +78,7 @@ fn guest_sync(frame: &mut TrapFrame) {
             ),
         ),
         ExceptionClass::SysReg64 => sysreg(frame, esr),
-        ExceptionClass::WfiWfe => frame.elr += 4,
+        ExceptionClass::WfiWfe => frame.skip_instruction(),
         ec => guest_fault(
             frame,
             Fault::IllegalInstruction,
@@ -108,7 +108,7 @@ fn data_abort(frame: &mut TrapFrame, esr: u64) {
         }
     };
     match emulate_mmio(p, vcpu, frame, &acc) {
-        Ok(()) => frame.elr += 4,
+        Ok(()) => frame.skip_instruction(),
         Err(why) => guest_fault(
             frame,
             Fault::AccessViolation,
@@ -238,7 +238,7 @@ fn sysreg(frame: &mut TrapFrame, esr: u64) {
         if let Some((p, vcpu)) = percpu::running() {
             crate::vgic::send_sgi(p, vcpu, frame.reg(acc.rt));
         }
-        frame.elr += 4;
+        frame.skip_instruction();
         return;
     }
     if key == esr::ICC_SGI0R_EL1
@@ -249,14 +249,14 @@ fn sysreg(frame: &mut TrapFrame, esr: u64) {
         if acc.read {
             frame.set_reg(acc.rt, 0);
         }
-        frame.elr += 4;
+        frame.skip_instruction();
         return;
     }
     if acc.is_debug_or_pmu() {
         if acc.read {
             frame.set_reg(acc.rt, 0);
         }
-        frame.elr += 4;
+        frame.skip_instruction();
         return;
     }
     guest_fault(
@@ -557,6 +557,17 @@ fn fatal(frame: &TrapFrame, kind: Kind) -> ! {
             console::emergency(format_args!(" x{r:<2} {:#018x}", frame.x[r]));
         }
         console::emergency(format_args!("\n"));
+    }
+    // The vectors put this handler on the emergency stack, so an overflow
+    // into a guard page is reported like any other fault.
+    let far = FAR_EL2.get();
+    if let Some((core, ordinary)) =
+        crate::arch::aarch64::mmu::guard_hit(&crate::config::CONFIG.platform, far)
+    {
+        let which = if ordinary { "stack" } else { "emergency stack" };
+        console::emergency(format_args!(
+            "[septum]   FAR_EL2 is in the guard page below core {core}'s EL2 {which}: a stack overflow\n"
+        ));
     }
     crate::system::enter_safe(format_args!(
         "hypervisor exception ({kind:?}, ESR_EL2 {esr:#x}) on core {}",

@@ -6,7 +6,7 @@ use aarch64_cpu::registers::MPIDR_EL1;
 use septum_core::config::MAX_CPUS;
 use tock_registers::interfaces::Readable;
 
-use crate::arch::aarch64::asm::STACK_SIZE;
+use septum_core::el2map;
 
 const NONE: usize = usize::MAX;
 
@@ -26,8 +26,7 @@ pub fn core() -> usize {
 
 /// Top of this core's EL2 stack, as `asm.rs` laid the stacks out.
 pub fn stack_top() -> u64 {
-    let base = (&raw const __stacks_start) as u64;
-    base + ((core() as u64) + 1) * STACK_SIZE as u64
+    el2map::stack_top((&raw const __stacks_start) as u64, core() as u64)
 }
 
 pub fn set_running(partition: usize, vcpu: usize) {

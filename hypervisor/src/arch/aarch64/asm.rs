@@ -9,11 +9,17 @@ use core::arch::{asm, global_asm};
 
 use super::trap::TrapFrame;
 
-/// Size of one core's stack, and of the unmapped-in-spirit guard gap below it.
-pub const STACK_SIZE: usize = 64 * 1024;
+use septum_core::config::MAX_CPUS;
+use septum_core::el2map::{GUARD, SLOT, STACK};
 /// Byte size of [`TrapFrame`]; checked against the Rust layout below.
 pub const FRAME_SIZE: usize = 34 * 8;
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == FRAME_SIZE);
+
+/// From a stack's top down to its emergency stack's top (one `sub ..., lsl
+/// #12` in the entry code).
+const TO_EMERGENCY: u64 = GUARD + STACK;
+const _: () =
+    assert!(TO_EMERGENCY.is_multiple_of(4096) && TO_EMERGENCY >> 12 < 4096 && SLOT >> 32 == 0);
 
 // The Image header lets QEMU and the Raspberry Pi firmware load the raw
 // binary as if it were a Linux kernel: at RAM base + text_offset, with x0 =
@@ -52,13 +58,19 @@ unsafe extern "C" fn primary_entry() -> ! {
         "isb",
         "mrs    x20, mpidr_el1",
         "and    x20, x20, #0xff",       // core number = Aff0
-        // Stack: the top of this core's slot in .stacks.
+        "cmp    x20, #{max_cpus}",
+        "b.hs   2f",                    // no stack slot for this core
+        // Stack: the top of this core's slot in .stacks; TPIDR_EL2 holds
+        // the top of its emergency stack (see the vectors below).
         "adrp   x1, __stacks_start",
         "add    x1, x1, :lo12:__stacks_start",
         "add    x2, x20, #1",
-        "mov    x3, #{slot}",
+        "mov    x3, #{slot_lo}",
+        "movk   x3, #{slot_hi}, lsl #16",
         "madd   x1, x2, x3, x1",
         "mov    sp, x1",
+        "sub    x1, x1, #{to_emergency}, lsl #12",
+        "msr    tpidr_el2, x1",
         // Zero .bss (the stacks section is not zeroed: it needs no initial value).
         "adrp   x1, __bss_start",
         "add    x1, x1, :lo12:__bss_start",
@@ -80,7 +92,10 @@ unsafe extern "C" fn primary_entry() -> ! {
         "2:",
         "wfe",
         "b      2b",
-        slot = const STACK_SIZE,
+        max_cpus = const MAX_CPUS,
+        slot_lo = const SLOT & 0xffff,
+        slot_hi = const SLOT >> 16,
+        to_emergency = const TO_EMERGENCY >> 12,
         vectors = sym exception_vectors,
         main = sym crate::primary_main,
     )
@@ -97,12 +112,17 @@ pub unsafe extern "C" fn secondary_entry() -> ! {
         "isb",
         "mrs    x20, mpidr_el1",
         "and    x20, x20, #0xff",
+        "cmp    x20, #{max_cpus}",
+        "b.hs   1f",
         "adrp   x1, __stacks_start",
         "add    x1, x1, :lo12:__stacks_start",
         "add    x2, x20, #1",
-        "mov    x3, #{slot}",
+        "mov    x3, #{slot_lo}",
+        "movk   x3, #{slot_hi}, lsl #16",
         "madd   x1, x2, x3, x1",
         "mov    sp, x1",
+        "sub    x1, x1, #{to_emergency}, lsl #12",
+        "msr    tpidr_el2, x1",
         "adrp   x1, {vectors}",
         "add    x1, x1, :lo12:{vectors}",
         "msr    vbar_el2, x1",
@@ -112,7 +132,10 @@ pub unsafe extern "C" fn secondary_entry() -> ! {
         "1:",
         "wfe",
         "b      1b",
-        slot = const STACK_SIZE,
+        max_cpus = const MAX_CPUS,
+        slot_lo = const SLOT & 0xffff,
+        slot_hi = const SLOT >> 16,
+        to_emergency = const TO_EMERGENCY >> 12,
         vectors = sym exception_vectors,
         main = sym crate::secondary_main,
     )
@@ -121,6 +144,14 @@ pub unsafe extern "C" fn secondary_entry() -> ! {
 // EL2 exception vectors. Each entry saves x0/x1, loads its vector number
 // and joins the common path, which saves the full guest (or hypervisor)
 // register file as a TrapFrame on this core's stack and calls Rust.
+//
+// A synchronous exception or SError taken from EL2 itself (vectors 0-4 and
+// 7) is always a hypervisor fault, possibly a stack overflow into the guard
+// page, where pushing a frame would fault again: those switch to this core's
+// emergency stack (its top in TPIDR_EL2) first. SP_EL0 is the scratch
+// register: it belongs to the guest, which never runs again after an EL2
+// fault (the safe state). EL2's own interrupts (vectors 5, 6) keep the
+// current stack.
 macro_rules! vector_table {
     () => {
         r#"
@@ -130,6 +161,12 @@ macro_rules! vector_table {
 septum_vectors:
     .irp n, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15
     .balign 128
+    .if (\n <= 4) || (\n == 7)
+    msr     sp_el0, x0
+    mrs     x0, tpidr_el2
+    mov     sp, x0
+    mrs     x0, sp_el0
+    .endif
     sub     sp, sp, #{frame}
     stp     x0, x1, [sp, #0]
     mov     x0, #\n

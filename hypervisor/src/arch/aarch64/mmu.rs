@@ -1,7 +1,11 @@
 //! The hypervisor's own (EL2 stage-1) translation: an identity map of the
-//! platform's RAM (normal, cacheable) and MMIO windows (device, never
-//! executable) in 2 MiB blocks over the low 4 GiB, where every supported
-//! board keeps its RAM and peripherals.
+//! low 4 GiB, where every supported board keeps its RAM and peripherals,
+//! with the access `septum_core::el2map` decides for each page: code RX,
+//! read-only data (the pristine guest images among it) R, data and stacks
+//! RW and never executable, unmapped guard pages around every stack, other
+//! RAM RW and never executable, MMIO device memory. 2 MiB blocks where a
+//! whole block has one access, 4 KiB pages in the few blocks that hold a
+//! section boundary or the stacks.
 //!
 //! The tables are static and are filled by the boot core with the MMU off
 //! (plain aligned stores only), so no allocator is needed to turn caches on.
@@ -9,16 +13,21 @@
 use core::cell::UnsafeCell;
 
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MAIR_EL2, SCTLR_EL2, TCR_EL2, TTBR0_EL2};
+use septum_core::addr::PhysAddr;
 use septum_core::config::Platform;
+use septum_core::el2map::{
+    self, El2Map, ImageLayout, LayoutError, ATTR_DEVICE, ATTR_NORMAL, BLOCK, DESC_TABLE, GIB, PAGE,
+};
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
 use super::asm;
 
+pub use septum_core::el2map::MAPPED_GIB;
+
 const ENTRIES: usize = 512;
-const GIB: u64 = 1 << 30;
-const BLOCK: u64 = 2 << 20;
-/// The identity map covers `[0, MAPPED_GIB GiB)`.
-pub const MAPPED_GIB: usize = 4;
+/// Level-3 tables for the blocks that need pages (the image has at most
+/// five section boundaries and 704 KiB of stacks: four or five blocks).
+const L3_TABLES: usize = 8;
 
 #[repr(C, align(4096))]
 struct Table(UnsafeCell<[u64; ENTRIES]>);
@@ -35,47 +44,85 @@ impl Table {
 
 static L1: Table = Table::new();
 static L2: [Table; MAPPED_GIB] = [const { Table::new() }; MAPPED_GIB];
+static L3: [Table; L3_TABLES] = [const { Table::new() }; L3_TABLES];
 
-// MAIR_EL2 attribute indexes.
-const ATTR_DEVICE: u64 = 0; // Device-nGnRE
-const ATTR_NORMAL: u64 = 1; // Normal, write-back, read/write-allocate
+unsafe extern "C" {
+    static _start: u8;
+    static __text_end: u8;
+    static __rodata_end: u8;
+    static __stacks_start: u8;
+    static __image_end: u8;
+}
 
-const DESC_BLOCK: u64 = 0b01;
-const DESC_TABLE: u64 = 0b11;
-const AF: u64 = 1 << 10;
-const SH_INNER: u64 = 0b11 << 8;
-const AP1_RES1: u64 = 1 << 6; // AP[1] is RES1 in the EL2 regime
-const XN: u64 = 1 << 54;
-
-/// Fills the static tables from the platform description.
-///
-/// # Safety
-/// Boot core only, before [`enable`] runs on any core.
-pub unsafe fn build(platform: &Platform) {
-    for (gib, l2) in L2.iter().enumerate() {
-        // SAFETY: single writer (boot core, other cores not started).
-        let l2t = unsafe { &mut *l2.0.get() };
-        for (i, e) in l2t.iter_mut().enumerate() {
-            let base = gib as u64 * GIB + i as u64 * BLOCK;
-            *e = block_desc(platform, base);
-        }
-        // SAFETY: as above.
-        let l1t = unsafe { &mut *L1.0.get() };
-        l1t[gib] = (l2.0.get() as u64) | DESC_TABLE;
+/// Where the linker put the image's sections.
+pub fn image_layout() -> ImageLayout {
+    ImageLayout {
+        start: (&raw const _start) as u64,
+        text_end: (&raw const __text_end) as u64,
+        rodata_end: (&raw const __rodata_end) as u64,
+        stacks_start: (&raw const __stacks_start) as u64,
+        end: (&raw const __image_end) as u64,
     }
 }
 
-fn block_desc(p: &Platform, base: u64) -> u64 {
-    let touches = |start: u64, size: u64| base < start.saturating_add(size) && start < base + BLOCK;
-    if p.mmio.iter().any(|r| touches(r.start.raw(), r.size)) {
-        return base | DESC_BLOCK | AF | AP1_RES1 | (ATTR_DEVICE << 2) | XN;
+/// Why the map could not be built.
+#[derive(Clone, Copy, Debug)]
+pub enum MapError {
+    Layout(LayoutError),
+    /// More blocks need pages than there are level-3 tables.
+    OutOfTables,
+}
+
+impl core::fmt::Display for MapError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MapError::Layout(e) => {
+                write!(f, "the image's sections are not as the map expects ({e:?})")
+            }
+            MapError::OutOfTables => write!(f, "more than {L3_TABLES} blocks need 4 KiB pages"),
+        }
     }
-    let inside =
-        |start: u64, size: u64| base >= start && base + BLOCK <= start.saturating_add(size);
-    if p.ram.iter().any(|r| inside(r.start.raw(), r.size)) {
-        return base | DESC_BLOCK | AF | AP1_RES1 | SH_INNER | (ATTR_NORMAL << 2);
+}
+
+/// Fills the static tables from the platform description and the image's
+/// layout; returns how many 2 MiB blocks needed 4 KiB pages.
+///
+/// # Safety
+/// Boot core only, before [`enable`] runs on any core.
+pub unsafe fn build(platform: &Platform) -> Result<usize, MapError> {
+    let map = El2Map::new(platform, image_layout()).map_err(MapError::Layout)?;
+    let mut l3_used = 0;
+    // SAFETY: single writer (boot core, other cores not started).
+    let l1t = unsafe { &mut *L1.0.get() };
+    for (gib, l2) in L2.iter().enumerate() {
+        // SAFETY: as above.
+        let l2t = unsafe { &mut *l2.0.get() };
+        for (i, e) in l2t.iter_mut().enumerate() {
+            let base = gib as u64 * GIB + i as u64 * BLOCK;
+            *e = match map.block(base) {
+                Some(access) => el2map::descriptor(PhysAddr::new(base), access, false),
+                None => {
+                    let l3 = L3.get(l3_used).ok_or(MapError::OutOfTables)?;
+                    l3_used += 1;
+                    // SAFETY: as above; each level-3 table is used once.
+                    let l3t = unsafe { &mut *l3.0.get() };
+                    for (j, pe) in l3t.iter_mut().enumerate() {
+                        let pa = base + j as u64 * PAGE;
+                        *pe = el2map::descriptor(PhysAddr::new(pa), map.page(pa), true);
+                    }
+                    (l3.0.get() as u64) | DESC_TABLE
+                }
+            };
+        }
+        l1t[gib] = (l2.0.get() as u64) | DESC_TABLE;
     }
-    0
+    Ok(l3_used)
+}
+
+/// Which core's stack guard a faulting address hit, if any (`true`: the
+/// guard below the ordinary stack, i.e. a stack overflow).
+pub fn guard_hit(platform: &Platform, far: u64) -> Option<(usize, bool)> {
+    El2Map::new(platform, image_layout()).ok()?.guard_hit(far)
 }
 
 /// Turns on this core's EL2 MMU and caches with the static tables.
@@ -98,11 +145,13 @@ pub unsafe fn enable() {
     TTBR0_EL2.set_baddr(L1.0.get() as u64);
     asm::dsb_isb();
     asm::tlbi_alle2();
+    // WXN: whatever is writable is never executable, whatever the tables say.
     SCTLR_EL2.modify(
         SCTLR_EL2::M::Enable
             + SCTLR_EL2::C::Cacheable
             + SCTLR_EL2::I::Cacheable
-            + SCTLR_EL2::SA::Enable,
+            + SCTLR_EL2::SA::Enable
+            + SCTLR_EL2::WXN::Enable,
     );
     asm::dsb_isb();
 }

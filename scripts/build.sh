@@ -60,16 +60,19 @@ for g in septum-rtos septum-intruder; do
     mv "$out/guests/$g.bin.tmp" "$out/guests/$g.bin"
 done
 
-# The RTOS test build that stops its heartbeat (for the watchdog tests),
-# when the configuration uses it; its own target directory keeps the
-# features of the normal build untouched.
-if grep -q 'septum-rtos-fault-test.bin' "$config"; then
+# The RTOS's fault-test builds (for the watchdog and safe-state tests), each
+# when the configuration uses it, in its own target directory so that the
+# features of the normal build stay untouched: FILE:FEATURE.
+for variant in septum-rtos-fault-test.bin:fault-test-stop-heartbeat \
+    septum-rtos-system-off.bin:fault-test-system-off; do
+    file=${variant%%:*} feature=${variant#*:}
+    grep -q "$file" "$config" || continue
     cargo build "${cargo_q[@]}" --release --target aarch64-unknown-none \
-        --target-dir target/fault-test -p septum-rtos --features fault-test-stop-heartbeat
-    "$objcopy" -O binary "target/fault-test/aarch64-unknown-none/release/septum-rtos" \
-        "$out/guests/septum-rtos-fault-test.bin.tmp"
-    mv "$out/guests/septum-rtos-fault-test.bin.tmp" "$out/guests/septum-rtos-fault-test.bin"
-fi
+        --target-dir "target/$feature" -p septum-rtos --features "$feature"
+    "$objcopy" -O binary "target/$feature/aarch64-unknown-none/release/septum-rtos" \
+        "$out/guests/$file.tmp"
+    mv "$out/guests/$file.tmp" "$out/guests/$file"
+done
 
 # The Linux guest (Debian's kernel and busybox, cached), when the
 # configuration boots it.

@@ -43,7 +43,7 @@ scripts/build.sh --quiet --config configs/qemu-virt.toml >/dev/null
 step "clippy (host crates and bare-metal crates)"
 cargo clippy -q -p septum-fdt -p septum-core -p septum-config -p septum-qemu-tests --all-targets -- -D warnings
 cargo clippy -q -p septum-rtos -p septum-intruder -p septum-pairbench -p septum-guest-rt --target aarch64-unknown-none -- -D warnings
-cargo clippy -q -p septum-rtos --features bench,fault-test-stop-heartbeat \
+cargo clippy -q -p septum-rtos --features bench,fault-test-stop-heartbeat,fault-test-system-off \
     --target aarch64-unknown-none -- -D warnings
 SEPTUM_GEN_DIR="$SEPTUM_ROOT/target/septum/qemu-virt/gen" \
     cargo clippy -q -p septum-hypervisor --target aarch64-unknown-none-softfloat -- -D warnings

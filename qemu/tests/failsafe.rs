@@ -87,6 +87,24 @@ fn spent_budget_is_final_with_linux_running() {
     assert!(out.contains("*** safe-state action: park every core ***"));
 }
 
+/// REQ-FLT-4: the RTOS's own PSCI SYSTEM_OFF (its policy: the safe state)
+/// is final although restart budget is left and Linux's watchdog is armed.
+#[test]
+fn rtos_system_off_is_final() {
+    let image = build("qemu/configs/virt-rtos-system-off.toml");
+    let mut q = Qemu::boot(
+        &image,
+        &Options {
+            limit: LIMIT,
+            ..Options::default()
+        },
+    );
+    q.wait_linux("septum-linux: ready", LIMIT);
+    let out = expect_final(&mut q, "PSCI SYSTEM_OFF");
+    assert!(out.contains("rtos: fault-test: PSCI SYSTEM_OFF"), "{out}");
+    assert!(out.contains("-> ENTERING SAFE STATE"), "{out}");
+}
+
 /// REQ-FLT-4, REQ-FLT-5: the `power-off` safe-state action: PSCI
 /// SYSTEM_OFF, and QEMU powers off.
 #[test]
@@ -171,4 +189,63 @@ fn failed_reverification_before_a_restart_is_final() {
     );
     let mut q = Qemu::boot(&image, &inject(4, 0, 0));
     expect_final(&mut q, "its image failed verification before a restart");
+}
+
+/// EL2 protects itself (docs/fault-containment.md, "EL2 protects itself"):
+/// the injected fault on core `core` is stopped by the EL2 map, reported
+/// with `needle`, and ends in the safe state like any hypervisor fault.
+fn el2_map_stops(kind: u64, core: u64, needles: &[&str]) {
+    let mut q = Qemu::boot(&fault_inject_image(), &inject(kind, core, 2));
+    let out = q.wait_for(HELD_10, LIMIT);
+    let at = out
+        .find("fault injection:")
+        .expect("the fault was injected");
+    let after = &out[at..];
+    assert!(
+        after.contains(&format!(
+            "FATAL: hypervisor exception (Sync) on core {core}"
+        )),
+        "{after}"
+    );
+    for n in needles {
+        assert!(after.contains(n), "'{n}' missing:\n{after}");
+    }
+    assert!(after.contains(SAFE), "{after}");
+    let alarm = &after[after.find(SAFE).unwrap()..];
+    assert!(
+        !alarm.contains("[rtos]"),
+        "the RTOS ran after the alarm:\n{alarm}"
+    );
+}
+
+/// REQ-FLT-7: a core that overflows its EL2 stack faults on the guard page
+/// below it (instead of writing over the next core's stack), and the fault
+/// is reported from the emergency stack.
+#[test]
+fn an_el2_stack_overflow_stops_at_its_guard_page() {
+    el2_map_stops(
+        5,
+        1,
+        &["in the guard page below core 1's EL2 stack: a stack overflow"],
+    );
+}
+
+/// REQ-FLT-7: the hypervisor's code is not writable (a permission fault:
+/// data abort, EC 0x25, DFSC 0b0011xx, WnR).
+#[test]
+fn el2_code_is_not_writable() {
+    el2_map_stops(6, 0, &["(EC 0x25)", "ESR_EL2 0x9600004"]);
+}
+
+/// REQ-FLT-7: the pristine guest images are read-only at EL2.
+#[test]
+fn pristine_images_are_not_writable() {
+    el2_map_stops(7, 0, &["(EC 0x25)", "ESR_EL2 0x9600004"]);
+}
+
+/// REQ-FLT-7: writable memory is never executable at EL2 (an instruction
+/// abort, EC 0x21, on a permission fault).
+#[test]
+fn el2_stacks_are_not_executable() {
+    el2_map_stops(8, 0, &["(EC 0x21)"]);
 }

@@ -290,3 +290,29 @@ fn linux_attacks_and_crashes_are_contained_on_raspi4b() {
     }
     assert_rtos_clean(&q.output());
 }
+
+/// REQ-FLT-5: the `gpio` safe-state action on `raspi4b`: the RTOS asks for
+/// PSCI SYSTEM_OFF (policy: the safe state), and the hypervisor drives GPIO
+/// 21 high through the BCM2711 GPIO block; QEMU's GPIO model reads it back
+/// high. Then the safe state holds with no guest output.
+#[test]
+fn gpio_safe_state_action_on_raspi4b() {
+    let image = build("qemu/configs/rpi4-failsafe-gpio.toml");
+    let mut q = Qemu::boot(
+        &image,
+        &Options {
+            limit: Duration::from_secs(600),
+            ..pi()
+        },
+    );
+    let out = q.wait_for("*** SAFE STATE held for 10 s;", Duration::from_secs(600));
+    let at = out.find(SAFE).expect("the alarm");
+    let after = &out[at..];
+    assert!(after.contains("PSCI SYSTEM_OFF"), "{after}");
+    assert!(
+        after.contains("*** GPIO 21 driven high; it reads back high ***"),
+        "{after}"
+    );
+    assert!(!after.contains("[rtos]"), "{after}");
+    assert!(!after.contains("entering partition"), "{after}");
+}

@@ -84,6 +84,15 @@ pub fn stop_heartbeat() {
     HEARTBEAT_ON.store(false, Ordering::Relaxed);
 }
 
+/// PSCI SYSTEM_OFF (the `fault-test-system-off` build): under Septum the
+/// critical partition's policy turns it into the safe state. It does not
+/// return; if it does, the RTOS spins with interrupts as they are.
+#[cfg_attr(not(feature = "fault-test-system-off"), allow(dead_code))]
+pub fn system_off() {
+    const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
+    let _ = hvc(PSCI_SYSTEM_OFF, 0, 0, 0);
+}
+
 /// Tells the hypervisor the control loop is alive.
 pub fn heartbeat() {
     if HEARTBEAT_ON.load(Ordering::Relaxed) {

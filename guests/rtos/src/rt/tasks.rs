@@ -138,6 +138,11 @@ pub fn status_job(job: &Job) {
         }
         #[cfg(feature = "bench")]
         super::bench::maybe_report();
+        #[cfg(feature = "fault-test-system-off")]
+        if line.uptime_ms >= 5_000 {
+            console::write_bytes(b"rtos: fault-test: PSCI SYSTEM_OFF\n");
+            super::hyp::system_off();
+        }
         #[cfg(feature = "fault-test-stop-heartbeat")]
         if line.uptime_ms >= 5_000 {
             console::write_bytes(b"rtos: fault-test: stopping heartbeat\n");

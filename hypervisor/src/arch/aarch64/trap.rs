@@ -17,6 +17,13 @@ impl TrapFrame {
         self.x.get(n as usize).copied().unwrap_or(0)
     }
 
+    /// Steps the guest past the trapped (32-bit) instruction. The guest's
+    /// PC wraps as the architecture's does: a trap at the top of the
+    /// address space is no overflow for the hypervisor to panic on.
+    pub fn skip_instruction(&mut self) {
+        self.elr = self.elr.wrapping_add(4);
+    }
+
     /// Writes register `n`; writes to 31 (XZR) are discarded.
     pub fn set_reg(&mut self, n: u8, v: u64) {
         if let Some(r) = self.x.get_mut(n as usize) {

@@ -60,16 +60,18 @@ for g in septum-rtos septum-intruder; do
     mv "$out/guests/$g.bin.tmp" "$out/guests/$g.bin"
 done
 
-# The RTOS's fault-test builds (for the watchdog and safe-state tests), each
-# when the configuration uses it, in its own target directory so that the
-# features of the normal build stay untouched: FILE:FEATURE.
-for variant in septum-rtos-fault-test.bin:fault-test-stop-heartbeat \
-    septum-rtos-system-off.bin:fault-test-system-off; do
-    file=${variant%%:*} feature=${variant#*:}
+# The test guests' variant builds (the RTOS's fault-test builds for the
+# watchdog and safe-state tests, the intruder's flood), each when the
+# configuration uses it, in its own target directory so that the features of
+# the normal build stay untouched: FILE:PACKAGE:FEATURE.
+for variant in septum-rtos-fault-test.bin:septum-rtos:fault-test-stop-heartbeat \
+    septum-rtos-system-off.bin:septum-rtos:fault-test-system-off \
+    septum-intruder-flood.bin:septum-intruder:flood; do
+    IFS=: read -r file package feature <<<"$variant"
     grep -q "$file" "$config" || continue
     cargo build "${cargo_q[@]}" --release --target aarch64-unknown-none \
-        --target-dir "target/$feature" -p septum-rtos --features "$feature"
-    "$objcopy" -O binary "target/$feature/aarch64-unknown-none/release/septum-rtos" \
+        --target-dir "target/$feature" -p "$package" --features "$feature"
+    "$objcopy" -O binary "target/$feature/aarch64-unknown-none/release/$package" \
         "$out/guests/$file.tmp"
     mv "$out/guests/$file.tmp" "$out/guests/$file"
 done

@@ -45,11 +45,16 @@ cargo clippy -q -p septum-fdt -p septum-core -p septum-config -p septum-qemu-tes
 cargo clippy -q -p septum-rtos -p septum-intruder -p septum-pairbench -p septum-guest-rt --target aarch64-unknown-none -- -D warnings
 cargo clippy -q -p septum-rtos --features bench,fault-test-stop-heartbeat,fault-test-system-off \
     --target aarch64-unknown-none -- -D warnings
+cargo clippy -q -p septum-intruder --features flood --target aarch64-unknown-none \
+    --target-dir target/flood -- -D warnings
 SEPTUM_GEN_DIR="$SEPTUM_ROOT/target/septum/qemu-virt/gen" \
     cargo clippy -q -p septum-hypervisor --target aarch64-unknown-none-softfloat -- -D warnings
 SEPTUM_GEN_DIR="$SEPTUM_ROOT/target/septum/qemu-virt/gen" \
     cargo clippy -q -p septum-hypervisor --target aarch64-unknown-none-softfloat \
     --features fault-inject --target-dir target/features/fault-inject -- -D warnings
+SEPTUM_GEN_DIR="$SEPTUM_ROOT/target/septum/qemu-virt/gen" \
+    cargo clippy -q -p septum-hypervisor --target aarch64-unknown-none-softfloat \
+    --features paced-console --target-dir target/features/paced-console -- -D warnings
 
 if [ "$quick" = 1 ]; then
     echo "quick run: QEMU integration tests skipped"

@@ -269,6 +269,7 @@ fn print_partition_table() {
         l.timeout * 1000 / time::freq(),
         l.bound() * 1000 / time::freq()
     );
+    log::info!("  {}", console::describe());
 }
 
 fn print_partition(p: &Partition) {

@@ -397,7 +397,7 @@ fn wait_parked(p: &PartitionRt) -> bool {
             return false;
         }
         // Bounded, and this core is alive while it waits.
-        crate::liveness::stamp();
+        crate::liveness::progress();
         core::hint::spin_loop();
     }
 }

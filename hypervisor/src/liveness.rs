@@ -33,6 +33,13 @@ pub fn stamp() {
     }
 }
 
+/// Long hypervisor work on this core goes on: stamp, and keep the console
+/// moving if this core drains it.
+pub fn progress() {
+    stamp();
+    crate::console::poll();
+}
+
 /// Starts this core's ticks (it is watched from now on).
 pub fn start() {
     stamp();
@@ -42,12 +49,17 @@ pub fn start() {
     arm(None);
 }
 
-/// Arms this core's EL2 timer for the earlier of its next liveness tick and
-/// `deadline` (a partition watchdog's).
+/// Arms this core's EL2 timer for the earliest of its next liveness tick,
+/// `deadline` (a partition watchdog's) and, on the console's drainer with
+/// output queued, the next drain.
 pub fn arm(deadline: Option<u64>) {
     let tick = NEXT
         .get(percpu::core())
         .map_or(0, |n| n.load(Ordering::Relaxed));
+    let deadline = match (deadline, crate::console::next_drain()) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    };
     let at = match (tick, deadline) {
         (0, None) => return asm::hyp_timer_disarm(),
         (0, Some(d)) => d,
@@ -70,6 +82,7 @@ pub fn on_timer() {
     }
     #[cfg(feature = "fault-inject")]
     crate::fault_inject::on_tick();
+    crate::console::poll();
     let mut stamps = [0u64; MAX_CPUS];
     let cpus = usize::from(crate::config::CONFIG.platform.cpus).min(MAX_CPUS);
     for (s, a) in stamps.iter_mut().zip(&STAMP).take(cpus) {

@@ -271,7 +271,7 @@ pub fn load_images(p: &PartitionRt) -> Result<usize, LoadError> {
             // identity map that no guest is running on while it is loaded.
             unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), at as *mut u8, chunk.len()) };
             asm::dcache_clean_inval_range(at, chunk.len() as u64);
-            crate::liveness::stamp();
+            crate::liveness::progress();
         }
         total += img.data.len();
     }
@@ -292,7 +292,7 @@ fn scrub(m: &MemRegion) -> Result<(), LoadError> {
         // partitions).
         unsafe { core::ptr::write_bytes(at as *mut u8, 0, n as usize) };
         asm::dcache_clean_inval_range(at, n);
-        crate::liveness::stamp();
+        crate::liveness::progress();
         at += n;
     }
     Ok(())

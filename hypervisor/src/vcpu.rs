@@ -20,15 +20,17 @@ const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 /// The trap configuration every guest runs under (see docs/architecture.md):
 /// stage 2 on; physical IRQ/FIQ/SError to EL2; SMC, set/way cache
 /// maintenance, implementation-defined and auxiliary-control registers
-/// trapped; EL1 is AArch64; barriers and TLB/IC maintenance broadcast
-/// within the inner-shareable domain.
+/// trapped; EL1 is AArch64; barriers upgraded to inner shareable. FB
+/// (force broadcast) is off: a vCPU is pinned to its core, so a guest's
+/// local TLB and instruction-cache maintenance (`TLBI VMALLE1`, `IC
+/// IALLU`) stays on its own core instead of reaching the critical
+/// partition's (docs/architecture.md, "What the platform cannot isolate").
 fn hcr_value() -> u64 {
     (HCR_EL2::VM::Enable
         + HCR_EL2::SWIO::SET
         + HCR_EL2::FMO::EnableVirtualFIQ
         + HCR_EL2::IMO::EnableVirtualIRQ
         + HCR_EL2::AMO::SET
-        + HCR_EL2::FB::SET
         + HCR_EL2::BSU::InnerShareable
         + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
         + HCR_EL2::TSW::SET

@@ -427,7 +427,7 @@ impl Qemu {
         self.out.lock().unwrap().clone()
     }
 
-    /// Waits until `pred` holds for the output, or fails with the output.
+    /// Waits until `pred` holds for the output (its complete lines), or fails with the output.
     pub fn wait_until(
         &mut self,
         what: &str,
@@ -436,7 +436,10 @@ impl Qemu {
     ) -> String {
         let deadline = Instant::now() + timeout;
         loop {
-            let out = self.output();
+            // Only complete lines: a line still being written must not
+            // count as seen (its end would be missing from the result).
+            let mut out = self.output();
+            out.truncate(out.rfind('\n').map_or(0, |i| i + 1));
             if pred(&out) {
                 return out;
             }

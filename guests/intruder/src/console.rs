@@ -40,6 +40,7 @@ pub fn puts(s: &str) {
 }
 
 /// `0x`-prefixed lower-case hex without leading zeros.
+#[cfg_attr(feature = "flood", allow(dead_code))]
 pub fn put_hex(v: u64) {
     puts("0x");
     let mut started = false;

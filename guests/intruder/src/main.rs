@@ -7,9 +7,12 @@
 //! on, so a single run shows the outcome of every attack.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
-#[cfg(target_os = "none")]
+#[cfg(all(target_os = "none", not(feature = "flood")))]
 mod attacks;
-// Entry, MMU, stack and exception vectors (the handlers are in attacks.rs).
+#[cfg(all(target_os = "none", feature = "flood"))]
+mod flood;
+// Entry, MMU, stack and exception vectors (the handlers are in attacks.rs,
+// or flood.rs).
 #[cfg(target_os = "none")]
 use septum_guest_rt as _;
 #[cfg(target_os = "none")]

@@ -9,6 +9,7 @@
 
 pub mod addr;
 pub mod config;
+pub mod console;
 pub mod el2map;
 pub mod esr;
 pub mod fault;

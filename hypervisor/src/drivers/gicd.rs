@@ -2,7 +2,16 @@
 //! SPI trigger, pending and active bits), used by both backends through
 //! `drivers/gic.rs`.
 
+use spin::mutex::TicketMutex;
+
 use super::mmio::Mmio;
+
+/// One `GICD_ICFGR` word covers 16 interrupts, possibly of two partitions,
+/// so its read-modify-write is serialised. A ticket lock (first come, first
+/// served), held for the three register accesses alone with interrupts
+/// masked: a core waits at most for the other cores' single accesses, and
+/// no partition can hold it longer.
+static ICFGR: TicketMutex<()> = TicketMutex::new(());
 
 pub const GICD_ISPENDR: usize = 0x0200;
 pub const GICD_ICPENDR: usize = 0x0280;
@@ -17,6 +26,7 @@ pub fn bit(intid: u32) -> (usize, u32) {
 pub fn set_spi_edge(gicd: &Mmio, intid: u32, edge: bool) {
     let off = GICD_ICFGR + (intid / 16) as usize * 4;
     let shift = (intid % 16) * 2 + 1;
+    let _rmw = ICFGR.lock();
     let v = gicd.read32(off);
     let v = if edge {
         v | (1 << shift)

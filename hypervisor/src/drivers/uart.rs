@@ -16,10 +16,6 @@ const AUX_MU_IO: usize = 0x40;
 const AUX_MU_LSR: usize = 0x54;
 const AUX_MU_LSR_TX_EMPTY: u32 = 1 << 5;
 
-/// Bound on polling a full transmit FIFO: a stuck UART must not hang the
-/// hypervisor (characters are dropped instead).
-const TX_SPIN_LIMIT: u32 = 1_000_000;
-
 #[derive(Debug)]
 pub struct Uart {
     kind: UartKind,
@@ -52,31 +48,20 @@ impl Uart {
         }
     }
 
-    pub fn putc(&self, c: u8) {
+    /// Whether the transmitter takes a byte now (never waits: the console
+    /// decides what to do when it does not).
+    pub fn tx_ready(&self) -> bool {
         match self.kind {
-            UartKind::Pl011 => {
-                let mut n = 0;
-                while self.regs.read32(PL011_FR) & PL011_FR_TXFF != 0 && n < TX_SPIN_LIMIT {
-                    n += 1;
-                }
-                self.regs.write32(PL011_DR, c as u32);
-            }
-            UartKind::MiniUart => {
-                let mut n = 0;
-                while self.regs.read32(AUX_MU_LSR) & AUX_MU_LSR_TX_EMPTY == 0 && n < TX_SPIN_LIMIT {
-                    n += 1;
-                }
-                self.regs.write32(AUX_MU_IO, c as u32);
-            }
+            UartKind::Pl011 => self.regs.read32(PL011_FR) & PL011_FR_TXFF == 0,
+            UartKind::MiniUart => self.regs.read32(AUX_MU_LSR) & AUX_MU_LSR_TX_EMPTY != 0,
         }
     }
 
-    pub fn write_bytes(&self, s: &[u8]) {
-        for &c in s {
-            if c == b'\n' {
-                self.putc(b'\r');
-            }
-            self.putc(c);
+    /// Writes one byte; the caller checked [`tx_ready`](Self::tx_ready).
+    pub fn put_raw(&self, c: u8) {
+        match self.kind {
+            UartKind::Pl011 => self.regs.write32(PL011_DR, c as u32),
+            UartKind::MiniUart => self.regs.write32(AUX_MU_IO, c as u32),
         }
     }
 }

@@ -62,6 +62,19 @@ fn inject(kind: u64, core: u64, secs: u64) -> Options {
     }
 }
 
+/// Boots `config` and waits until Linux is up (its watchdog armed).
+fn boot_until_linux_is_up(config: &str) -> Qemu {
+    let mut q = Qemu::boot(
+        &build(config),
+        &Options {
+            limit: LIMIT,
+            ..Options::default()
+        },
+    );
+    q.wait_linux("septum-linux: ready", LIMIT);
+    q
+}
+
 fn fault_inject_image() -> std::path::PathBuf {
     build_with_features("configs/qemu-virt.toml", "fault-inject", "fault-inject")
 }
@@ -71,15 +84,7 @@ fn fault_inject_image() -> std::path::PathBuf {
 /// and its SBSA watchdog armed, nothing is restarted after the alarm.
 #[test]
 fn spent_budget_is_final_with_linux_running() {
-    let image = build("qemu/configs/virt-failsafe.toml");
-    let mut q = Qemu::boot(
-        &image,
-        &Options {
-            limit: LIMIT,
-            ..Options::default()
-        },
-    );
-    q.wait_linux("septum-linux: ready", LIMIT);
+    let mut q = boot_until_linux_is_up("qemu/configs/virt-failsafe.toml");
     let out = expect_final(
         &mut q,
         "the critical partition keeps failing (restart budget spent)",
@@ -91,15 +96,7 @@ fn spent_budget_is_final_with_linux_running() {
 /// is final although restart budget is left and Linux's watchdog is armed.
 #[test]
 fn rtos_system_off_is_final() {
-    let image = build("qemu/configs/virt-rtos-system-off.toml");
-    let mut q = Qemu::boot(
-        &image,
-        &Options {
-            limit: LIMIT,
-            ..Options::default()
-        },
-    );
-    q.wait_linux("septum-linux: ready", LIMIT);
+    let mut q = boot_until_linux_is_up("qemu/configs/virt-rtos-system-off.toml");
     let out = expect_final(&mut q, "PSCI SYSTEM_OFF");
     assert!(out.contains("rtos: fault-test: PSCI SYSTEM_OFF"), "{out}");
     assert!(out.contains("-> ENTERING SAFE STATE"), "{out}");

@@ -3,7 +3,7 @@
 use core::arch::asm;
 use core::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
-use crate::console::{put_dec, put_hex, puts};
+use crate::console::{halt, put_dec, put_hex, puts};
 
 /// Outside the partition's RAM (which is at most 0x4000_0000 + 16 MiB).
 const FOREIGN_RAM: u64 = 0x4800_0000;
@@ -148,19 +148,11 @@ extern "C" fn guest_on_unexpected(esr: u64, far: u64, elr: u64) -> ! {
     put_hex(far);
     puts(" elr=");
     put_hex(elr);
-    puts("\n");
-    loop {
-        // SAFETY: as in `guest_main`.
-        unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) };
-    }
+    halt("\n")
 }
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
     // The message is not printed: formatting would need core::fmt.
-    puts("intruder: panic\n");
-    loop {
-        // SAFETY: as in `guest_main`.
-        unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) };
-    }
+    halt("intruder: panic\n")
 }

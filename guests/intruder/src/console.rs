@@ -73,3 +73,12 @@ pub fn put_dec(mut v: u64) {
         putc(digits[n]);
     }
 }
+
+/// Reports `why` and stops this vCPU for good.
+pub fn halt(why: &str) -> ! {
+    puts(why);
+    loop {
+        // SAFETY: waiting for an interrupt has no side effects.
+        unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) };
+    }
+}

@@ -10,7 +10,7 @@
 
 use core::arch::asm;
 
-use crate::console::{put_dec, puts};
+use crate::console::{halt, put_dec, puts};
 
 /// Outside the partition's RAM.
 const FOREIGN_RAM: u64 = 0x4800_0000;
@@ -92,18 +92,10 @@ extern "C" fn guest_on_irq() {}
 
 #[no_mangle]
 extern "C" fn guest_on_unexpected(_esr: u64, _far: u64, _elr: u64) -> ! {
-    puts("intruder: unexpected exception\n");
-    loop {
-        // SAFETY: waiting for an interrupt has no side effects.
-        unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) };
-    }
+    halt("intruder: unexpected exception\n")
 }
 
 #[panic_handler]
 fn panic(_info: &core::panic::PanicInfo<'_>) -> ! {
-    puts("intruder: panic\n");
-    loop {
-        // SAFETY: as above.
-        unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) };
-    }
+    halt("intruder: panic\n")
 }

@@ -43,6 +43,9 @@ static UART: Once<Uart> = Once::new();
 /// waiting), and the terminal paths, which may force it.
 static DRAIN: Mutex<Drain> = Mutex::new(Drain::new());
 static DRAINER: AtomicUsize = AtomicUsize::new(0);
+/// `[c]`: core `c` belongs to a critical partition (from the configuration,
+/// at `init`).
+static CRITICAL: Once<[bool; MAX_CPUS]> = Once::new();
 /// Set once a terminal path owns the UART: queued lines are not drained
 /// any more (they were flushed first).
 static TERMINAL: AtomicBool = AtomicBool::new(false);
@@ -111,7 +114,7 @@ impl Drain {
     /// Moves queued bytes to the UART: at most `budget` bytes, or all of
     /// them when `wait` (terminal paths). Returns whether any remain.
     fn run(&mut self, uart: &Uart, mut budget: usize, wait: bool) -> bool {
-        let critical = critical_cores();
+        let critical = CRITICAL.get().copied().unwrap_or_default();
         let cpus = cpus();
         loop {
             // A notice first, whole.
@@ -213,7 +216,7 @@ pub fn init(cfg: &UartCfg) {
         uart.init();
         uart
     });
-    let crit = critical_cores();
+    let crit = *CRITICAL.call_once(critical_cores);
     DRAINER.store(
         logic::drainer(&crit[..cpus()], &[true; MAX_CPUS][..cpus()]),
         Ordering::Relaxed,
@@ -317,12 +320,16 @@ fn summaries() {
     for p in CONFIG.partitions {
         let Some(l) = LIMITS.get(p.id) else { continue };
         if let Some(n) = l.take_summary(now, event_interval(), EVENT_BURST) {
-            line(
-                "septum",
-                format_args!("partition '{}': {n} similar events suppressed", p.name),
-            );
+            suppressed_line(p.name, n);
         }
     }
+}
+
+fn suppressed_line(partition: &str, n: u32) {
+    line(
+        "septum",
+        format_args!("partition '{partition}': {n} similar events suppressed"),
+    );
 }
 
 fn event_interval() -> u64 {
@@ -398,13 +405,7 @@ impl log::Log for Logger {
                 match l.check(time::ticks(), event_interval(), EVENT_BURST) {
                     Verdict::Suppress => return,
                     Verdict::Print { suppressed: 0 } => {}
-                    Verdict::Print { suppressed } => line(
-                        "septum",
-                        format_args!(
-                            "partition '{}': {suppressed} similar events suppressed",
-                            p.name()
-                        ),
-                    ),
+                    Verdict::Print { suppressed } => suppressed_line(p.name(), suppressed),
                 }
             }
         }

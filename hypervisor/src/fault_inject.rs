@@ -121,9 +121,10 @@ pub fn on_tick() {
                 "fault injection: jump into the EL2 stack on core {}",
                 percpu::core()
             );
-            let code = core::hint::black_box([0xd65f_03c0u32; 4]); // `ret`
-                                                                   // SAFETY: none: the stack is never executable; the branch is
-                                                                   // meant to fault (an instruction abort).
+            // Four `ret` instructions, on this core's stack.
+            let code = core::hint::black_box([0xd65f_03c0u32; 4]);
+            // SAFETY: none: the stack is never executable; the branch is
+            // meant to fault (an instruction abort).
             let f: extern "C" fn() = unsafe { core::mem::transmute(code.as_ptr()) };
             f();
         }

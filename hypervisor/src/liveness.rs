@@ -53,20 +53,19 @@ pub fn start() {
 /// `deadline` (a partition watchdog's) and, on the console's drainer with
 /// output queued, the next drain.
 pub fn arm(deadline: Option<u64>) {
+    // 0: this core's ticks are not started.
     let tick = NEXT
         .get(percpu::core())
-        .map_or(0, |n| n.load(Ordering::Relaxed));
-    let deadline = match (deadline, crate::console::next_drain()) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    };
-    let at = match (tick, deadline) {
-        (0, None) => return asm::hyp_timer_disarm(),
-        (0, Some(d)) => d,
-        (t, None) => t,
-        (t, Some(d)) => t.min(d),
-    };
-    asm::hyp_timer_arm(at);
+        .map(|n| n.load(Ordering::Relaxed))
+        .filter(|&t| t != 0);
+    match [tick, deadline, crate::console::next_drain()]
+        .into_iter()
+        .flatten()
+        .min()
+    {
+        Some(at) => asm::hyp_timer_arm(at),
+        None => asm::hyp_timer_disarm(),
+    }
 }
 
 /// The EL2 timer fired: stamp, move the tick on, check the watched core.

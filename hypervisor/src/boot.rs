@@ -2,7 +2,9 @@
 //! the other cores; every core ends up running its pinned vCPU or idling.
 
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MIDR_EL1};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use septum_core::config::{Conduit, CpuBoot, Criticality, DeviceKind, Partition};
+use septum_core::system::SystemState;
 use tock_registers::interfaces::Readable;
 
 use crate::arch::aarch64::{asm, mmu};
@@ -23,8 +25,50 @@ fn pa_range_bits() -> u8 {
     }
 }
 
+/// Boot milestones: the counter on the boot core at each (0 until
+/// reached). Printed by the first non-critical partition's core, so that
+/// the line never delays the critical partition.
+#[derive(Clone, Copy)]
+enum Mark {
+    /// `primary` entered (.bss zeroed, stack set).
+    Entry,
+    /// EL2 map and console up.
+    Mmu,
+    /// Device tree checked, GIC and partitions (stage 2) built.
+    Partitions,
+    /// Manifest and critical images verified.
+    Verified,
+    /// Critical partitions scrubbed and loaded.
+    Loaded,
+    /// The boot core enters its (critical) partition and releases the
+    /// other cores.
+    Enter,
+}
+
+const MARKS: usize = 6;
+static BOOT_CORE: AtomicUsize = AtomicUsize::new(usize::MAX);
+static MARK: [AtomicU64; MARKS] = [const { AtomicU64::new(0) }; MARKS];
+
+fn mark(m: Mark) {
+    MARK[m as usize].store(time::ticks(), Ordering::Relaxed);
+}
+
+/// The boot timeline, in µs of the counter since reset.
+fn print_timeline() {
+    let us = |m: Mark| MARK[m as usize].load(Ordering::Relaxed) * 1_000_000 / time::freq();
+    log::info!(
+        "boot timeline (us since reset): primary {}, EL2 map {}, stage 2 built {}, verified {}, critical loaded {}, first critical instruction {}",
+        us(Mark::Entry),
+        us(Mark::Mmu),
+        us(Mark::Partitions),
+        us(Mark::Verified),
+        us(Mark::Loaded),
+        us(Mark::Enter)
+    );
+}
+
 pub fn primary(dtb: u64, core: u64) -> ! {
-    let t0 = time::ticks();
+    mark(Mark::Entry);
     // SAFETY: boot core, before any other core runs; then enabling on this core.
     let map = unsafe { mmu::build(&CONFIG.platform) };
     if map.is_ok() {
@@ -32,6 +76,7 @@ pub fn primary(dtb: u64, core: u64) -> ! {
         unsafe { mmu::enable() };
     }
     console::init(&CONFIG.platform.console);
+    mark(Mark::Mmu);
     let paged = match map {
         Ok(n) => n,
         // The linker script's assertions make this a build bug.
@@ -92,22 +137,43 @@ pub fn primary(dtb: u64, core: u64) -> ! {
     if let Err(e) = partition::build_all(pa_range_bits()) {
         halt_fmt(format_args!("building partitions failed: {e}"));
     }
-    print_partition_table();
+    mark(Mark::Partitions);
+    // The partition table is printed by the console's drainer once the
+    // critical partition runs; only where every core is critical (no one
+    // else to print it) does the boot core take the time.
+    if drainer_is_critical() {
+        print_partition_table();
+    }
     verify_before_any_guest();
     crate::system::verified();
+    mark(Mark::Verified);
     log::info!(
         "boot heap: {} KiB of {} KiB used; sealed (no allocation after boot)",
         heap::in_use() / 1024,
         heap::size() / 1024
     );
     heap::seal();
+    // The critical partitions are loaded before any other core starts:
+    // under QEMU's round-robin every core's work takes the same clock, and
+    // on a board the other cores would compete for memory bandwidth.
+    for p in partition::all() {
+        if p.cfg.criticality == Criticality::Critical {
+            load_partition(p);
+        }
+    }
+    mark(Mark::Loaded);
+    BOOT_CORE.store(core as usize, Ordering::Relaxed);
     start_secondaries();
-    log::info!(
-        "boot took {} us; starting core {core}",
-        (time::ticks() - t0) * 1_000_000 / time::freq()
-    );
     run_this_core()
 }
+
+/// Set by the boot core just before it enters its partition (or, when it
+/// is in no critical partition, once the critical ones are loaded): the other
+/// cores wait for it before doing any work of their own, so that nothing
+/// they do (loading Linux, the boot log) runs before the critical
+/// partition's first instruction (under QEMU's round-robin it would take
+/// the boot core's time; on a board, its memory bandwidth).
+static BOOT_CORE_DONE: AtomicBool = AtomicBool::new(false);
 
 pub fn secondary(core: u64) -> ! {
     // SAFETY: the boot core built the tables before starting us.
@@ -115,6 +181,13 @@ pub fn secondary(core: u64) -> ! {
     if !irq::init_core(CONFIG.platform.gic.maintenance_irq) {
         log::error!("core {core}: no GIC redistributor; parking");
         crate::exit::park_current();
+    }
+    while !BOOT_CORE_DONE.load(Ordering::Acquire) {
+        // The safe state (a boot failure on the boot core) sends an event.
+        if crate::system::state() == SystemState::Safe {
+            crate::system::halt_core();
+        }
+        asm::wfe();
     }
     run_this_core()
 }
@@ -125,10 +198,24 @@ pub fn secondary(core: u64) -> ! {
 fn run_this_core() -> ! {
     let core = percpu::core();
     crate::liveness::start();
+    let critical =
+        partition::of_core(core).is_some_and(|p| p.cfg.criticality == Criticality::Critical);
+    if !critical {
+        // A boot core outside the critical partitions has nothing more to
+        // do for them (they are loaded): their cores may go now, before it
+        // loads its own partition.
+        mark_entered(core);
+    }
+    if core == console::drainer() && !drainer_is_critical() {
+        print_partition_table();
+        print_timeline();
+    }
     if let Some(p) = partition::of_core(core) {
         let vcpu = p.vcpu_of_core(core).unwrap_or(0);
         if vcpu == 0 {
-            load_partition(p);
+            if p.cfg.criticality != Criticality::Critical {
+                load_partition(p);
+            }
             log::info!(
                 "core {core}: entering partition '{}' at {:#x} (counter {})",
                 p.name(),
@@ -137,6 +224,7 @@ fn run_this_core() -> ! {
             );
             percpu::set_power(core, percpu::Power::On);
             crate::watchdog::start(p);
+            mark_entered(core);
             vcpu::enter(p, 0, p.cfg.entry.raw(), p.cfg.boot_arg);
         }
         log::info!(
@@ -146,7 +234,24 @@ fn run_this_core() -> ! {
     } else {
         log::info!("core {core}: in no partition; idle");
     }
+    mark_entered(core);
     crate::exit::park_current()
+}
+
+fn drainer_is_critical() -> bool {
+    partition::of_core(console::drainer())
+        .is_some_and(|p| p.cfg.criticality == Criticality::Critical)
+}
+
+/// On the boot core, once: the last step before its guest (or, outside
+/// the critical partitions, before its own work), which releases the
+/// other cores.
+fn mark_entered(core: usize) {
+    if core == BOOT_CORE.load(Ordering::Relaxed) && !BOOT_CORE_DONE.load(Ordering::Relaxed) {
+        mark(Mark::Enter);
+        BOOT_CORE_DONE.store(true, Ordering::Release);
+        asm::sev();
+    }
 }
 
 /// Measured boot, the part that must finish before any guest runs: the
@@ -251,11 +356,11 @@ fn print_partition_table() {
     for p in CONFIG.partitions {
         print_partition(p);
     }
-    let idle: alloc::vec::Vec<u8> = (0..CONFIG.platform.cpus)
-        .filter(|c| !CONFIG.partitions.iter().any(|p| p.cores.contains(c)))
-        .collect();
-    if !idle.is_empty() {
-        log::info!("  cores in no partition (idle): {idle:?}");
+    let idle = || {
+        (0..CONFIG.platform.cpus).filter(|c| !CONFIG.partitions.iter().any(|p| p.cores.contains(c)))
+    };
+    if idle().next().is_some() {
+        log::info!("  cores in no partition (idle): {}", List(idle));
     }
     log::info!(
         "  hypervisor: PA {:#x}..{:#x} (never mapped into a partition)",
@@ -270,6 +375,28 @@ fn print_partition_table() {
         l.bound() * 1000 / time::freq()
     );
     log::info!("  {}", console::describe());
+}
+
+/// `[a, b, c]` of what the closure's iterator yields, without allocating
+/// (the table is printed after the heap is sealed).
+struct List<F>(F);
+
+impl<F, I> core::fmt::Display for List<F>
+where
+    F: Fn() -> I,
+    I: Iterator,
+    I::Item: core::fmt::Display,
+{
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("[")?;
+        for (i, x) in (self.0)().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{x}")?;
+        }
+        f.write_str("]")
+    }
 }
 
 fn print_partition(p: &Partition) {
@@ -322,9 +449,9 @@ fn print_partition(p: &Partition) {
         }
     }
     log::info!(
-        "      irqs    timer PPIs {:?}, SPIs {:?}; GIC distributor and {} redistributor(s) emulated",
+        "      irqs    timer PPIs {:?}, SPIs {}; GIC distributor and {} redistributor(s) emulated",
         partition::GUEST_PPIS,
-        p.devices.iter().flat_map(|d| d.irqs.iter()).collect::<alloc::vec::Vec<_>>(),
+        List(|| p.devices.iter().flat_map(|d| d.irqs.iter())),
         p.cores.len()
     );
     for i in p.images {

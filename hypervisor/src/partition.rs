@@ -287,11 +287,13 @@ fn scrub(m: &MemRegion) -> Result<(), LoadError> {
     let end = m.pa.raw() + m.size;
     while at < end {
         let n = (end - at).min(STEP as u64);
-        // SAFETY: the region is RAM owned by this (not running) partition
-        // alone (validated: disjoint from the hypervisor and from other
-        // partitions).
-        unsafe { core::ptr::write_bytes(at as *mut u8, 0, n as usize) };
-        asm::dcache_clean_inval_range(at, n);
+        if !asm::zero_to_poc(at, n) {
+            // SAFETY: the region is RAM owned by this (not running)
+            // partition alone (validated: disjoint from the hypervisor and
+            // from other partitions).
+            unsafe { core::ptr::write_bytes(at as *mut u8, 0, n as usize) };
+            asm::dcache_clean_inval_range(at, n);
+        }
         crate::liveness::progress();
         at += n;
     }

@@ -72,6 +72,8 @@ pub fn enter_safe(cause: core::fmt::Arguments<'_>) -> ! {
             irq::gic().send_sgi(c as u64, irq::SGI_STOP);
         }
     }
+    // Cores still waiting at boot (`boot::secondary`) wait with WFE.
+    asm::sev();
     stop_this_core();
     let action = CONFIG.platform.safe_state;
     console::emergency(format_args!(

@@ -162,6 +162,38 @@ impl<'a> El2Map<'a> {
         Some(self.page(base))
     }
 
+    /// The next address above `addr` where [`Self::page`] or
+    /// [`Self::block`] may answer differently: a boundary of the image's
+    /// sections or stack slots, of an MMIO window or of a RAM bank. Every
+    /// page in `[addr, until)` has `page(addr)`'s access, and every block
+    /// `b` with `addr <= b` and `b + BLOCK <= until` has `block(addr)`'s
+    /// when that is `Some` (host-tested). The boot core fills its tables
+    /// with one decision per run instead of one per entry (the critical
+    /// partition waits for it).
+    pub fn uniform_until(&self, addr: u64) -> u64 {
+        let l = &self.image;
+        let mut until = u64::MAX;
+        let mut consider = |b: u64| {
+            if b > addr && b < until {
+                until = b;
+            }
+        };
+        for b in [l.start, l.text_end, l.rodata_end, l.stacks_start, l.end] {
+            consider(b);
+        }
+        if addr >= l.stacks_start && addr < l.end {
+            let slot = l.stacks_start + (addr - l.stacks_start) / SLOT * SLOT;
+            for o in [GUARD, GUARD + EMERGENCY, GUARD + EMERGENCY + GUARD, SLOT] {
+                consider(slot + o);
+            }
+        }
+        for r in self.platform.mmio.iter().chain(self.platform.ram.iter()) {
+            consider(r.start.raw());
+            consider(r.start.raw().saturating_add(r.size));
+        }
+        until
+    }
+
     /// The platform rule for a block outside the image: MMIO windows are
     /// device memory (a block touching one is device, since windows need not
     /// be 2 MiB-aligned), RAM banks wholly containing the block are
@@ -426,5 +458,43 @@ mod tests {
         assert_ne!(d & XN, 0);
         assert_eq!(descriptor(pa, Access::Unmapped, true), 0);
         assert_eq!(t & !0xffff_0000_0000_0fff, pa.raw());
+    }
+
+    /// The run-length shortcut the boot core takes gives, entry for entry,
+    /// what the per-entry decisions give, over the whole mapped range.
+    #[test]
+    fn uniform_runs_match_every_decision() {
+        let p = platform();
+        let m = El2Map::new(&p, layout()).unwrap();
+        let mut run: Option<(u64, Option<Access>)> = None;
+        let mut base = 0;
+        while base < MAPPED_GIB as u64 * GIB {
+            let direct = m.block(base);
+            let memo = match run {
+                Some((until, a)) if base + BLOCK <= until => a,
+                _ => {
+                    let r = m.block(base);
+                    run = r.map(|_| (m.uniform_until(base), r));
+                    r
+                }
+            };
+            assert_eq!(memo, direct, "block {base:#x}");
+            if direct.is_none() {
+                let mut prun: Option<(u64, Access)> = None;
+                for j in 0..512 {
+                    let pa = base + j * PAGE;
+                    let a = match prun {
+                        Some((until, a)) if pa + PAGE <= until => a,
+                        _ => {
+                            let a = m.page(pa);
+                            prun = Some((m.uniform_until(pa), a));
+                            a
+                        }
+                    };
+                    assert_eq!(a, m.page(pa), "page {pa:#x}");
+                }
+            }
+            base += BLOCK;
+        }
     }
 }

@@ -66,9 +66,10 @@ done
 # the normal build stay untouched: FILE:PACKAGE:FEATURE.
 for variant in septum-rtos-fault-test.bin:septum-rtos:fault-test-stop-heartbeat \
     septum-rtos-system-off.bin:septum-rtos:fault-test-system-off \
-    septum-intruder-flood.bin:septum-intruder:flood; do
+    septum-intruder-flood.bin:septum-intruder:flood \
+    septum-intruder-flood-irq.bin:septum-intruder:flood-irq; do
     IFS=: read -r file package feature <<<"$variant"
-    grep -q "$file" "$config" || continue
+    grep -qF "$file" "$config" || continue
     cargo build "${cargo_q[@]}" --release --target aarch64-unknown-none \
         --target-dir "target/$feature" -p "$package" --features "$feature"
     "$objcopy" -O binary "target/$feature/aarch64-unknown-none/release/$package" \

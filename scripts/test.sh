@@ -47,6 +47,8 @@ cargo clippy -q -p septum-rtos --features bench,fault-test-stop-heartbeat,fault-
     --target aarch64-unknown-none -- -D warnings
 cargo clippy -q -p septum-intruder --features flood --target aarch64-unknown-none \
     --target-dir target/flood -- -D warnings
+cargo clippy -q -p septum-intruder --features flood-irq --target aarch64-unknown-none \
+    --target-dir target/flood-irq -- -D warnings
 SEPTUM_GEN_DIR="$SEPTUM_ROOT/target/septum/qemu-virt/gen" \
     cargo clippy -q -p septum-hypervisor --target aarch64-unknown-none-softfloat -- -D warnings
 SEPTUM_GEN_DIR="$SEPTUM_ROOT/target/septum/qemu-virt/gen" \

@@ -7,12 +7,18 @@
 //! or undefined-instruction exception each time (policy `inject-abort`);
 //! the handler skips the instruction and the loop goes on, silently: the
 //! flood is the hypervisor's lines alone.
+//!
+//! The `flood-irq` build traps as often with interrupt-controller work the
+//! hypervisor does not refuse (scripts/bench.sh, interference): vCPU 0
+//! broadcasts SGIs to the other two, vCPU 1 writes a distributor
+//! register, vCPU 2 reads its redistributor's pending bits.
 
 use core::arch::asm;
 
 use crate::console::{halt, put_dec, puts};
 
 /// Outside the partition's RAM.
+#[cfg(not(feature = "flood-irq"))]
 const FOREIGN_RAM: u64 = 0x4800_0000;
 const PSCI_CPU_ON_64: u64 = 0xc400_0003;
 /// vCPUs the flood runs on (the partition's cores).
@@ -32,13 +38,26 @@ fn cpu_on(target: u64, entry: u64, ctx: u64) -> i64 {
 #[no_mangle]
 extern "C" fn guest_main(vcpu: u64) -> ! {
     if vcpu == 0 {
-        puts("intruder: flood on ");
+        puts(if cfg!(feature = "flood-irq") {
+            "intruder: SGI and GIC MMIO flood on "
+        } else {
+            "intruder: flood on "
+        });
         put_dec(VCPUS);
         puts(" vCPUs\n");
         for v in 1..VCPUS {
             if cpu_on(v, septum_guest_rt::secondary_entry(), v) != 0 {
                 puts("intruder: CPU_ON failed\n");
             }
+        }
+    }
+    #[cfg(feature = "flood-irq")]
+    if vcpu == 0 {
+        // ICC_SRE_EL1.SRE: the system-register interface, for ICC_SGI1R_EL1.
+        // SAFETY: this vCPU's own (virtual) GIC CPU interface setting.
+        unsafe {
+            asm!("mrs {t}, icc_sre_el1", "orr {t}, {t}, #1", "msr icc_sre_el1, {t}", "isb",
+                 t = out(reg) _, options(nostack))
         }
     }
     loop {
@@ -56,7 +75,46 @@ extern "C" fn guest_main(vcpu: u64) -> ! {
 /// Spin iterations between traps.
 const PAUSE: u32 = 20_000;
 
+/// The emulated GIC at the platform's addresses (QEMU virt).
+#[cfg(feature = "flood-irq")]
+const GICD_ISENABLER1: u64 = 0x0800_0104;
+#[cfg(feature = "flood-irq")]
+const GICR_ISPENDR0: u64 = 0x080a_0000 + 2 * 0x2_0000 + 0x1_0000 + 0x200;
+
+/// One trap of vCPU `vcpu`'s kind (`flood-irq`): SGIs and GIC MMIO, which
+/// the hypervisor emulates without an event line (nothing is refused).
+#[cfg(feature = "flood-irq")]
+#[inline(always)]
+fn trap(vcpu: u64) {
+    match vcpu {
+        0 => {
+            // ICC_SGI1R_EL1: INTID 3 (bits 27:24) to every other vCPU of the
+            // partition (IRM, bit 40). IRQs stay masked here, so the SGIs
+            // stay pending: the cost is the hypervisor's, per write.
+            let sgi = (1u64 << 40) | (3 << 24);
+            // SAFETY: a trapped system-register write; no memory effects here.
+            unsafe { asm!("msr icc_sgi1r_el1, {}", in(reg) sgi, options(nostack)) }
+        }
+        1 => {
+            // SAFETY: a trapped store to the emulated distributor (enable
+            // SPIs 32-63: none is ours, so the write changes nothing).
+            unsafe {
+                asm!("str {v:w}, [{a}]", a = in(reg) GICD_ISENABLER1, v = in(reg) u64::MAX,
+                     options(nostack))
+            }
+        }
+        _ => {
+            // SAFETY: a trapped load from our own emulated redistributor.
+            unsafe {
+                asm!("ldr {v:w}, [{a}]", a = in(reg) GICR_ISPENDR0, v = out(reg) _,
+                     options(nostack))
+            }
+        }
+    }
+}
+
 /// One trap of vCPU `vcpu`'s kind.
+#[cfg(not(feature = "flood-irq"))]
 #[inline(always)]
 fn trap(vcpu: u64) {
     match vcpu {

@@ -26,7 +26,7 @@ fn pa_range_bits() -> u8 {
 }
 
 /// Boot milestones: the counter on the boot core at each (0 until
-/// reached). Printed by the first non-critical partition's core, so that
+/// reached). Printed by the console's drainer (a non-critical core), so that
 /// the line never delays the critical partition.
 #[derive(Clone, Copy)]
 enum Mark {

@@ -51,9 +51,10 @@ fi
 # load). Paths become absolute because the files live in target/bench.
 root="$SEPTUM_ROOT"
 # CONFIG with the benchmark RTOS and absolute paths, written to OUT.
+# (Relative paths start with ../ from configs/, ../../ from qemu/configs/.)
 bench_config() {
-    sed -e "s#\"\\.\\./target/septum/guests/septum-rtos.bin\"#\"$root/target/septum/guests/septum-rtos-bench.bin\"#" \
-        -e "s#\"\\.\\./target/#\"$root/target/#g" "$1" >"$2"
+    sed -e "s#\"\(\.\./\)\{1,2\}target/septum/guests/septum-rtos.bin\"#\"$root/target/septum/guests/septum-rtos-bench.bin\"#" \
+        -e "s#\"\(\.\./\)\{1,2\}target/#\"$root/target/#g" "$1" >"$2"
     grep -q septum-rtos-bench.bin "$2" || { echo "bench.sh: could not derive a bench configuration from $1" >&2; exit 1; }
 }
 bench_config configs/qemu-virt.toml "$out/bench-idle.toml"
@@ -70,9 +71,7 @@ sed -e 's#panic=-1"#panic=-1 septum.crash=1"#' \
     -e 's#max-restarts = 10, restart-window-ms = 60000#max-restarts = 16, restart-window-ms = 60000#' \
     "$out/bench-idle.toml" >"$out/bench-crash.toml"
 grep -q septum.crash=1 "$out/bench-crash.toml" && grep -q "max-restarts = 16," "$out/bench-crash.toml" || { echo "bench.sh: could not derive the crash-loop configuration" >&2; exit 1; }
-sed -e "s#\"\.\./\.\./target/septum/guests/septum-rtos.bin\"#\"$root/target/septum/guests/septum-rtos-bench.bin\"#" \
-    -e "s#\"\.\./\.\./target/#\"$root/target/#g" qemu/configs/virt-console-flood.toml >"$out/bench-flood.toml"
-grep -q septum-rtos-bench.bin "$out/bench-flood.toml" || { echo "bench.sh: could not derive the flood configuration" >&2; exit 1; }
+bench_config qemu/configs/virt-console-flood.toml "$out/bench-flood.toml"
 sed -e 's#septum-intruder-flood.bin#septum-intruder-flood-irq.bin#' "$out/bench-flood.toml" >"$out/bench-flood-irq.toml"
 grep -q flood-irq "$out/bench-flood-irq.toml" || { echo "bench.sh: could not derive the SGI/MMIO flood configuration" >&2; exit 1; }
 # The Raspberry Pi 4 configuration with the benchmark RTOS (QEMU raspi4b:

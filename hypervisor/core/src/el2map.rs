@@ -194,6 +194,32 @@ impl<'a> El2Map<'a> {
         until
     }
 
+    /// [`Self::block`] through `run`, the run of equal blocks seen last: a
+    /// new decision only where `base`'s block leaves it. Call with
+    /// ascending `base`, `run` starting as `None`.
+    pub fn block_in_run(&self, run: &mut Option<(u64, Access)>, base: u64) -> Option<Access> {
+        match *run {
+            Some((until, a)) if base + BLOCK <= until => Some(a),
+            _ => {
+                let a = self.block(base);
+                *run = a.map(|a| (self.uniform_until(base), a));
+                a
+            }
+        }
+    }
+
+    /// [`Self::page`] through `run`, as [`Self::block_in_run`].
+    pub fn page_in_run(&self, run: &mut Option<(u64, Access)>, pa: u64) -> Access {
+        match *run {
+            Some((until, a)) if pa + PAGE <= until => a,
+            _ => {
+                let a = self.page(pa);
+                *run = Some((self.uniform_until(pa), a));
+                a
+            }
+        }
+    }
+
     /// The platform rule for a block outside the image: MMIO windows are
     /// device memory (a block touching one is device, since windows need not
     /// be 2 MiB-aligned), RAM banks wholly containing the block are
@@ -466,32 +492,16 @@ mod tests {
     fn uniform_runs_match_every_decision() {
         let p = platform();
         let m = El2Map::new(&p, layout()).unwrap();
-        let mut run: Option<(u64, Option<Access>)> = None;
+        let mut run = None;
         let mut base = 0;
         while base < MAPPED_GIB as u64 * GIB {
             let direct = m.block(base);
-            let memo = match run {
-                Some((until, a)) if base + BLOCK <= until => a,
-                _ => {
-                    let r = m.block(base);
-                    run = r.map(|_| (m.uniform_until(base), r));
-                    r
-                }
-            };
-            assert_eq!(memo, direct, "block {base:#x}");
+            assert_eq!(m.block_in_run(&mut run, base), direct, "block {base:#x}");
             if direct.is_none() {
-                let mut prun: Option<(u64, Access)> = None;
+                let mut prun = None;
                 for j in 0..512 {
                     let pa = base + j * PAGE;
-                    let a = match prun {
-                        Some((until, a)) if pa + PAGE <= until => a,
-                        _ => {
-                            let a = m.page(pa);
-                            prun = Some((m.uniform_until(pa), a));
-                            a
-                        }
-                    };
-                    assert_eq!(a, m.page(pa), "page {pa:#x}");
+                    assert_eq!(m.page_in_run(&mut prun, pa), m.page(pa), "page {pa:#x}");
                 }
             }
             base += BLOCK;

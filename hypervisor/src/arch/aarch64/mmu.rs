@@ -94,7 +94,7 @@ pub unsafe fn build(platform: &Platform) -> Result<usize, MapError> {
     let mut l3_used = 0;
     // One decision per run of equal entries (`uniform_until`), not one per
     // entry: this runs before the critical partition's first instruction.
-    let mut blocks: Option<(u64, Option<el2map::Access>)> = None;
+    let mut blocks = None;
     // SAFETY: single writer (boot core, other cores not started).
     let l1t = unsafe { &mut *L1.0.get() };
     for (gib, l2) in L2.iter().enumerate() {
@@ -102,15 +102,7 @@ pub unsafe fn build(platform: &Platform) -> Result<usize, MapError> {
         let l2t = unsafe { &mut *l2.0.get() };
         for (i, e) in l2t.iter_mut().enumerate() {
             let base = gib as u64 * GIB + i as u64 * BLOCK;
-            let block = match blocks {
-                Some((until, a)) if base + BLOCK <= until => a,
-                _ => {
-                    let a = map.block(base);
-                    blocks = a.map(|_| (map.uniform_until(base), a));
-                    a
-                }
-            };
-            *e = match block {
+            *e = match map.block_in_run(&mut blocks, base) {
                 Some(access) => el2map::descriptor(PhysAddr::new(base), access, false),
                 None => {
                     let l3 = L3.get(l3_used).ok_or(MapError::OutOfTables)?;
@@ -120,14 +112,7 @@ pub unsafe fn build(platform: &Platform) -> Result<usize, MapError> {
                     let mut pages = None;
                     for (j, pe) in l3t.iter_mut().enumerate() {
                         let pa = base + j as u64 * PAGE;
-                        let access = match pages {
-                            Some((until, a)) if pa + PAGE <= until => a,
-                            _ => {
-                                let a = map.page(pa);
-                                pages = Some((map.uniform_until(pa), a));
-                                a
-                            }
-                        };
+                        let access = map.page_in_run(&mut pages, pa);
                         *pe = el2map::descriptor(PhysAddr::new(pa), access, true);
                     }
                     (l3.0.get() as u64) | DESC_TABLE

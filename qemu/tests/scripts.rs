@@ -22,14 +22,17 @@ const CONFIG: &str = "configs/qemu-virt.toml";
 struct Run {
     child: Child,
     out: Arc<Mutex<String>>,
-    /// Every line with the moment it arrived.
-    timed: Arc<Mutex<Vec<(Instant, String)>>>,
 }
 
 impl Run {
     fn start(args: &[&str]) -> Run {
+        Run::start_with(args, &[])
+    }
+
+    fn start_with(args: &[&str], env: &[(&str, &str)]) -> Run {
         let mut child = Command::new(repo_root().join("scripts/run-qemu.sh"))
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -37,24 +40,21 @@ impl Run {
             .spawn()
             .expect("start scripts/run-qemu.sh");
         let out = Arc::new(Mutex::new(String::new()));
-        let timed = Arc::new(Mutex::new(Vec::new()));
         for r in [
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
             let out = Arc::clone(&out);
-            let timed = Arc::clone(&timed);
             thread::spawn(move || {
                 for line in BufReader::new(r).lines().map_while(Result::ok) {
                     let line = line.replace('\r', "");
-                    timed.lock().unwrap().push((Instant::now(), line.clone()));
                     let mut o = out.lock().unwrap();
                     o.push_str(&line);
                     o.push('\n');
                 }
             });
         }
-        Run { child, out, timed }
+        Run { child, out }
     }
 
     fn output(&self) -> String {
@@ -296,41 +296,47 @@ fn run_qemu_sh_ends_at_once_when_boot_halts() {
     expect_stopped_at_once(&image, "BOOT HALTED:", &["-M", "gic-version=2"]);
 }
 
-/// The guest time of an RTOS status line, in ms.
-fn guest_ms(line: &str) -> Option<u64> {
-    let t = line.split_once("guest_time=")?.1.split_once('s')?.0;
-    let (s, ms) = t.split_once('.')?;
-    Some(s.parse::<u64>().ok()? * 1000 + ms.parse::<u64>().ok()?)
-}
-
 /// REQ-USE-6: in the paced mode (the interactive default) guest time never
-/// runs ahead of the wall clock, the RTOS misses nothing, and status lines
-/// keep coming. (How close to one a second they come depends on the host:
-/// that is measured, in docs/rtos.md, not asserted.)
+/// runs ahead of the wall clock by more than the one status-line interval
+/// the pacer cannot see into, the RTOS misses nothing, and status lines keep
+/// coming. Checked on the pacer's own record of when each line reached the
+/// console (what a person at the terminal sees), not on this test's copy,
+/// which comes through two more processes. (How close to one a second the
+/// lines come depends on the host: that is measured, in docs/rtos.md, not
+/// asserted.)
 #[test]
 fn paced_runs_hold_guest_time_to_the_wall_clock() {
     let image = build(CONFIG);
     let img = image.display().to_string();
-    let mut run = Run::start(&["--image", &img, "--timeout", "45", "--paced"]);
+    let record = repo_root().join(format!(
+        "target/septum/pacer-test-{}.log",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&record);
+    let mut run = Run::start_with(
+        &["--image", &img, "--timeout", "45", "--paced"],
+        &[("SEPTUM_PACER_LOG", record.to_str().unwrap())],
+    );
     let (code, _) = run.wait_exit(Duration::from_secs(120));
     let out = run.output();
     assert_eq!(code, Some(0), "{out}");
-    let beats: Vec<(Instant, u64)> = run
-        .timed
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|(_, l)| l.contains("rtos: heartbeat "))
-        .filter_map(|(t, l)| Some((*t, guest_ms(l)?)))
+    let seen = std::fs::read_to_string(&record).unwrap_or_default();
+    let _ = std::fs::remove_file(&record);
+    let beats: Vec<(f64, f64)> = seen
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.strip_prefix("line ")?.split(' ');
+            Some((w.next()?.parse().ok()?, w.next()?.parse().ok()?))
+        })
         .collect();
-    assert!(beats.len() >= 8, "too few status lines:\n{out}");
-    let (t0, g0) = beats[0];
-    for (t, g) in &beats {
-        let wall = t.duration_since(t0).as_millis() as u64;
-        // The pacer decides every 5 ms; a line takes a moment to arrive.
+    assert!(beats.len() >= 8, "too few status lines ({seen}):\n{out}");
+    let (g0, _) = beats[0];
+    for (g, wall) in &beats {
+        // One line interval (1 s of guest time) plus the pacer's 5 ms
+        // decision tick and the stop command's round trip.
         assert!(
-            g - g0 <= wall + 1_000,
-            "guest time ran ahead: {} ms of guest time in {wall} ms of wall time\n{out}",
+            g - g0 <= wall + 1.05,
+            "guest time ran ahead: {:.3} s of guest time in {wall:.3} s of wall time\n{seen}\n{out}",
             g - g0
         );
     }

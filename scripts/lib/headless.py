@@ -15,6 +15,7 @@ Copies QEMU's first serial port (its standard output) to standard output
 
 import ctypes
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -93,7 +94,9 @@ def main():
             elif p.poll() is not None:
                 break
             else:
-                time.sleep(0.05)
+                # Wait for output rather than poll: a line reaches our
+                # reader (a person, a test timing it) when QEMU writes it.
+                select.select([p.stdout], [], [], 0.05)
     except KeyboardInterrupt:
         reason = reason or "interrupted"
     finally:

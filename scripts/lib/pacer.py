@@ -16,8 +16,18 @@ paused with it: the guest cannot tell, and no deadline moves.
 When the host is too slow to keep up (Linux busy on three vCPUs), guest time
 falls behind and the pacer never pauses; it does not make up the lag later
 (no burst of status lines), it only holds the guest back.
+
+What it can promise: the pacer sees guest time only at status lines, one a
+second, so a status line is never more than that one interval (plus a
+decision tick) ahead of the wall clock since the first line. It guesses
+where the guest is between lines from the guest's recent speed, taking the
+fastest of the last few intervals so that a guest speeding up (Linux going
+idle) is held back rather than let run ahead. SEPTUM_PACER_LOG=FILE records
+each status line as the pacer saw it (`line GUEST_S WALL_S`, wall seconds
+since the first line): what qemu/tests/scripts.rs checks.
 """
 
+import collections
 import json
 import os
 import re
@@ -70,10 +80,12 @@ def main():
     running = True
     # Guest time at the last status line, and the machine's running time
     # since then; the guest's speed (guest s per running wall s) over the
-    # last interval.
+    # last few intervals.
     last_g = None
     run_since = 0.0
-    speed = 1.0
+    speeds = collections.deque([1.0], maxlen=4)
+    record = open(os.environ["SEPTUM_PACER_LOG"], "a") if os.environ.get("SEPTUM_PACER_LOG") else None
+    first = None  # wall time of the first status line
     anchor = None  # (guest, wall): guest time should be guest + (now - wall)
     prev = time.monotonic()
     try:
@@ -92,11 +104,16 @@ def main():
                         continue
                     g = int(m.group(1)) + int(m.group(2)) / 1000
                     if last_g is not None and g > last_g and run_since > 0:
-                        speed = (g - last_g) / run_since
+                        speeds.append((g - last_g) / run_since)
                     last_g, run_since = g, 0.0
                     if anchor is None:
                         anchor = (g, now)
+                        first = now
+                    if record:
+                        record.write(f"line {g:.3f} {now - first:.3f}\n")
+                        record.flush()
             if anchor is not None:
+                speed = max(speeds)
                 # The next line comes at last_g + 1 s of guest time: until
                 # it has, the guest cannot be past that.
                 guess = min(last_g + speed * run_since, last_g + 1.0)

@@ -194,30 +194,60 @@ impl<'a> El2Map<'a> {
         until
     }
 
-    /// [`Self::block`] through `run`, the run of equal blocks seen last: a
-    /// new decision only where `base`'s block leaves it. Call with
-    /// ascending `base`, `run` starting as `None`.
-    pub fn block_in_run(&self, run: &mut Option<(u64, Access)>, base: u64) -> Option<Access> {
-        match *run {
-            Some((until, a)) if base + BLOCK <= until => Some(a),
-            _ => {
-                let a = self.block(base);
-                *run = a.map(|a| (self.uniform_until(base), a));
-                a
-            }
+    /// Fills a level-3 table: `table[j]` maps the page at `base + j * PAGE`.
+    /// One decision per run of equal pages ([`Self::uniform_until`]), then
+    /// a store per entry: this runs before the critical partition's first
+    /// instruction.
+    pub fn fill_pages(&self, base: u64, table: &mut [u64]) {
+        let mut j = 0;
+        while j < table.len() {
+            let pa = base + j as u64 * PAGE;
+            let a = self.page(pa);
+            let n = (((self.uniform_until(pa) - pa) / PAGE) as usize).clamp(1, table.len() - j);
+            fill_run(
+                &mut table[j..j + n],
+                descriptor(PhysAddr::new(pa), a, true),
+                PAGE,
+            );
+            j += n;
         }
     }
 
-    /// [`Self::page`] through `run`, as [`Self::block_in_run`].
-    pub fn page_in_run(&self, run: &mut Option<(u64, Access)>, pa: u64) -> Access {
-        match *run {
-            Some((until, a)) if pa + PAGE <= until => a,
-            _ => {
-                let a = self.page(pa);
-                *run = Some((self.uniform_until(pa), a));
-                a
+    /// Fills a level-2 table: `table[i]` maps the block at `base + i *
+    /// BLOCK`, in runs as [`Self::fill_pages`]. A block that needs pages
+    /// gets `pages(block base)`: the descriptor of a level-3 table the
+    /// caller filled with [`Self::fill_pages`], or `None` when it has no
+    /// table left, which ends the fill with `false`.
+    pub fn fill_blocks(
+        &self,
+        base: u64,
+        table: &mut [u64],
+        mut pages: impl FnMut(u64) -> Option<u64>,
+    ) -> bool {
+        let mut i = 0;
+        while i < table.len() {
+            let b = base + i as u64 * BLOCK;
+            match self.block(b) {
+                Some(a) => {
+                    let n =
+                        (((self.uniform_until(b) - b) / BLOCK) as usize).clamp(1, table.len() - i);
+                    fill_run(
+                        &mut table[i..i + n],
+                        descriptor(PhysAddr::new(b), a, false),
+                        BLOCK,
+                    );
+                    i += n;
+                }
+                None => match pages(b) {
+                    Some(d) => {
+                        table[i] = d;
+                        i += 1;
+                    }
+                    None => return false,
+                },
             }
         }
+        true
     }
 
     /// The platform rule for a block outside the image: MMIO windows are
@@ -281,6 +311,27 @@ const XN: u64 = 1 << 54;
 /// MAIR_EL2 attribute indexes.
 pub const ATTR_DEVICE: u64 = 0;
 pub const ATTR_NORMAL: u64 = 1;
+
+/// Consecutive descriptors from `first`, each mapping `step` bytes more
+/// than the one before (all 0 when `first` is the invalid descriptor).
+fn fill_run(entries: &mut [u64], first: u64, step: u64) {
+    let step = if first == 0 { 0 } else { step };
+    let mut d = first;
+    // Four at a time: two stores per two entries instead of a loop trip
+    // each (the EL2 map has 4,096 entries to fill at boot).
+    let mut quads = entries.chunks_exact_mut(4);
+    for q in &mut quads {
+        q[0] = d;
+        q[1] = d + step;
+        q[2] = d + 2 * step;
+        q[3] = d + 3 * step;
+        d += 4 * step;
+    }
+    for e in quads.into_remainder() {
+        *e = d;
+        d += step;
+    }
+}
 
 /// The descriptor for `pa` with `access`, as a level-2 block (`page` false)
 /// or a level-3 page (`page` true). Unmapped is the invalid descriptor 0.
@@ -489,22 +540,42 @@ mod tests {
     /// The run-length shortcut the boot core takes gives, entry for entry,
     /// what the per-entry decisions give, over the whole mapped range.
     #[test]
-    fn uniform_runs_match_every_decision() {
+    fn filled_tables_match_every_decision() {
         let p = platform();
         let m = El2Map::new(&p, layout()).unwrap();
-        let mut run = None;
-        let mut base = 0;
-        while base < MAPPED_GIB as u64 * GIB {
-            let direct = m.block(base);
-            assert_eq!(m.block_in_run(&mut run, base), direct, "block {base:#x}");
-            if direct.is_none() {
-                let mut prun = None;
-                for j in 0..512 {
-                    let pa = base + j * PAGE;
-                    assert_eq!(m.page_in_run(&mut prun, pa), m.page(pa), "page {pa:#x}");
+        for gib in 0..MAPPED_GIB as u64 {
+            let mut l2 = [u64::MAX; 512];
+            let mut needed = std::vec::Vec::new();
+            assert!(m.fill_blocks(gib * GIB, &mut l2, |b| {
+                needed.push(b);
+                Some(0x5a5a_0003)
+            }));
+            for (i, &e) in l2.iter().enumerate() {
+                let b = gib * GIB + i as u64 * BLOCK;
+                match m.block(b) {
+                    Some(a) => {
+                        assert_eq!(e, descriptor(PhysAddr::new(b), a, false), "block {b:#x}")
+                    }
+                    None => {
+                        assert_eq!(e, 0x5a5a_0003, "block {b:#x}");
+                        assert!(needed.contains(&b));
+                        let mut l3 = [u64::MAX; 512];
+                        m.fill_pages(b, &mut l3);
+                        for (j, &pe) in l3.iter().enumerate() {
+                            let pa = b + j as u64 * PAGE;
+                            assert_eq!(
+                                pe,
+                                descriptor(PhysAddr::new(pa), m.page(pa), true),
+                                "page {pa:#x}"
+                            );
+                        }
+                    }
                 }
             }
-            base += BLOCK;
         }
+        // Out of level-3 tables: the fill says so.
+        let mut l2 = [0u64; 512];
+        let image_gib = layout().start / GIB;
+        assert!(!m.fill_blocks(image_gib * GIB, &mut l2, |_| None));
     }
 }

@@ -13,10 +13,9 @@
 use core::cell::UnsafeCell;
 
 use aarch64_cpu::registers::{ID_AA64MMFR0_EL1, MAIR_EL2, SCTLR_EL2, TCR_EL2, TTBR0_EL2};
-use septum_core::addr::PhysAddr;
 use septum_core::config::Platform;
 use septum_core::el2map::{
-    self, El2Map, ImageLayout, LayoutError, ATTR_DEVICE, ATTR_NORMAL, BLOCK, DESC_TABLE, GIB, PAGE,
+    El2Map, ImageLayout, LayoutError, ATTR_DEVICE, ATTR_NORMAL, DESC_TABLE, GIB,
 };
 use tock_registers::interfaces::{ReadWriteable, Readable, Writeable};
 
@@ -92,32 +91,20 @@ impl core::fmt::Display for MapError {
 pub unsafe fn build(platform: &Platform) -> Result<usize, MapError> {
     let map = El2Map::new(platform, image_layout()).map_err(MapError::Layout)?;
     let mut l3_used = 0;
-    // One decision per run of equal entries (`uniform_until`), not one per
-    // entry: this runs before the critical partition's first instruction.
-    let mut blocks = None;
     // SAFETY: single writer (boot core, other cores not started).
     let l1t = unsafe { &mut *L1.0.get() };
     for (gib, l2) in L2.iter().enumerate() {
         // SAFETY: as above.
         let l2t = unsafe { &mut *l2.0.get() };
-        for (i, e) in l2t.iter_mut().enumerate() {
-            let base = gib as u64 * GIB + i as u64 * BLOCK;
-            *e = match map.block_in_run(&mut blocks, base) {
-                Some(access) => el2map::descriptor(PhysAddr::new(base), access, false),
-                None => {
-                    let l3 = L3.get(l3_used).ok_or(MapError::OutOfTables)?;
-                    l3_used += 1;
-                    // SAFETY: as above; each level-3 table is used once.
-                    let l3t = unsafe { &mut *l3.0.get() };
-                    let mut pages = None;
-                    for (j, pe) in l3t.iter_mut().enumerate() {
-                        let pa = base + j as u64 * PAGE;
-                        let access = map.page_in_run(&mut pages, pa);
-                        *pe = el2map::descriptor(PhysAddr::new(pa), access, true);
-                    }
-                    (l3.0.get() as u64) | DESC_TABLE
-                }
-            };
+        let filled = map.fill_blocks(gib as u64 * GIB, l2t, |base| {
+            let l3 = L3.get(l3_used)?;
+            l3_used += 1;
+            // SAFETY: as above; each level-3 table is used once.
+            map.fill_pages(base, unsafe { &mut *l3.0.get() });
+            Some((l3.0.get() as u64) | DESC_TABLE)
+        });
+        if !filled {
+            return Err(MapError::OutOfTables);
         }
         l1t[gib] = (l2.0.get() as u64) | DESC_TABLE;
     }

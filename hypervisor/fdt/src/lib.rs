@@ -474,31 +474,97 @@ fn translate(mut addr: u64, buses: &[Bus<'_>]) -> Option<u64> {
 
 /// Walks `tree` once and records a [`Survey`]. A `reg` entry that does not
 /// translate (no `ranges` on the way) is left out.
+///
+/// One pass over the structure block, each property decoded once and its
+/// name resolved through a small cache of string offsets (the hypervisor
+/// runs this before the critical partition starts; walking the nodes and
+/// then each node's properties, with a string scan per property, cost
+/// twice as much on QEMU's tree). Same answers as walking
+/// [`Fdt::nodes`] and [`Node::props`] (host-tested against that).
 pub fn survey<'a>(tree: &Fdt<'a>, gic_compatible: &[&str], device_at: u64) -> Survey<'a> {
-    let mut s = Survey::default();
-    let mut stack = [Bus::default(); MAX_DEPTH];
-    for node in tree.nodes() {
-        // One pass over the node's properties (the hypervisor runs this
-        // before the critical partition starts: a lookup per property
-        // wanted cost several times as much on QEMU's tree).
-        let p = Picked::of(&node);
-        let d = node.depth;
+    let mut w = Surveyor {
+        s: Survey::default(),
+        stack: [Bus::default(); MAX_DEPTH],
+        gic_compatible,
+        device_at,
+    };
+    let mut names = NameCache::new();
+    // The node whose properties are being read: its name, depth and what
+    // was picked so far. It is complete at its first child or its end.
+    let mut open: Option<(&'a [u8], usize, Picked<'a>)> = None;
+    let mut depth = 0;
+    let mut pos = 0;
+    while let Some((tok, next)) = tree.token_as(pos, false) {
+        let at = pos;
+        pos = next;
+        match tok {
+            Token::Prop(_, value) => {
+                if let Some((_, _, p)) = open.as_mut() {
+                    // The token is PROP, len, nameoff, value; token_as
+                    // checked that nameoff names a string.
+                    let off = be32(tree.structs, at + 8).unwrap_or(u32::MAX);
+                    if let Some(slot) = names.slot(tree, off as usize) {
+                        p.set(slot, value);
+                    }
+                }
+            }
+            Token::Begin(name) => {
+                if let Some((n, d, p)) = open.take() {
+                    w.node(n, d, &p);
+                }
+                if depth >= MAX_DEPTH {
+                    return w.s;
+                }
+                open = Some((name, depth, Picked::default()));
+                depth += 1;
+            }
+            Token::End => {
+                if let Some((n, d, p)) = open.take() {
+                    w.node(n, d, &p);
+                }
+                if depth == 0 {
+                    return w.s;
+                }
+                depth -= 1;
+            }
+            Token::Nop => {}
+            Token::Finish => break,
+        }
+    }
+    if let Some((n, d, p)) = open.take() {
+        w.node(n, d, &p);
+    }
+    w.s
+}
+
+/// The state of a [`survey`]: what was found, and each open node's bus.
+struct Surveyor<'a, 'g> {
+    s: Survey<'a>,
+    stack: [Bus<'a>; MAX_DEPTH],
+    gic_compatible: &'g [&'g str],
+    device_at: u64,
+}
+
+impl<'a> Surveyor<'a, '_> {
+    /// One node, with its properties picked, at `d` (root = 0).
+    fn node(&mut self, name: &[u8], d: usize, p: &Picked<'a>) {
+        let s = &mut self.s;
         let parent = if d == 0 {
             Bus {
                 cells: (2, 1),
                 ..Bus::default()
             }
         } else {
-            stack[d - 1]
+            self.stack[d - 1]
         };
-        if let Some(slot) = stack.get_mut(d) {
+        if let Some(slot) = self.stack.get_mut(d) {
             *slot = Bus {
                 cells: p.child_cells(),
                 parent_addr_cells: parent.cells.0,
                 ranges: p.ranges,
             };
         }
-        let buses = stack.get(1..d).unwrap_or(&[]);
+        let buses = self.stack.get(1..d).unwrap_or(&[]);
         let regs = || {
             p.reg.into_iter().flat_map(move |v| {
                 reg_entries(v, parent.cells.0, parent.cells.1)
@@ -507,9 +573,15 @@ pub fn survey<'a>(tree: &Fdt<'a>, gic_compatible: &[&str], device_at: u64) -> Su
         };
         if d == 0 {
             s.model = p.model.and_then(|v| strings(v).next());
-            continue;
+            return;
         }
-        let device_type = p.device_type.and_then(|v| strings(v).next());
+        // Only /cpus/* and the root's children have a device_type that
+        // counts (decoding it for every node was a tenth of the walk).
+        let device_type = if d <= 2 {
+            p.device_type.and_then(|v| strings(v).next())
+        } else {
+            None
+        };
         if d == 2 && device_type == Some("cpu") {
             s.cpus += 1;
         }
@@ -521,21 +593,62 @@ pub fn survey<'a>(tree: &Fdt<'a>, gic_compatible: &[&str], device_at: u64) -> Su
                 }
             }
         }
+        // Compared as bytes: a string that is not UTF-8 (which `strings`
+        // skips) cannot equal one of the names asked for.
         if s.gic.is_none()
-            && p.compatible
-                .is_some_and(|v| strings(v).any(|c| gic_compatible.contains(&c)))
+            && p.compatible.is_some_and(|v| {
+                v.strip_suffix(&[0])
+                    .unwrap_or(&[])
+                    .split(|&c| c == 0)
+                    .any(|c| !c.is_empty() && self.gic_compatible.iter().any(|g| g.as_bytes() == c))
+            })
         {
             let mut r = regs().map(|(a, _)| a);
             s.gic = Some([r.next(), r.next()]);
         }
-        if !s.device_found && regs().next().is_some_and(|(a, _)| a == device_at) {
+        // The first entry that translates, as `regs().next()`, without the
+        // flattening iterator (every node is asked).
+        if !s.device_found
+            && p.reg
+                .and_then(|v| {
+                    reg_entries(v, parent.cells.0, parent.cells.1)
+                        .find_map(|(a, _)| translate(a, buses))
+                })
+                .is_some_and(|a| a == self.device_at)
+        {
             s.device_found = true;
         }
-        if d == 1 && node.name == b"psci" {
+        if d == 1 && name == b"psci" {
             s.psci_method = p.method.and_then(|v| strings(v).next());
         }
     }
-    s
+}
+
+/// Which [`Picked`] slot a property name offset stands for, cached by
+/// offset: a tree names its few dozen property names by offset into one
+/// strings block, so most lookups are one compare.
+struct NameCache {
+    /// (offset + 1, slot); offset + 1 = 0 is an empty entry.
+    entries: [(u32, Option<u8>); 32],
+}
+
+impl NameCache {
+    fn new() -> Self {
+        NameCache {
+            entries: [(0, None); 32],
+        }
+    }
+
+    fn slot(&mut self, tree: &Fdt<'_>, off: usize) -> Option<u8> {
+        let key = (off as u32).wrapping_add(1);
+        let e = &mut self.entries[off % 32];
+        if e.0 == key && key != 0 {
+            return e.1;
+        }
+        let slot = tree.string(off).and_then(Picked::slot_of);
+        *e = (key, slot);
+        slot
+    }
 }
 
 /// The properties [`survey`] looks at, found in one pass (the first of
@@ -553,21 +666,45 @@ struct Picked<'a> {
 }
 
 impl<'a> Picked<'a> {
+    /// The slot for a property `name`, if it is one [`survey`] wants.
+    fn slot_of(name: &[u8]) -> Option<u8> {
+        Some(match name {
+            b"#address-cells" => 0,
+            b"#size-cells" => 1,
+            b"ranges" => 2,
+            b"reg" => 3,
+            b"device_type" => 4,
+            b"compatible" => 5,
+            b"model" => 6,
+            b"method" => 7,
+            _ => return None,
+        })
+    }
+
+    /// Records `value` in `slot` unless an earlier property filled it.
+    fn set(&mut self, slot: u8, value: &'a [u8]) {
+        let field = match slot {
+            0 => &mut self.address_cells,
+            1 => &mut self.size_cells,
+            2 => &mut self.ranges,
+            3 => &mut self.reg,
+            4 => &mut self.device_type,
+            5 => &mut self.compatible,
+            6 => &mut self.model,
+            _ => &mut self.method,
+        };
+        field.get_or_insert(value);
+    }
+
+    /// As [`survey`] picks them, from a node's properties (the reference
+    /// the one-pass walk is tested against).
+    #[cfg(test)]
     fn of(node: &Node<'a>) -> Self {
         let mut p = Picked::default();
         for (name, value) in node.props() {
-            let slot = match name {
-                b"#address-cells" => &mut p.address_cells,
-                b"#size-cells" => &mut p.size_cells,
-                b"ranges" => &mut p.ranges,
-                b"reg" => &mut p.reg,
-                b"device_type" => &mut p.device_type,
-                b"compatible" => &mut p.compatible,
-                b"model" => &mut p.model,
-                b"method" => &mut p.method,
-                _ => continue,
-            };
-            slot.get_or_insert(value);
+            if let Some(slot) = Self::slot_of(name) {
+                p.set(slot, value);
+            }
         }
         p
     }
@@ -580,6 +717,26 @@ impl<'a> Picked<'a> {
         };
         (cell(self.address_cells, 2), cell(self.size_cells, 1))
     }
+}
+
+/// The node-by-node [`survey`] (walk the nodes, then each node's
+/// properties): the reference the one-pass walk is tested against.
+#[cfg(test)]
+pub(crate) fn survey_by_nodes<'a>(
+    tree: &Fdt<'a>,
+    gic_compatible: &[&str],
+    device_at: u64,
+) -> Survey<'a> {
+    let mut w = Surveyor {
+        s: Survey::default(),
+        stack: [Bus::default(); MAX_DEPTH],
+        gic_compatible,
+        device_at,
+    };
+    for node in tree.nodes() {
+        w.node(node.name, node.depth, &Picked::of(&node));
+    }
+    w.s
 }
 
 #[cfg(test)]

@@ -260,6 +260,60 @@ fn survey_translates_through_ranges() {
     assert_eq!(survey(&t, &["arm,gic-v3"], 0).gic, None);
 }
 
+/// The one-pass walk and the node-by-node one agree on a tree with
+/// repeated and NOP'd properties, properties after a child (ignored by
+/// both), more names than the cache has entries, and deep nesting.
+#[test]
+fn survey_in_one_pass_matches_the_node_walk() {
+    let mut b = Builder::default();
+    b.begin("")
+        .prop("model", b"m\0")
+        .nop()
+        .prop("model", b"second\0")
+        .cells("#address-cells", &[1])
+        .cells("#size-cells", &[1]);
+    for i in 0..40u32 {
+        b.begin(&format!("n{i}@{i:x}"))
+            .cells(&format!("x-unique-{i}"), &[i])
+            .cells("reg", &[i * 0x1000, 0x100])
+            .prop(
+                "compatible",
+                if i == 30 {
+                    b"arm,gic-400\0"
+                } else {
+                    b"other\0"
+                },
+            )
+            .end();
+    }
+    b.begin("memory@0")
+        .prop("device_type", b"memory\0")
+        .cells("reg", &[0, 0x1000_0000])
+        .end();
+    for d in 0..MAX_DEPTH + 2 {
+        b.begin(&format!("deep{d}")).cells("reg", &[0x10, 0x10]);
+    }
+    for _ in 0..MAX_DEPTH + 2 {
+        b.end();
+    }
+    b.end();
+    let blob = b.blob();
+    let t = Fdt::new(&blob).unwrap();
+    for at in [0, 0x1000, 0x1e000, 0x10] {
+        let s = survey(&t, &["arm,gic-400"], at);
+        assert_eq!(
+            s,
+            crate::survey_by_nodes(&t, &["arm,gic-400"], at),
+            "{at:#x}"
+        );
+    }
+    let s = survey(&t, &["arm,gic-400"], 0x1e000);
+    assert_eq!(s.model, Some("m"));
+    assert_eq!(s.gic, Some([Some(0x1e000), None]));
+    assert!(s.device_found);
+    assert_eq!(s.memory(), &[(0, 0x1000_0000)][..]);
+}
+
 #[test]
 fn survey_of_corrupt_trees_never_panics() {
     let blob = pi_with_gic();
@@ -270,6 +324,13 @@ fn survey_of_corrupt_trees_never_panics() {
             if let Ok(t) = Fdt::new(&b) {
                 let s = survey(&t, &["arm,gic-400"], 0xfe20_1000);
                 assert!(s.memory_banks <= MAX_MEMORY_BANKS);
+                // The one-pass walk answers as the node-by-node one, on
+                // every corruption too.
+                assert_eq!(
+                    s,
+                    crate::survey_by_nodes(&t, &["arm,gic-400"], 0xfe20_1000),
+                    "byte {i} = {v:#x}"
+                );
             }
         }
     }

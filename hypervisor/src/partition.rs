@@ -113,8 +113,9 @@ struct HeapArena;
 impl TableArena for HeapArena {
     fn alloc_table(&mut self) -> Option<PhysAddr> {
         let layout = core::alloc::Layout::from_size_align(4096, 4096).ok()?;
-        // SAFETY: a valid, non-zero-size layout.
-        let p = unsafe { alloc::alloc::alloc_zeroed(layout) };
+        // SAFETY: a valid, non-zero-size layout. Not zeroed here: the
+        // page-table code clears every table it takes (`clear`).
+        let p = unsafe { alloc::alloc::alloc(layout) };
         (!p.is_null()).then(|| PhysAddr::new(p as u64))
     }
 
@@ -128,6 +129,12 @@ impl TableArena for HeapArena {
         assert!(index < 512);
         // SAFETY: as in `read`; the MMU walks these tables, so volatile.
         unsafe { core::ptr::write_volatile((table.raw() as *mut u64).add(index), desc) }
+    }
+
+    fn clear(&mut self, table: PhysAddr) {
+        // SAFETY: as in `read`; a whole table that is not linked into any
+        // tree yet (no walker can see it), so plain stores (memset) do.
+        unsafe { core::ptr::write_bytes(table.raw() as *mut u64, 0, 512) }
     }
 }
 

@@ -75,11 +75,20 @@ impl<const N: usize> LineRing<N> {
         at += 1;
         let mut left = len;
         for p in parts {
-            for &b in &p[..p.len().min(left)] {
-                self.buf[at % N].store(b, Ordering::Relaxed);
-                at += 1;
+            let mut bytes = &p[..p.len().min(left)];
+            left -= bytes.len();
+            // In runs up to the end of the buffer: no index arithmetic or
+            // bounds check per byte (boot lines are queued before the
+            // critical partition starts).
+            while !bytes.is_empty() {
+                let start = at % N;
+                let n = bytes.len().min(N - start);
+                for (cell, &b) in self.buf[start..start + n].iter().zip(&bytes[..n]) {
+                    cell.store(b, Ordering::Relaxed);
+                }
+                at += n;
+                bytes = &bytes[n..];
             }
-            left -= p.len().min(left);
         }
         // Publish: the consumer sees the bytes before the new head.
         self.head

@@ -482,16 +482,9 @@ fn translate(mut addr: u64, buses: &[Bus<'_>]) -> Option<u64> {
 /// twice as much on QEMU's tree). Same answers as walking
 /// [`Fdt::nodes`] and [`Node::props`] (host-tested against that).
 pub fn survey<'a>(tree: &Fdt<'a>, gic_compatible: &[&str], device_at: u64) -> Survey<'a> {
-    let mut w = Surveyor {
-        s: Survey::default(),
-        stack: [Bus::default(); MAX_DEPTH],
-        gic_compatible,
-        device_at,
-    };
+    let mut w = Surveyor::new(gic_compatible, device_at);
     let mut names = NameCache::new();
-    // The node whose properties are being read: its name, depth and what
-    // was picked so far. It is complete at its first child or its end.
-    let mut open: Option<(&'a [u8], usize, Picked<'a>)> = None;
+    let mut open: Option<OpenNode<'a>> = None;
     let mut depth = 0;
     let mut pos = 0;
     while let Some((tok, next)) = tree.token_as(pos, false) {
@@ -502,16 +495,14 @@ pub fn survey<'a>(tree: &Fdt<'a>, gic_compatible: &[&str], device_at: u64) -> Su
                 if let Some((_, _, p)) = open.as_mut() {
                     // The token is PROP, len, nameoff, value; token_as
                     // checked that nameoff names a string.
-                    let off = be32(tree.structs, at + 8).unwrap_or(u32::MAX);
-                    if let Some(slot) = names.slot(tree, off as usize) {
+                    let off = be32(tree.structs, at + 8).map_or(usize::MAX, |o| o as usize);
+                    if let Some(slot) = names.slot(tree, off) {
                         p.set(slot, value);
                     }
                 }
             }
             Token::Begin(name) => {
-                if let Some((n, d, p)) = open.take() {
-                    w.node(n, d, &p);
-                }
+                w.close(&mut open);
                 if depth >= MAX_DEPTH {
                     return w.s;
                 }
@@ -519,9 +510,7 @@ pub fn survey<'a>(tree: &Fdt<'a>, gic_compatible: &[&str], device_at: u64) -> Su
                 depth += 1;
             }
             Token::End => {
-                if let Some((n, d, p)) = open.take() {
-                    w.node(n, d, &p);
-                }
+                w.close(&mut open);
                 if depth == 0 {
                     return w.s;
                 }
@@ -531,9 +520,7 @@ pub fn survey<'a>(tree: &Fdt<'a>, gic_compatible: &[&str], device_at: u64) -> Su
             Token::Finish => break,
         }
     }
-    if let Some((n, d, p)) = open.take() {
-        w.node(n, d, &p);
-    }
+    w.close(&mut open);
     w.s
 }
 
@@ -545,7 +532,28 @@ struct Surveyor<'a, 'g> {
     device_at: u64,
 }
 
-impl<'a> Surveyor<'a, '_> {
+/// A node whose properties are being read: its name, depth (root = 0) and
+/// what was picked so far.
+type OpenNode<'a> = (&'a [u8], usize, Picked<'a>);
+
+impl<'a, 'g> Surveyor<'a, 'g> {
+    fn new(gic_compatible: &'g [&'g str], device_at: u64) -> Self {
+        Surveyor {
+            s: Survey::default(),
+            stack: [Bus::default(); MAX_DEPTH],
+            gic_compatible,
+            device_at,
+        }
+    }
+
+    /// Records the open node, if any: it is complete at its first child or
+    /// its end.
+    fn close(&mut self, open: &mut Option<OpenNode<'a>>) {
+        if let Some((n, d, p)) = open.take() {
+            self.node(n, d, &p);
+        }
+    }
+
     /// One node, with its properties picked, at `d` (root = 0).
     fn node(&mut self, name: &[u8], d: usize, p: &Picked<'a>) {
         let s = &mut self.s;
@@ -628,26 +636,27 @@ impl<'a> Surveyor<'a, '_> {
 /// offset: a tree names its few dozen property names by offset into one
 /// strings block, so most lookups are one compare.
 struct NameCache {
-    /// (offset + 1, slot); offset + 1 = 0 is an empty entry.
-    entries: [(u32, Option<u8>); 32],
+    /// (offset, slot) of the last name looked up at each `offset % 32`.
+    entries: [Option<(usize, Option<u8>)>; 32],
 }
 
 impl NameCache {
     fn new() -> Self {
         NameCache {
-            entries: [(0, None); 32],
+            entries: [None; 32],
         }
     }
 
     fn slot(&mut self, tree: &Fdt<'_>, off: usize) -> Option<u8> {
-        let key = (off as u32).wrapping_add(1);
         let e = &mut self.entries[off % 32];
-        if e.0 == key && key != 0 {
-            return e.1;
+        match *e {
+            Some((o, slot)) if o == off => slot,
+            _ => {
+                let slot = tree.string(off).and_then(Picked::slot_of);
+                *e = Some((off, slot));
+                slot
+            }
         }
-        let slot = tree.string(off).and_then(Picked::slot_of);
-        *e = (key, slot);
-        slot
     }
 }
 
@@ -727,12 +736,7 @@ pub(crate) fn survey_by_nodes<'a>(
     gic_compatible: &[&str],
     device_at: u64,
 ) -> Survey<'a> {
-    let mut w = Surveyor {
-        s: Survey::default(),
-        stack: [Bus::default(); MAX_DEPTH],
-        gic_compatible,
-        device_at,
-    };
+    let mut w = Surveyor::new(gic_compatible, device_at);
     for node in tree.nodes() {
         w.node(node.name, node.depth, &Picked::of(&node));
     }

@@ -194,6 +194,12 @@ impl<'a> El2Map<'a> {
         until
     }
 
+    /// How many entries of `size` from `at` share `at`'s decision: at least
+    /// one, at most `left` (the rest of the table).
+    fn run_len(&self, at: u64, size: u64, left: usize) -> usize {
+        (((self.uniform_until(at) - at) / size) as usize).clamp(1, left)
+    }
+
     /// Fills a level-3 table: `table[j]` maps the page at `base + j * PAGE`.
     /// One decision per run of equal pages ([`Self::uniform_until`]), then
     /// a store per entry: this runs before the critical partition's first
@@ -203,7 +209,7 @@ impl<'a> El2Map<'a> {
         while j < table.len() {
             let pa = base + j as u64 * PAGE;
             let a = self.page(pa);
-            let n = (((self.uniform_until(pa) - pa) / PAGE) as usize).clamp(1, table.len() - j);
+            let n = self.run_len(pa, PAGE, table.len() - j);
             fill_run(
                 &mut table[j..j + n],
                 descriptor(PhysAddr::new(pa), a, true),
@@ -229,8 +235,7 @@ impl<'a> El2Map<'a> {
             let b = base + i as u64 * BLOCK;
             match self.block(b) {
                 Some(a) => {
-                    let n =
-                        (((self.uniform_until(b) - b) / BLOCK) as usize).clamp(1, table.len() - i);
+                    let n = self.run_len(b, BLOCK, table.len() - i);
                     fill_run(
                         &mut table[i..i + n],
                         descriptor(PhysAddr::new(b), a, false),

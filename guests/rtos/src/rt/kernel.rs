@@ -96,6 +96,7 @@ pub fn start(clock: Clock) -> ! {
         1_000_000 / TASKS[CONTROL].period_us
     );
     timer::arm(first);
+    timer::pace_next();
     // SAFETY: no critical section is open; from here on the idle loop is
     // the lowest level and all work happens in the timer IRQ.
     unsafe { cpu::enable_irqs() };
@@ -144,6 +145,7 @@ pub fn dispatch() {
             }
             k.current = prev;
         });
+        timer::pace_next();
     }
 }
 

@@ -59,7 +59,7 @@ pub fn arm(at: u64) {
             options(nostack, preserves_flags)
         );
     }
-    pacing_hint(at);
+    NEXT.store(at, Ordering::Relaxed);
 }
 
 /// Simulation pacing hint, in microseconds after each release.
@@ -72,26 +72,46 @@ pub fn arm(at: u64) {
 /// parallel cores never do. A *masked* EL1 physical-timer compare placed
 /// shortly after each release bounds those slices. It never raises an
 /// interrupt, so on hardware it has no effect beyond two register writes.
-/// See docs/rtos.md ("Timing under QEMU icount").
-const PACING_HINT_US: u64 = 200;
+///
+/// It moves to the next release only when a job has ended, never in the
+/// timer interrupt: until the control job has started, the compare after
+/// the current release must stay, or the slices between the interrupt and
+/// the job's start are a quarter of the rest of the period. Nor may it move
+/// *earlier or later while it is the next event*: QEMU then ends the
+/// core's slice at once (to recompute it), and the other three cores run
+/// theirs first. 40 µs keeps those slices to 10 µs while leaving core 0
+/// (about a quarter of the window) far more than the ~2,000 instructions
+/// from the interrupt to the job's start. See docs/rtos.md ("Timing under
+/// QEMU icount").
+const PACING_HINT_US: u64 = 40;
 /// `PACING_HINT_US` in counter ticks, set by `init`.
 static PACING_HINT_TICKS: AtomicU64 = AtomicU64::new(0);
+/// The armed release (`u64::MAX` when disarmed).
+static NEXT: AtomicU64 = AtomicU64::new(u64::MAX);
+/// The release the compare was last placed after.
+static HINTED: AtomicU64 = AtomicU64::new(u64::MAX);
 
 /// Converts the timer's constants with the boot-time counter frequency.
 pub fn init(clock: Clock) {
     PACING_HINT_TICKS.store(clock.us_to_ticks(PACING_HINT_US), Ordering::Relaxed);
 }
 
-/// Places the masked physical-timer compare `PACING_HINT_US` after `at`
-/// (a virtual-count value).
-fn pacing_hint(at: u64) {
-    let ahead = at.saturating_sub(now());
-    let hint = ahead.saturating_add(PACING_HINT_TICKS.load(Ordering::Relaxed));
+/// Places the masked physical-timer compare `PACING_HINT_US` after the
+/// armed release, unless it is there already.
+pub fn pace_next() {
+    let at = NEXT.load(Ordering::Relaxed);
+    if at == u64::MAX || HINTED.load(Ordering::Relaxed) == at {
+        return;
+    }
+    let hint = at
+        .saturating_sub(now())
+        .saturating_add(PACING_HINT_TICKS.load(Ordering::Relaxed));
     // TVAL is a signed 32-bit offset from the physical count; a release
     // further away than that needs no hint yet.
     let Ok(tval) = i32::try_from(hint) else {
         return;
     };
+    HINTED.store(at, Ordering::Relaxed);
     // SAFETY: programs this core's EL1 physical timer, which belongs to the
     // RTOS; ENABLE with IMASK set, so it never asserts its interrupt.
     unsafe {
@@ -106,6 +126,7 @@ fn pacing_hint(at: u64) {
 }
 
 pub fn disarm() {
+    NEXT.store(u64::MAX, Ordering::Relaxed);
     // SAFETY: disabling the RTOS's own timer has no other effect.
     unsafe {
         asm!(

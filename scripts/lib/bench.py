@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Runs Septum's benchmarks in QEMU and writes the report (scripts/bench.sh).
 
-Every run uses -icount shift=0,sleep=off: the counter advances one tick per
-16 executed instructions (62.5 MHz at 1 instruction per ns), so figures
-repeat exactly and do not depend on the host. docs/performance.md explains
-each figure.
+Every run uses -icount shift=0,sleep=off (one instruction per nanosecond of
+guest time) and a 1 GHz counter (-global cortex-a72-arm-cpu.cntfrq=...), so
+one counter tick is one instruction: every figure is in instructions, repeats
+exactly and does not depend on the host. (At QEMU's default 62.5 MHz a tick
+would be 16 instructions.) docs/performance.md explains each figure.
 """
 
 import json
@@ -20,11 +21,12 @@ OUT = os.path.join(ROOT, "target", "bench")
 # -nodefaults: only the devices each line names (no default NIC, whose ROM
 # a fresh machine does not have).
 QEMU_BASE = ["qemu-system-aarch64", "-nodefaults", "-cpu", "cortex-a72", "-smp", "4", "-m", "2G",
-             "-nographic", "-monitor", "none", "-icount", "shift=0,sleep=off"]
+             "-nographic", "-monitor", "none", "-icount", "shift=0,sleep=off",
+             "-global", "cortex-a72-arm-cpu.cntfrq=1000000000"]
 # Linux's network device, as scripts/run-qemu.sh gives it.
 NET = ["-netdev", "user,id=net0", "-device", "virtio-net-device,netdev=net0,bus=virtio-mmio-bus.0"]
-# Counter frequency of QEMU's cortex-a72 (CNTFRQ).
-HZ = 62_500_000
+# Counter frequency set above (CNTFRQ): one tick per instruction.
+HZ = 1_000_000_000
 
 
 def log(msg):
@@ -184,6 +186,10 @@ def parse_rtos(text):
             for pair in m.group(2).split():
                 v, c = pair.split(":")
                 h[int(v)] = h.get(int(v), 0) + int(c)
+        m = re.search(r"bench: worst_release at=(\d+) irq_entry=(\S+) released=(\S+) start=\+(\d+)", line)
+        if m:
+            r["worst_release"] = {"irq_entry": m.group(2).lstrip("+"), "released": m.group(3).lstrip("+"),
+                                  "start": int(m.group(4))}
     hb = [int(x) for x in re.findall(r"rtos: heartbeat \d+ .*? misses=(\d+)", text)]
     r["misses"] = hb[-1] if hb else None
     return r
@@ -281,7 +287,7 @@ def svg_histogram(title, series, path):
              f'<text x="{W/2}" y="18" text-anchor="middle">{title}</text>',
              f'<line x1="{L}" y1="{H-B}" x2="{W-10}" y2="{H-B}" stroke="black"/>',
              f'<line x1="{L}" y1="30" x2="{L}" y2="{H-B}" stroke="black"/>',
-             f'<text x="{W/2}" y="{H-8}" text-anchor="middle">counter ticks (16 ns)</text>',
+             f'<text x="{W/2}" y="{H-8}" text-anchor="middle">instructions (1 GHz counter ticks)</text>',
              f'<text x="{L-5}" y="{H-B}" text-anchor="end">0</text>',
              f'<text x="{W-10}" y="{H-B+15}" text-anchor="end">{xmax}</text>',
              f'<text x="{L-5}" y="38" text-anchor="end">{ymax:.0%}</text>']
@@ -329,6 +335,8 @@ def smoke():
                 ("pair_septum", ["sgi_round_trip", "device_irq"])]
                for fig in figs if fig not in found[run]]
     missing += [f"rtos_native: exit {op}" for op in ["gicd_read"] if op not in found["rtos_native"]["exit"]]
+    if "worst_release" not in found["rtos_native"]:
+        missing.append("rtos_native: worst_release")
     if "first critical instruction" not in found["boot"].get("timeline_us", {}):
         missing.append("pair_septum: boot timeline")
     with open(os.path.join(OUT, "smoke.json"), "w") as f:
@@ -392,7 +400,7 @@ def main():
             "septum_linux_idle": "under Septum, Linux booted and idle",
             "septum_linux_loaded": "under Septum, Linux running busy loops on its 3 CPUs, console output and network traffic (septum.load=1)",
         },
-        "units": "counter ticks of 16 ns (62.5 MHz); -icount shift=0,sleep=off: 16 instructions per tick",
+        "units": "instructions (-icount shift=0,sleep=off with a 1 GHz counter: one tick per instruction)",
         "irq_latency": {"native": native.get("irq_latency"), "septum_linux_idle": idle.get("irq_latency"),
                         "septum_linux_loaded": load.get("irq_latency")},
         "release_jitter": {"native": native.get("release_jitter"), "septum_linux_idle": idle.get("release_jitter"),
@@ -406,7 +414,7 @@ def main():
                         "septum_linux_loaded": load["misses"]},
         "linux_load_running": "septum-linux: load running" in load_linux,
         "interference": {
-            "units": "instructions (counter ticks x 16)",
+            "units": "instructions",
             "conditions": {
                 "native": native, "linux_idle": idle, "linux_busy": load, "fault_flood": flood,
                 "sgi_mmio_flood": flood_irq, "linux_crash_loop": crash,
@@ -432,7 +440,7 @@ def main():
             cells.append("n/a" if not s else f"{s['min']} / {s['p50']} / {s['p99']} / {s['max']}")
         i = d.get("septum_linux_idle") or {}
         cells.append(ratio(i.get("p50"), n.get("p50")) if n.get("p50") else
-                     f"+{i.get('p50', 0) - n.get('p50', 0)} ticks")
+                     f"+{i.get('p50', 0) - n.get('p50', 0)}")
         return "| " + " | ".join(cells) + " |"
 
     md = ["# Septum benchmark report", "",
@@ -445,7 +453,7 @@ def main():
           f"RTOS deadline misses: native {native['misses']}, Linux idle {idle['misses']}, "
           f"Linux loaded {load['misses']} (load running: {report['linux_load_running']}).", "",
           "Histograms: `irq_latency.svg`, `release_jitter.svg`.", "",
-          "## Interference (instructions: ticks x 16; min / median / p99 / max)", "",
+          "## Interference (instructions; min / median / p99 / max)", "",
           "The RTOS's figures beside each thing another partition can do. Goal: the maximum of "
           "every row equal to Linux idle's (no interference through the hypervisor). Under QEMU the "
           "cores share one clock in round-robin slices, so a busy neighbour shows up here as QEMU's "
@@ -453,13 +461,13 @@ def main():
           "| other partition | timer interrupt latency | 1 kHz release jitter | max vs idle (latency / jitter) | RTOS misses |",
           "|---|---|---|---|---|"]
     def instr(s):
-        return "n/a" if not s else " / ".join(f"{s[k] * 16:,}" for k in ["min", "p50", "p99", "max"])
+        return "n/a" if not s else " / ".join(f"{s[k]:,}" for k in ["min", "p50", "p99", "max"])
 
     def vs_idle(s, kind):
         i = idle.get(kind)
         if not s or not i:
             return "n/a"
-        return f"{(s['max'] - i['max']) * 16:+,}"
+        return f"{s['max'] - i['max']:+,}"
 
     for label, d in [("none (native, no hypervisor)", native), ("Linux idle", idle),
                      ("Linux busy (septum.load=1)", load),
@@ -468,12 +476,19 @@ def main():
         md.append(f"| {label} | {instr(d.get('irq_latency'))} | {instr(d.get('release_jitter'))} | "
                   f"{vs_idle(d.get('irq_latency'), 'irq_latency')} / {vs_idle(d.get('release_jitter'), 'release_jitter')} | "
                   f"{d.get('misses')} |")
-    md += ["", "## Exit costs (ticks per operation, mean of 1000)", "",
+    md += ["", "Where the worst release's time went (instructions after the release: the timer "
+           "interrupt's entry, the due jobs released, the control job's start):", ""]
+    for label, d in [("native", native), ("Linux idle", idle), ("Linux busy", load), ("Linux crash loop", crash),
+                     ("fault flood", flood), ("SGI + GIC MMIO flood", flood_irq)]:
+        w = d.get("worst_release")
+        if w:
+            md.append(f"- {label}: entry +{w['irq_entry']}, released +{w['released']}, start +{w['start']:,}")
+    md += ["", "## Exit costs (instructions per operation, mean of 1000)", "",
            "| operation | native | Septum | ratio |", "|---|---|---|---|"]
     for op in ["hvc_round_trip", "gicd_read"]:
         a, b = native["exit"].get(op), idle["exit"].get(op)
         md.append(f"| {op} | {a if a is not None else 'n/a'} | {b} | {ratio(b, a)} |")
-    md += ["", "## Interrupt round trips (ticks; min / median / p99 / max of 1000)", "",
+    md += ["", "## Interrupt round trips (instructions; min / median / p99 / max of 1000)", "",
            "SGI between two vCPUs of one partition: send to the first instruction of the sender's handler "
            "for the answer. Passthrough device interrupt: the UART1 write that raises it to the first "
            "instruction of the handler (guests/pairbench).", "",
@@ -514,12 +529,12 @@ def main():
         md.append(f"- measuring and verifying `{part}`'s images: {us} µs")
     sha = hyp.get("sha256_ticks_per_mib")
     if sha:
-        md.append(f"- SHA-256: {sha['armv8']} ticks/MiB with the ARMv8 instructions, "
-                  f"{sha['portable']} ticks/MiB portable ({sha['portable'] / sha['armv8']:.1f}x)")
+        md.append(f"- SHA-256: {sha['armv8']} instructions/MiB with the ARMv8 instructions, "
+                  f"{sha['portable']} instructions/MiB portable ({sha['portable'] / sha['armv8']:.1f}x)")
     md += ["", "## Recovery (Linux: sysrq c with panic=-1)", ""]
     for k, v in recovery.items():
         if k.endswith("_ticks"):
-            md.append(f"- {k[:-6].replace('_', ' ')}: {v} ticks ({v / HZ * 1000:.1f} ms)")
+            md.append(f"- {k[:-6].replace('_', ' ')}: {v:,} instructions ({v / HZ * 1000:.1f} ms)")
         else:
             md.append(f"- RTOS deadline misses through it: {v}")
     md += ["", "## Footprint", ""]

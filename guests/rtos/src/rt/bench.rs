@@ -3,7 +3,9 @@
 //! - interrupt latency: from the virtual timer's compare value to the first
 //!   instruction of the Rust IRQ handler (after the vector saved the
 //!   context, which is the same natively and under Septum);
-//! - release jitter of the 1 kHz control task (job start minus release);
+//! - release jitter of the 1 kHz control task (job start minus release),
+//!   and for the worst release where its time went (`worst_release`: the
+//!   interrupt's entry, the jobs released, the job's start);
 //! - at start-up, exit costs: a no-op hypercall round trip (under a
 //!   hypervisor only) and a GIC distributor register read (trapped and
 //!   emulated under Septum, a device read natively).
@@ -22,8 +24,6 @@ use super::console;
 use super::sync::IrqCell;
 use super::timer;
 
-/// Buckets of one tick: 8192 ticks = 131 µs at 62.5 MHz, 152 µs at 54 MHz.
-const BUCKETS: usize = 8192;
 /// Control releases measured before the report (10 s at 1 kHz).
 pub const SAMPLES: u64 = 10_000;
 /// Control releases skipped first (5 s): Linux boots meanwhile, and the
@@ -32,10 +32,17 @@ pub const WARMUP: u64 = 5_000;
 /// Iterations of each exit-cost loop.
 const LOOPS: u64 = 1_000;
 
-static IRQ: IrqCell<Histogram<BUCKETS>> = IrqCell::new(Histogram::new());
-static JITTER: IrqCell<Histogram<BUCKETS>> = IrqCell::new(Histogram::new());
+static IRQ: IrqCell<Histogram> = IrqCell::new(Histogram::new());
+static JITTER: IrqCell<Histogram> = IrqCell::new(Histogram::new());
 static REPORTED: IrqCell<bool> = IrqCell::new(false);
 static RELEASES: IrqCell<u64> = IrqCell::new(0);
+/// The last timer interrupt: its compare value, when its handler started
+/// and when it had released the due jobs (ticks).
+static LAST_IRQ: IrqCell<[u64; 3]> = IrqCell::new([0; 3]);
+/// The most delayed measured release, where its time went: the compare
+/// value, then the handler's start, the jobs released and the control job's
+/// start, each after the compare (ticks).
+static WORST: IrqCell<[u64; 4]> = IrqCell::new([0; 4]);
 
 fn warm() -> bool {
     RELEASES.with(|n| *n >= WARMUP)
@@ -43,6 +50,7 @@ fn warm() -> bool {
 
 /// At the top of the timer interrupt, with the compare value that fired.
 pub fn irq_entry(entry: u64, compare: u64) {
+    LAST_IRQ.with(|l| *l = [compare, entry, entry]);
     if !warm() {
         return;
     }
@@ -51,6 +59,11 @@ pub fn irq_entry(entry: u64, compare: u64) {
             h.record(entry.saturating_sub(compare));
         }
     });
+}
+
+/// The timer interrupt has released what was due.
+pub fn irq_released(at: u64) {
+    LAST_IRQ.with(|l| l[2] = at);
 }
 
 /// A control job starts.
@@ -62,11 +75,26 @@ pub fn control_start(release: u64, start: u64) {
     if !warm {
         return;
     }
-    JITTER.with(|h| {
-        if h.count() < SAMPLES {
-            h.record(start.saturating_sub(release));
+    let delay = start.saturating_sub(release);
+    let measured = JITTER.with(|h| {
+        let m = h.count() < SAMPLES;
+        if m {
+            h.record(delay);
         }
+        m
     });
+    if measured && WORST.with(|w| delay > w[3]) {
+        let [compare, entry, released] = LAST_IRQ.with(|l| *l);
+        // The steps are known only when the interrupt was this release's.
+        let step = |t: u64| {
+            if compare == release {
+                t.saturating_sub(release)
+            } else {
+                u64::MAX
+            }
+        };
+        WORST.with(|w| *w = [release, step(entry), step(released), delay]);
+    }
 }
 
 fn print(args: core::fmt::Arguments<'_>) {
@@ -106,7 +134,7 @@ pub fn exit_costs(under_hypervisor: bool, gic: Gic) {
 /// Prints one histogram. The histograms no longer change once they hold
 /// `SAMPLES`, so they are read in short critical sections, a few buckets
 /// at a time, and never copied (each is 32 KiB: too big for the stack).
-fn summary(name: &str, cell: &IrqCell<Histogram<BUCKETS>>) {
+fn summary(name: &str, cell: &IrqCell<Histogram>) {
     let Some(s) = cell.with(|h| h.summary()) else {
         return;
     };
@@ -147,5 +175,16 @@ pub fn maybe_report() {
     }
     summary("irq_latency", &IRQ);
     summary("release_jitter", &JITTER);
+    let [release, entry, released, start] = WORST.with(|w| *w);
+    if entry == u64::MAX {
+        // Started by another release's interrupt (it had been pending).
+        print(format_args!(
+            "bench: worst_release at={release} irq_entry=? released=? start=+{start}"
+        ));
+    } else {
+        print(format_args!(
+            "bench: worst_release at={release} irq_entry=+{entry} released=+{released} start=+{start}"
+        ));
+    }
     print(format_args!("bench: done"));
 }

@@ -218,6 +218,8 @@ extern "C" fn rtos_irq_handler() {
             #[cfg(feature = "bench")]
             super::bench::irq_entry(entry, timer::compare());
             kernel::on_timer();
+            #[cfg(feature = "bench")]
+            super::bench::irq_released(timer::now());
             // Drop priority before dispatching so that the next release can
             // preempt the jobs this handler is about to run.
             gic::eoi(ack);

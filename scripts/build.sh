@@ -54,8 +54,8 @@ objcopy="$(llvm_objcopy)"
 # Guests (the same images boot natively; see docs/rtos.md).
 step "guests: the RTOS and the test guests"
 cargo build "${cargo_q[@]}" --release --target aarch64-unknown-none \
-    -p septum-rtos -p septum-intruder
-for g in septum-rtos septum-intruder; do
+    -p septum-rtos -p septum-intruder -p septum-pairbench
+for g in septum-rtos septum-intruder septum-pairbench; do
     "$objcopy" -O binary "target/aarch64-unknown-none/release/$g" "$out/guests/$g.bin.tmp"
     mv "$out/guests/$g.bin.tmp" "$out/guests/$g.bin"
 done

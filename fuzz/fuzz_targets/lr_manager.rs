@@ -16,14 +16,19 @@
 //! - the outcome tells the truth (`Written` used a free LR, `Preempted`
 //!   evicted a less urgent pending entry into the queue, ...);
 //! - `refill` changes only the LRs it reports and leaves nothing queued
-//!   that it could have placed.
+//!   that it could have placed;
+//! - `hw_state_view` (REQ-ISO-5) agrees, bit by bit, with a per-interrupt
+//!   oracle over the LRs and queue, for random physical pending/active
+//!   words and masks.
 #![no_main]
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
-use septum_core::vgic::lr::{decode_lr, Irq, LrError, LrManager, LrOutcome, LrState};
+use septum_core::vgic::lr::{
+    decode_lr, hw_state_view, Irq, LrError, LrManager, LrOutcome, LrState, StateReg,
+};
 
 /// A vINTID or pINTID: mostly from a small range so that collisions happen.
 #[derive(Clone, Copy, Debug, Arbitrary)]
@@ -64,6 +69,8 @@ struct Input {
     /// Drop the caller contract (see `run`): a vINTID may be injected both
     /// as a HW and as a virtual interrupt, and a HW one while in flight.
     free: bool,
+    /// Physical pending and active words and a mask, for `hw_state_view`.
+    phys: [u32; 3],
     ops: Vec<Op>,
 }
 
@@ -97,6 +104,48 @@ fn blocked(lrs: &[u64], irq: &Irq) -> bool {
             && l.state == LrState::Active
             && (l.pintid.is_some() || irq.pintid.is_some())
     })
+}
+
+/// The guest's view of one interrupt (see `hw_state_view`), per bit.
+fn check_state_view<const Q: usize>(lrs: &[u64], mgr: &LrManager<Q>, phys: [u32; 3]) {
+    let queued: Vec<u32> = mgr.queue().iter().map(|q| q.vintid).collect();
+    let [pp, pa, mask] = phys;
+    for word in 0..2u32 {
+        for reg in [StateReg::Pending, StateReg::Active] {
+            let got = hw_state_view(reg, word, mask, pp, pa, lrs, &queued);
+            for bit in 0..32 {
+                let intid = word * 32 + bit;
+                let copies: Vec<LrState> = lrs
+                    .iter()
+                    .map(|&r| decode_lr(r))
+                    .filter(|l| l.pintid.is_some() && l.vintid == intid)
+                    .map(|l| l.state)
+                    .filter(|&s| s != LrState::Invalid)
+                    .collect();
+                let in_queue = queued.contains(&intid);
+                let held = !copies.is_empty() || in_queue;
+                let want = mask & (1 << bit) != 0
+                    && match reg {
+                        StateReg::Pending => {
+                            pp & (1 << bit) != 0
+                                || in_queue
+                                || copies.iter().any(|&s| is_pending(s))
+                        }
+                        StateReg::Active => {
+                            copies
+                                .iter()
+                                .any(|&s| matches!(s, LrState::Active | LrState::PendingActive))
+                                || (pa & (1 << bit) != 0 && !held)
+                        }
+                    };
+                assert_eq!(
+                    got & (1 << bit) != 0,
+                    want,
+                    "{reg:?} of {intid}: {lrs:x?} {queued:?} {phys:x?}"
+                );
+            }
+        }
+    }
 }
 
 fn check_invariants<const Q: usize>(lrs: &[u64], mgr: &LrManager<Q>, contract: bool) {
@@ -148,7 +197,7 @@ fn check_invariants<const Q: usize>(lrs: &[u64], mgr: &LrManager<Q>, contract: b
 /// is not injected again while it is in flight (in an LR or queued),
 /// because the physical GIC does not signal an active interrupt again
 /// until the guest's deactivation reaches it.
-fn run<const Q: usize>(nr_lrs: usize, ops: Vec<Op>, free: bool) {
+fn run<const Q: usize>(nr_lrs: usize, ops: Vec<Op>, free: bool, phys: [u32; 3]) {
     let mut lrs = vec![0u64; nr_lrs];
     let mut mgr = LrManager::<Q>::new();
     let mut kind: BTreeMap<u32, Option<u32>> = BTreeMap::new();
@@ -329,14 +378,15 @@ fn run<const Q: usize>(nr_lrs: usize, ops: Vec<Op>, free: bool) {
             }
         }
         check_invariants(&lrs, &mgr, !free);
+        check_state_view(&lrs, &mgr, phys);
     }
 }
 
 fuzz_target!(|input: Input| {
     let nr_lrs = if input.sixteen_lrs { 16 } else { 4 };
     if input.big_queue {
-        run::<64>(nr_lrs, input.ops, input.free);
+        run::<64>(nr_lrs, input.ops, input.free, input.phys);
     } else {
-        run::<4>(nr_lrs, input.ops, input.free);
+        run::<4>(nr_lrs, input.ops, input.free, input.phys);
     }
 });

@@ -11,7 +11,7 @@ use septum_core::config::GicVersion;
 use septum_core::config::{Criticality, FaultAction};
 use septum_core::esr::{self, ExceptionClass, MmioAccess};
 use septum_core::inject::{self, Injection};
-use septum_core::vgic::{v2, Effects};
+use septum_core::vgic::{v2, Effects, GICR_SGI_BASE};
 use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::arch::aarch64::asm;
@@ -149,8 +149,16 @@ fn emulate_mmio(
             }
             return Ok(());
         }
+        let hw = v2::passthrough_mask(&d, &r, off);
         rval =
             v2::read(&mut d, &mut r, off, acc.width).map_err(|_| "invalid distributor access")?;
+        drop((d, r));
+        let rval = match hw {
+            Some(mask) => vgic::with_hw_state(p, vcpu, off, mask, rval),
+            None => rval,
+        };
+        frame.set_reg(acc.reg, esr::extend_read(acc, rval));
+        return Ok(());
     } else if p.gicd.contains(ipa) {
         let off = ipa.raw() - p.gicd.start.raw();
         let mut fx = Effects::new();
@@ -162,9 +170,15 @@ fn emulate_mmio(
             vgic::apply(p, &fx);
             return Ok(());
         }
-        rval = d
+        let hw = d.passthrough_mask(off);
+        let v = d
             .read(off, acc.width)
             .map_err(|_| "invalid distributor access")?;
+        drop(d);
+        rval = match hw {
+            Some(mask) => vgic::with_hw_state(p, vcpu, off, mask, v),
+            None => v,
+        };
     } else if p.gicr.contains(ipa) {
         let stride = crate::config::CONFIG.platform.gic.gicr_stride;
         let rel = ipa.raw() - p.gicr.start.raw();
@@ -180,9 +194,17 @@ fn emulate_mmio(
             vgic::apply(p, &fx);
             return Ok(());
         }
-        rval = r
+        let hw = r.passthrough_mask(off);
+        let v = r
             .read(off, acc.width)
             .map_err(|_| "invalid redistributor access")?;
+        drop(r);
+        rval = match hw {
+            Some(mask) => {
+                vgic::with_hw_state(p, target, off.saturating_sub(GICR_SGI_BASE), mask, v)
+            }
+            None => v,
+        };
     } else if let Some(r) =
         crate::watchdog::mmio(p, ipa.raw(), acc.width, acc.write.then_some(wval))
     {

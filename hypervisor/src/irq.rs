@@ -6,7 +6,7 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use septum_core::config::MAX_CPUS;
-use septum_core::vgic::lr::{Irq, LrManager};
+use septum_core::vgic::lr::{hw_state_view, Irq, LrManager, StateReg};
 use spin::mutex::SpinMutex as Mutex;
 use spin::Once;
 use tock_registers::interfaces::Readable;
@@ -306,4 +306,36 @@ pub fn flush_core() {
         g.write_lr(i, 0);
     }
     g.set_hcr(0);
+}
+
+/// What a guest reads from a pending or active register (`reg`) for the
+/// hardware-backed interrupts `mask` of word `word`: the physical GIC's
+/// state (word 0: core `core`'s PPIs) combined with the guest's copies in
+/// this core's list registers and queue, when the word is this core's
+/// (`septum_core::vgic::lr::hw_state_view`). 0 where the GIC's state
+/// cannot be read from here (another core's PPIs on a GICv2).
+pub fn hw_state(core: usize, reg: StateReg, word: u32, mask: u32) -> u32 {
+    if mask == 0 {
+        return 0;
+    }
+    let g = gic();
+    let Some((pending, active)) = g.state_word(core, word) else {
+        return 0;
+    };
+    let mut lrs = [0u64; 16];
+    let mut queued = [0u32; 64];
+    let (mut nl, mut nq) = (0, 0);
+    if core == percpu::core() || word > 0 {
+        nl = num_lrs();
+        for (i, lr) in lrs.iter_mut().enumerate().take(nl) {
+            *lr = g.read_lr(i);
+        }
+        if let Some(m) = LRS.get(percpu::core()) {
+            for (slot, q) in queued.iter_mut().zip(m.lock().queue()) {
+                *slot = q.vintid;
+                nq += 1;
+            }
+        }
+    }
+    hw_state_view(reg, word, mask, pending, active, &lrs[..nl], &queued[..nq])
 }

@@ -4,13 +4,41 @@
 //! of effects, what the physical GIC must do for interrupts that are backed
 //! by hardware (the partition's SPIs and its timer PPIs).
 
+use septum_core::vgic::lr::state_reg;
 use septum_core::vgic::{Effect, Effects};
 
-use crate::irq;
 use crate::partition::{PartitionRt, GUEST_PPIS};
+use crate::{irq, percpu};
 
 fn core_of(p: &PartitionRt, vcpu: usize) -> Option<u64> {
     p.cfg.cores.get(vcpu).map(|&c| c as u64)
+}
+
+/// Bits of interrupt word 0 whose state is the hardware's: the guest timer
+/// PPIs (every other SGI and PPI a guest sees is virtual).
+fn guest_ppi_mask() -> u32 {
+    GUEST_PPIS.iter().fold(0, |m, &i| m | (1 << i))
+}
+
+/// A guest's read of a pending or active register of partition `p`: `off`
+/// in the distributor frame, or in SGI_base of vCPU `vcpu`'s redistributor
+/// (on a GICv2, the banked word 0 is the reading vCPU's). `emulated` is the
+/// emulation's answer, in which the hardware-backed interrupts `mask` (from
+/// `passthrough_mask`) read as 0; they are filled in as a native guest
+/// would see them (`irq::hw_state`).
+pub fn with_hw_state(p: &PartitionRt, vcpu: usize, off: u64, mask: u32, emulated: u64) -> u64 {
+    let Some((reg, word)) = state_reg(off) else {
+        return emulated;
+    };
+    let (core, mask) = if word == 0 {
+        match core_of(p, vcpu) {
+            Some(c) => (c as usize, mask & guest_ppi_mask()),
+            None => return emulated,
+        }
+    } else {
+        (percpu::core(), mask)
+    };
+    emulated | u64::from(irq::hw_state(core, reg, word, mask))
 }
 
 /// Applies effects produced by an emulated register write of partition `p`.

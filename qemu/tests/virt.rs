@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use septum_qemu_tests::{build, heartbeats, repo_root, try_build, Machine, Options, Qemu};
+use septum_qemu_tests::{build, heartbeats, repo_root, tail, try_build, Machine, Options, Qemu};
 
 const BOOT: Duration = Duration::from_secs(60);
 
@@ -267,4 +267,32 @@ fn intruder_restarts_until_budget_spent() {
     );
     assert!(heartbeats(&out).iter().all(|h| h.misses == 0), "{out}");
     assert!(!out.contains("PANIC") && !out.contains("FATAL"), "{out}");
+}
+
+/// REQ-ISO-5: a partition reads the pending and active state of its
+/// hardware-backed interrupts as a native guest reads them: the timer PPI
+/// pending while the guest keeps it disabled and the timer has fired,
+/// active in its handler, idle after its EOI (GICR_IS/ICPENDR0,
+/// IS/ICACTIVER0); a device SPI pending while disabled and raised, idle once
+/// the device drops it (GICD_IS/ICPENDR1). The same guest
+/// (guests/pairbench) checks it natively, then in a partition.
+#[test]
+fn hardware_interrupt_state_reads_as_on_the_bare_machine() {
+    let image = build("qemu/configs/virt-pairbench.toml");
+    let native = repo_root().join("target/septum/guests/septum-pairbench.bin");
+    const OK: &str = "pairbench: gic state: ok";
+    for (what, path, machine) in [
+        ("natively", &native, Machine::VirtNative),
+        ("in a partition", &image, Machine::VirtEl2),
+    ] {
+        let opts = Options {
+            machine,
+            ..Options::default()
+        };
+        let mut q = Qemu::boot(path, &opts);
+        let out = q.wait_until("the GIC state check", BOOT, |o| {
+            o.contains(OK) || o.contains("error: gic state")
+        });
+        assert!(out.contains(OK), "{what}:\n{}", tail(&out, 30));
+    }
 }

@@ -15,6 +15,8 @@ const UART0: usize = 0x0900_0000;
 pub const UART1: usize = 0x0904_0000;
 /// UART1's interrupt: SPI 8.
 pub const UART1_INTID: u32 = 40;
+/// The EL1 virtual timer's PPI.
+pub const VTIMER_INTID: u32 = 27;
 
 const UART_DR: usize = 0x00;
 const UART_FR: usize = 0x18;
@@ -240,4 +242,97 @@ pub fn cpu_on(target: u64, entry: u64, ctx: u64) -> i64 {
 pub fn system_off() {
     // SAFETY: a PSCI call that does not return on success.
     unsafe { asm!("hvc #0", in("x0") 0x8400_0008u64, clobber_abi("C"), options(nostack)) };
+}
+
+/// vCPU 0's SGI_base frame.
+const SGI0: usize = GICR + SGI_FRAME;
+const ISENABLER: usize = 0x100;
+const ICENABLER: usize = 0x180;
+const ISPENDR: usize = 0x200;
+const ICPENDR: usize = 0x280;
+const ISACTIVER: usize = 0x300;
+const ICACTIVER: usize = 0x380;
+
+/// One interrupt's state as the four pending/active registers of its word
+/// report it: (ISPENDR, ICPENDR, ISACTIVER, ICACTIVER), each 0 or 1.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct IrqState(pub u32, pub u32, pub u32, pub u32);
+
+impl IrqState {
+    pub fn pending(self) -> bool {
+        self.0 != 0 && self.1 != 0
+    }
+    pub fn idle(self) -> bool {
+        self == IrqState(0, 0, 0, 0)
+    }
+    pub fn active_only(self) -> bool {
+        self.2 != 0 && self.3 != 0
+    }
+}
+
+/// The frame and bit of `intid`: vCPU 0's redistributor for SGIs and PPIs,
+/// the distributor for SPIs.
+fn frame_bit(intid: u32) -> (usize, u32) {
+    if intid < 32 {
+        (SGI0, 1 << intid)
+    } else {
+        (GICD + (intid / 32) as usize * 4, 1 << (intid % 32))
+    }
+}
+
+pub fn irq_state(intid: u32) -> IrqState {
+    let (f, bit) = frame_bit(intid);
+    let b = |off: usize| u32::from(read32(f + off) & bit != 0);
+    IrqState(b(ISPENDR), b(ICPENDR), b(ISACTIVER), b(ICACTIVER))
+}
+
+/// Enables or disables `intid` in the GIC (a PPI of vCPU 0, or an SPI).
+pub fn irq_enable(intid: u32, on: bool) {
+    let (f, bit) = frame_bit(intid);
+    write32(f + if on { ISENABLER } else { ICENABLER }, bit);
+}
+
+/// vCPU 0's virtual timer PPI in Group 1 at `priority`.
+pub fn vtimer_irq_init(priority: u8) {
+    write32(SGI0 + 0x80, read32(SGI0 + 0x80) | (1 << VTIMER_INTID)); // IGROUPR0
+    let prio = SGI0 + 0x400 + (VTIMER_INTID as usize & !3);
+    let shift = (VTIMER_INTID as usize % 4) * 8;
+    write32(
+        prio,
+        (read32(prio) & !(0xff << shift)) | (u32::from(priority) << shift),
+    );
+}
+
+/// Arms the virtual timer to fire at once (its line stays high until
+/// [`vtimer_off`]).
+pub fn vtimer_fire() {
+    // SAFETY: programs this vCPU's own EL1 virtual timer.
+    unsafe {
+        asm!(
+            "mrs {t}, cntvct_el0",
+            "msr cntv_cval_el0, {t}",
+            "msr cntv_ctl_el0, {one}",
+            "isb",
+            t = out(reg) _,
+            one = in(reg) 1u64,
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Disables the virtual timer (its line drops).
+pub fn vtimer_off() {
+    // SAFETY: as in `vtimer_fire`.
+    unsafe {
+        asm!(
+            "msr cntv_ctl_el0, xzr",
+            "isb",
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// Polls `cond` up to `POLLS` times.
+pub fn poll(mut cond: impl FnMut() -> bool) -> bool {
+    (0..POLLS).any(|_| cond())
 }

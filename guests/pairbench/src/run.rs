@@ -59,11 +59,72 @@ fn primary() {
         }
         core::hint::spin_loop();
     }
+    match gic_state_check() {
+        Ok(()) => say!(
+            "pairbench: gic state: ok (timer PPI pending while disabled, active in its handler, \
+             idle after EOI; UART1 SPI pending while disabled, idle once cleared)"
+        ),
+        Err(e) => say!("pairbench: error: gic state: {e}"),
+    }
     measure("sgi_round_trip", || hw::send_sgi(SGI_PING, 1));
     hw::uart1_init();
     measure("device_irq", hw::uart1_kick);
     say!("bench: done");
     hw::system_off();
+}
+
+/// The timer PPI's state as its handler read it (0 until it ran).
+static TIMER_SEEN: AtomicU64 = AtomicU64::new(0);
+
+/// The pending and active state of hardware interrupts reads back as the
+/// GIC has it, natively and in a partition (GICR_IS/ICPENDR0 and
+/// IS/ICACTIVER0 for the timer PPI, GICD_IS/ICPENDR1 for UART1's SPI).
+fn gic_state_check() -> Result<(), &'static str> {
+    use hw::{irq_state, IrqState, UART1_INTID, VTIMER_INTID};
+    hw::vtimer_irq_init(PRIORITY);
+    hw::irq_enable(VTIMER_INTID, false);
+    hw::vtimer_fire();
+    if !hw::poll(|| irq_state(VTIMER_INTID).pending()) {
+        hw::vtimer_off();
+        return Err("the timer PPI fired while disabled does not read pending");
+    }
+    if irq_state(VTIMER_INTID) != IrqState(1, 1, 0, 0) {
+        hw::vtimer_off();
+        return Err("the timer PPI fired while disabled reads active");
+    }
+    TIMER_SEEN.store(0, Ordering::SeqCst);
+    hw::irq_enable(VTIMER_INTID, true);
+    let taken = hw::wait_for_interrupt(|| TIMER_SEEN.load(Ordering::Acquire) != 0, WAKE_LIMIT);
+    hw::irq_enable(VTIMER_INTID, false);
+    hw::vtimer_off();
+    if !taken {
+        return Err("the timer PPI, once enabled, was not taken");
+    }
+    let seen = TIMER_SEEN.load(Ordering::Acquire);
+    if seen & 0b1100 != 0b1100 {
+        return Err("the timer PPI does not read active in its handler");
+    }
+    if !irq_state(VTIMER_INTID).idle() {
+        return Err("the timer PPI is not idle after its EOI");
+    }
+    hw::irq_enable(UART1_INTID, false);
+    hw::uart1_init();
+    hw::uart1_kick();
+    let pending = hw::poll(|| irq_state(UART1_INTID).pending());
+    let state = irq_state(UART1_INTID);
+    hw::uart1_clear();
+    let cleared = hw::poll(|| irq_state(UART1_INTID).idle());
+    hw::irq_enable(UART1_INTID, true);
+    if !pending {
+        return Err("UART1's SPI raised while disabled does not read pending");
+    }
+    if state.active_only() || state.2 != 0 {
+        return Err("UART1's SPI raised while disabled reads active");
+    }
+    if !cleared {
+        return Err("UART1's SPI does not read idle once the device dropped it");
+    }
+    Ok(())
 }
 
 /// Runs `WARMUP + SAMPLES` rounds of: counter, `kick`, wait until vCPU 0's
@@ -114,6 +175,14 @@ extern "C" fn guest_on_irq() {
     match intid {
         SGI_PING => hw::send_sgi(SGI_PONG, 0),
         SGI_PONG => STAMP.store(t, Ordering::Release),
+        hw::VTIMER_INTID => {
+            // Read while it is active (before the EOI), then silenced.
+            let s = hw::irq_state(hw::VTIMER_INTID);
+            hw::vtimer_off();
+            let bits =
+                u64::from(s.0) | u64::from(s.1) << 1 | u64::from(s.2) << 2 | u64::from(s.3) << 3;
+            TIMER_SEEN.store(bits | 1 << 4, Ordering::Release);
+        }
         hw::UART1_INTID => {
             hw::uart1_clear();
             STAMP.store(t, Ordering::Release);

@@ -116,6 +116,20 @@ impl Gic {
         both!(self, g => g.clear_ppi_active(core, intid))
     }
 
+    /// Pending and active bits of interrupt word `word` (INTIDs
+    /// `32 * word ..`): word 0 is core `core`'s SGIs and PPIs (`None` where
+    /// this core cannot read them: another core's bank on a GICv2), the
+    /// others are SPIs in the distributor.
+    pub fn state_word(&self, core: usize, word: u32) -> Option<(u32, u32)> {
+        if word == 0 {
+            both!(self, g => g.ppi_state(core))
+        } else if word < 32 {
+            Some(gicd::state_word(self.gicd(), word))
+        } else {
+            None
+        }
+    }
+
     pub fn send_sgi(&self, core: u64, sgi: u32) {
         both!(self, g => g.send_sgi(core, sgi))
     }

@@ -15,6 +15,7 @@ static ICFGR: TicketMutex<()> = TicketMutex::new(());
 
 pub const GICD_ISPENDR: usize = 0x0200;
 pub const GICD_ICPENDR: usize = 0x0280;
+pub const GICD_ISACTIVER: usize = 0x0300;
 pub const GICD_ICACTIVER: usize = 0x0380;
 pub const GICD_ICFGR: usize = 0x0c00;
 
@@ -45,4 +46,14 @@ pub fn set_spi_pending(gicd: &Mmio, intid: u32, pending: bool) {
 pub fn clear_spi_active(gicd: &Mmio, intid: u32) {
     let (off, bit) = bit(intid);
     gicd.write32(GICD_ICACTIVER + off, bit);
+}
+
+/// Pending and active bits of interrupt word `word` (INTIDs `32 * word ..`)
+/// in the frame `regs` (a distributor, or a redistributor's SGI_base).
+pub fn state_word(regs: &Mmio, word: u32) -> (u32, u32) {
+    let off = word as usize * 4;
+    (
+        regs.read32(GICD_ISPENDR + off),
+        regs.read32(GICD_ISACTIVER + off),
+    )
 }

@@ -184,6 +184,12 @@ impl GicV2 {
         }
     }
 
+    /// Pending and active bits of core `core`'s SGIs and PPIs: only the
+    /// core itself sees its bank.
+    pub fn ppi_state(&self, core: usize) -> Option<(u32, u32)> {
+        Self::own_bank(core).then(|| gicd::state_word(&self.gicd, 0))
+    }
+
     pub fn clear_ppi_active(&self, core: usize, intid: u32) {
         if Self::own_bank(core) {
             self.gicd.write32(GICD_ICACTIVER, 1 << (intid % 32));

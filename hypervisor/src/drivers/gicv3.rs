@@ -213,6 +213,15 @@ impl GicV3 {
         rd.write32(GICR_SGI + reg, 1 << (intid % 32));
     }
 
+    /// Pending and active bits of core `core`'s SGIs and PPIs.
+    pub fn ppi_state(&self, core: usize) -> Option<(u32, u32)> {
+        let rd = self.rd(core)?;
+        Some((
+            rd.read32(GICR_SGI + GICD_ISPENDR),
+            rd.read32(GICR_SGI + gicd::GICD_ISACTIVER),
+        ))
+    }
+
     pub fn clear_ppi_active(&self, core: usize, intid: u32) {
         let Some(rd) = self.rd(core) else { return };
         rd.write32(GICR_SGI + GICD_ICACTIVER, 1 << (intid % 32));

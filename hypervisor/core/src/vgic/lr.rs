@@ -391,6 +391,84 @@ impl<const Q: usize> LrManager<Q> {
     }
 }
 
+/// Which state a read of `IS/ICPENDR` or `IS/ICACTIVER` asks for (the set
+/// and clear registers read the same).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StateReg {
+    Pending,
+    Active,
+}
+
+/// The pending or active array and the 32-interrupt word that a read at
+/// `offset` of a distributor frame (GICv2 or GICv3) or of a
+/// redistributor's SGI_base frame (`offset` within that 64 KiB frame)
+/// addresses; `None` for any other register.
+pub const fn state_reg(offset: u64) -> Option<(StateReg, u32)> {
+    let word = ((offset & 0x7f) / 4) as u32;
+    match offset {
+        0x200..=0x2ff => Some((StateReg::Pending, word)),
+        0x300..=0x3ff => Some((StateReg::Active, word)),
+        _ => None,
+    }
+}
+
+/// The guest's view of the hardware-backed interrupts `mask` of word `word`
+/// (INTIDs `32 * word ..`), as a native guest would read them.
+///
+/// Once the hypervisor has acknowledged a hardware interrupt it is active
+/// in the physical GIC while the guest's copy sits in a list register (or
+/// in the manager's queue) as pending, active or both; before that, and
+/// while the guest keeps it disabled, it is only pending in the GIC. So:
+/// pending if the GIC has it pending or the guest's copy is pending
+/// (`lrs`, `queued`: this core's list registers and queued vINTIDs); active
+/// if the guest's copy is active, or if the GIC has it active and this
+/// core holds no copy (a copy in another core's list registers, which this
+/// core cannot read: the closest answer). Pass empty `lrs` and `queued` for
+/// an interrupt word of another core (a redistributor of a vCPU running
+/// elsewhere): the answer is then the GIC's state alone.
+pub fn hw_state_view(
+    reg: StateReg,
+    word: u32,
+    mask: u32,
+    phys_pending: u32,
+    phys_active: u32,
+    lrs: &[u64],
+    queued: &[u32],
+) -> u32 {
+    let (mut copy_pending, mut copy_active, mut held) = (0u32, 0u32, 0u32);
+    let mut note = |vintid: u32, pending: bool, active: bool| {
+        if vintid / 32 == word {
+            let b = 1u32 << (vintid % 32);
+            held |= b;
+            if pending {
+                copy_pending |= b;
+            }
+            if active {
+                copy_active |= b;
+            }
+        }
+    };
+    for &v in lrs {
+        let lr = decode_lr(v);
+        if lr.pintid.is_some() {
+            match lr.state {
+                LrState::Invalid => {}
+                LrState::Pending => note(lr.vintid, true, false),
+                LrState::Active => note(lr.vintid, false, true),
+                LrState::PendingActive => note(lr.vintid, true, true),
+            }
+        }
+    }
+    for &q in queued {
+        note(q, true, false);
+    }
+    let v = match reg {
+        StateReg::Pending => phys_pending | copy_pending,
+        StateReg::Active => copy_active | (phys_active & !held),
+    };
+    v & mask
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -790,5 +868,108 @@ mod tests {
         let mut lrs = [encode_lr(1, None, 0xf8, true, LrState::Pending)];
         assert_eq!(m.inject(&mut lrs, virt(2, 0)), Err(LrError::QueueFull));
         assert_eq!(decode_lr(lrs[0]).vintid, 1);
+    }
+    #[test]
+    fn state_registers_decode() {
+        assert_eq!(state_reg(0x200), Some((StateReg::Pending, 0)));
+        assert_eq!(state_reg(0x284), Some((StateReg::Pending, 1)));
+        assert_eq!(state_reg(0x37c), Some((StateReg::Active, 31)));
+        assert_eq!(state_reg(0x380), Some((StateReg::Active, 0)));
+        assert_eq!(state_reg(0x100), None);
+        assert_eq!(state_reg(0x400), None);
+    }
+
+    #[test]
+    fn hardware_state_seen_as_a_native_guest_would() {
+        let timer = 1u32 << 27;
+        let mask = 0xffff_0000;
+        let hw = |state| encode_lr(27, Some(27), 0xa0, true, state);
+        // Disabled by the guest and fired: pending in the GIC only.
+        assert_eq!(
+            hw_state_view(StateReg::Pending, 0, mask, timer, 0, &[], &[]),
+            timer
+        );
+        assert_eq!(
+            hw_state_view(StateReg::Active, 0, mask, timer, 0, &[], &[]),
+            0
+        );
+        // Taken by the hypervisor (active in the GIC), pending in an LR:
+        // pending, not active, to the guest.
+        let lrs = [hw(LrState::Pending), 0];
+        assert_eq!(
+            hw_state_view(StateReg::Pending, 0, mask, 0, timer, &lrs, &[]),
+            timer
+        );
+        assert_eq!(
+            hw_state_view(StateReg::Active, 0, mask, 0, timer, &lrs, &[]),
+            0
+        );
+        // Acknowledged by the guest: active.
+        let lrs = [hw(LrState::Active)];
+        assert_eq!(
+            hw_state_view(StateReg::Pending, 0, mask, 0, timer, &lrs, &[]),
+            0
+        );
+        assert_eq!(
+            hw_state_view(StateReg::Active, 0, mask, 0, timer, &lrs, &[]),
+            timer
+        );
+        // Active, and the level still asserted: both.
+        assert_eq!(
+            hw_state_view(StateReg::Pending, 0, mask, timer, timer, &lrs, &[]),
+            timer
+        );
+        // Waiting in the queue for a list register: pending.
+        assert_eq!(
+            hw_state_view(StateReg::Pending, 0, mask, 0, timer, &[], &[27]),
+            timer
+        );
+        assert_eq!(
+            hw_state_view(StateReg::Active, 0, mask, 0, timer, &[], &[27]),
+            0
+        );
+        // Another core's interrupt: the GIC's state alone.
+        assert_eq!(
+            hw_state_view(StateReg::Active, 0, mask, 0, timer, &[], &[]),
+            timer
+        );
+        // Deactivated by the guest's EOI: nothing.
+        assert_eq!(
+            hw_state_view(
+                StateReg::Active,
+                0,
+                mask,
+                0,
+                0,
+                &[hw(LrState::Invalid)],
+                &[]
+            ),
+            0
+        );
+    }
+
+    #[test]
+    fn hardware_state_is_masked_and_per_word() {
+        // SPI 40 (word 1, bit 8) in an LR; a virtual SGI's LR (no HW bit)
+        // and bits outside the mask never show.
+        let spi = encode_lr(40, Some(40), 0x80, true, LrState::Active);
+        let sgi = encode_lr(1, None, 0x80, true, LrState::Active);
+        let lrs = [spi, sgi];
+        assert_eq!(
+            hw_state_view(StateReg::Active, 1, 1 << 8, 0, 1 << 8, &lrs, &[]),
+            1 << 8
+        );
+        assert_eq!(
+            hw_state_view(StateReg::Active, 0, u32::MAX, 0, 0, &lrs, &[]),
+            0
+        );
+        assert_eq!(
+            hw_state_view(StateReg::Active, 1, 0, u32::MAX, u32::MAX, &lrs, &[]),
+            0
+        );
+        assert_eq!(
+            hw_state_view(StateReg::Pending, 1, 1 << 9, u32::MAX, 0, &lrs, &[40]),
+            1 << 9
+        );
     }
 }

@@ -14,9 +14,10 @@
 //!   guest's view) and turns every guest request that must reach hardware
 //!   into an [`Effect`] the hypervisor applies to the physical GIC.
 //!   Pending and active state is the hardware's: guest writes to
-//!   IS/ICPENDR and IS/ICACTIVER become effects, and reads return 0 unless
-//!   the hypervisor answers them from the physical GIC (see
-//!   [`VgicDist::passthrough_mask`]).
+//!   IS/ICPENDR and IS/ICACTIVER become effects, and reads return 0 for
+//!   those bits ([`VgicDist::passthrough_mask`]), which the hypervisor fills
+//!   in from the physical GIC and its list registers
+//!   ([`lr::hw_state_view`]).
 //! - **PPIs** (16..=31) likewise belong to the physical PPI of the core the
 //!   vCPU is pinned to (in practice the timers): enable, trigger, pending
 //!   and active requests become effects naming the vCPU. The hypervisor

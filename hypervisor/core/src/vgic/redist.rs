@@ -187,8 +187,8 @@ impl VgicRedist {
 
     /// For a read of GICR_ISPENDR0/ICPENDR0/ISACTIVER0/ICACTIVER0 (`offset`
     /// in the frame): the PPI bits whose state is in hardware. The
-    /// emulation reads those bits as 0; the hypervisor may read the
-    /// physical redistributor of the vCPU's core and OR in `phys & mask`.
+    /// emulation reads those bits as 0; the hypervisor fills in the ones
+    /// it backs from the vCPU's core (`lr::hw_state_view`).
     pub fn passthrough_mask(&self, offset: u64) -> Option<u32> {
         match decode(offset) {
             Reg::SetPending | Reg::ClearPending | Reg::SetActive | Reg::ClearActive => {

@@ -77,6 +77,7 @@ grep -q flood-irq "$out/bench-flood-irq.toml" || { echo "bench.sh: could not der
 # The Raspberry Pi 4 configuration with the benchmark RTOS (QEMU raspi4b:
 # the GICv2 backend's costs).
 bench_config configs/rpi4.toml "$out/bench-rpi4.toml"
+scripts/build.sh --quiet --config configs/qemu-virt.toml >/dev/null
 scripts/build.sh --quiet --config "$out/bench-idle.toml" >/dev/null
 scripts/build.sh --quiet --config "$out/bench-load.toml" >/dev/null
 scripts/build.sh --quiet --config "$out/bench-rpi4.toml" >/dev/null

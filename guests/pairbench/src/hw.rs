@@ -320,6 +320,37 @@ pub fn vtimer_fire() {
     };
 }
 
+/// Arms the virtual timer for counter value `cval`.
+pub fn vtimer_at(cval: u64) {
+    // SAFETY: programs this vCPU's own EL1 virtual timer.
+    unsafe {
+        asm!(
+            "msr cntv_cval_el0, {c}",
+            "msr cntv_ctl_el0, {one}",
+            "isb",
+            c = in(reg) cval,
+            one = in(reg) 1u64,
+            options(nostack, preserves_flags)
+        )
+    };
+}
+
+/// GICD_TYPER (trapped and emulated in a partition).
+#[inline(always)]
+pub fn gicd_typer() -> u32 {
+    read32(GICD + 0x4)
+}
+
+/// PSCI_VERSION over HVC: answered by the hypervisor (natively, by QEMU's
+/// own PSCI emulation).
+#[inline(always)]
+pub fn psci_version() -> u64 {
+    let mut r: u64 = 0x8400_0000;
+    // SAFETY: a PSCI query without side effects.
+    unsafe { asm!("hvc #0", inout("x0") r, clobber_abi("C"), options(nostack)) };
+    r
+}
+
 /// Disables the virtual timer (its line drops).
 pub fn vtimer_off() {
     // SAFETY: as in `vtimer_fire`.

@@ -3,6 +3,10 @@
 //! - SGI round trip: vCPU 0 sends SGI 1 to vCPU 1, whose handler answers
 //!   with SGI 2; ticks from before the send to the first instruction of
 //!   vCPU 0's handler for the answer;
+//! - timer interrupt: from the virtual timer's compare value to the first
+//!   instruction of the handler;
+//! - no-op hypercall (HVC PSCI_VERSION) and trapped GICD_TYPER read: mean
+//!   cost of 1,000;
 //! - passthrough device interrupt: vCPU 0 writes a byte to UART1, which
 //!   raises its transmit interrupt at once; ticks from before the write to
 //!   the first instruction of the handler.

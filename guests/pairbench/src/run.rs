@@ -10,6 +10,10 @@ const SGI_PONG: u32 = 2;
 const PRIORITY: u8 = 0x80;
 const WARMUP: usize = 100;
 const SAMPLES: usize = 1_000;
+/// Set at build time (scripts/profile-exits.sh) to run only this figure's
+/// `WARMUP + SAMPLES` rounds and stop, so that an instruction trace holds
+/// little else.
+const ONLY: Option<&str> = option_env!("SEPTUM_PAIRBENCH_ONLY");
 /// Wake-ups tolerated while waiting for one interrupt.
 const WAKE_LIMIT: u32 = 1_000;
 
@@ -59,6 +63,30 @@ fn primary() {
         }
         core::hint::spin_loop();
     }
+    if let Some(only) = ONLY {
+        // scripts/profile-exits.sh: one figure, then off.
+        match only {
+            "hvc_round_trip" => mean(only, || {
+                core::hint::black_box(hw::psci_version());
+            }),
+            "gicd_read" => mean(only, || {
+                core::hint::black_box(hw::gicd_typer());
+            }),
+            "timer_irq" => {
+                hw::vtimer_irq_init(PRIORITY);
+                measure_timer();
+            }
+            "sgi_round_trip" => measure(only, || hw::send_sgi(SGI_PING, 1)),
+            "device_irq" => {
+                hw::uart1_init();
+                measure(only, hw::uart1_kick);
+            }
+            _ => say!("pairbench: error: unknown SEPTUM_PAIRBENCH_ONLY '{only}'"),
+        }
+        say!("bench: done");
+        hw::system_off();
+        return;
+    }
     match gic_state_check() {
         Ok(()) => say!(
             "pairbench: gic state: ok (timer PPI pending while disabled, active in its handler, \
@@ -66,6 +94,13 @@ fn primary() {
         ),
         Err(e) => say!("pairbench: error: gic state: {e}"),
     }
+    mean("hvc_round_trip", || {
+        core::hint::black_box(hw::psci_version());
+    });
+    mean("gicd_read", || {
+        core::hint::black_box(hw::gicd_typer());
+    });
+    measure_timer();
     measure("sgi_round_trip", || hw::send_sgi(SGI_PING, 1));
     hw::uart1_init();
     measure("device_irq", hw::uart1_kick);
@@ -127,6 +162,49 @@ fn gic_state_check() -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The mean cost of `op` over `SAMPLES` calls (after `WARMUP`), printed
+/// in thousandths of a tick.
+fn mean(name: &str, op: impl Fn()) {
+    for _ in 0..WARMUP {
+        op();
+    }
+    let t0 = hw::now();
+    for _ in 0..SAMPLES {
+        op();
+    }
+    let t = hw::now() - t0;
+    say!("bench: {name} mean_x1000={}", t * 1000 / SAMPLES as u64);
+}
+
+/// Compare value of the armed timer (0 when none).
+static TIMER_CVAL: AtomicU64 = AtomicU64::new(0);
+
+/// Timer interrupt latency: from the virtual timer's compare value to the
+/// first instruction of the handler, `WARMUP + SAMPLES` times.
+fn measure_timer() {
+    // SAFETY: only vCPU 0 uses SAMPLE_BUF, here and in `measure`, never at
+    // the same time.
+    let buf = unsafe { &mut *core::ptr::addr_of_mut!(SAMPLE_BUF) };
+    hw::irq_enable(hw::VTIMER_INTID, true);
+    for round in 0..WARMUP + SAMPLES {
+        STAMP.store(0, Ordering::SeqCst);
+        let cval = hw::now() + 2_000;
+        TIMER_CVAL.store(cval, Ordering::SeqCst);
+        hw::vtimer_at(cval);
+        if !hw::wait_for_interrupt(|| STAMP.load(Ordering::Acquire) != 0, WAKE_LIMIT) {
+            say!("pairbench: error: timer_irq: no interrupt in round {round}");
+            hw::vtimer_off();
+            return;
+        }
+        if round >= WARMUP {
+            buf[round - WARMUP] = STAMP.load(Ordering::Acquire).saturating_sub(cval);
+        }
+    }
+    TIMER_CVAL.store(0, Ordering::SeqCst);
+    hw::irq_enable(hw::VTIMER_INTID, false);
+    summarise("timer_irq", buf);
+}
+
 /// Runs `WARMUP + SAMPLES` rounds of: counter, `kick`, wait until vCPU 0's
 /// handler stamped the answer; prints the summary of the recorded rounds.
 fn measure(name: &str, kick: impl Fn()) {
@@ -145,6 +223,10 @@ fn measure(name: &str, kick: impl Fn()) {
             buf[round - WARMUP] = STAMP.load(Ordering::Acquire).saturating_sub(t0);
         }
     }
+    summarise(name, buf);
+}
+
+fn summarise(name: &str, buf: &mut [u64; SAMPLES]) {
     buf.sort_unstable();
     let pct = |p: usize| buf[(SAMPLES * p / 100).min(SAMPLES - 1)];
     say!(
@@ -175,6 +257,10 @@ extern "C" fn guest_on_irq() {
     match intid {
         SGI_PING => hw::send_sgi(SGI_PONG, 0),
         SGI_PONG => STAMP.store(t, Ordering::Release),
+        hw::VTIMER_INTID if TIMER_CVAL.load(Ordering::Relaxed) != 0 => {
+            hw::vtimer_off();
+            STAMP.store(t, Ordering::Release);
+        }
         hw::VTIMER_INTID => {
             // Read while it is active (before the EOI), then silenced.
             let s = hw::irq_state(hw::VTIMER_INTID);

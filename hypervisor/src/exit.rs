@@ -11,6 +11,7 @@ use septum_core::config::GicVersion;
 use septum_core::config::{Criticality, FaultAction};
 use septum_core::esr::{self, ExceptionClass, MmioAccess};
 use septum_core::inject::{self, Injection};
+use septum_core::vgic::lr::state_reg;
 use septum_core::vgic::{v2, Effects, GICR_SGI_BASE};
 use tock_registers::interfaces::{Readable, Writeable};
 
@@ -137,9 +138,9 @@ fn emulate_mmio(
         // (this vCPU's redistributor) and GICD_SGIR.
         let off = ipa.raw() - p.gicd.start.raw();
         let r = p.redists.get(vcpu).ok_or("no such vCPU")?;
-        let mut fx = Effects::new();
         let (mut d, mut r) = (p.vgic.lock(), r.lock());
         if acc.write {
+            let mut fx = Effects::new();
             let sgi = v2::write(&mut d, &mut r, off, acc.width, wval, &mut fx)
                 .map_err(|_| "invalid distributor access")?;
             drop((d, r));
@@ -149,7 +150,7 @@ fn emulate_mmio(
             }
             return Ok(());
         }
-        let hw = v2::passthrough_mask(&d, &r, off);
+        let hw = state_reg(off).and_then(|_| v2::passthrough_mask(&d, &r, off));
         rval =
             v2::read(&mut d, &mut r, off, acc.width).map_err(|_| "invalid distributor access")?;
         drop((d, r));
@@ -161,16 +162,16 @@ fn emulate_mmio(
         return Ok(());
     } else if p.gicd.contains(ipa) {
         let off = ipa.raw() - p.gicd.start.raw();
-        let mut fx = Effects::new();
         let mut d = p.vgic.lock();
         if acc.write {
+            let mut fx = Effects::new();
             d.write(off, acc.width, wval, &mut fx)
                 .map_err(|_| "invalid distributor access")?;
             drop(d);
             vgic::apply(p, &fx);
             return Ok(());
         }
-        let hw = d.passthrough_mask(off);
+        let hw = state_reg(off).and_then(|_| d.passthrough_mask(off));
         let v = d
             .read(off, acc.width)
             .map_err(|_| "invalid distributor access")?;
@@ -185,16 +186,16 @@ fn emulate_mmio(
         let target = (rel / stride) as usize;
         let off = rel % stride;
         let r = p.redists.get(target).ok_or("no such redistributor")?;
-        let mut fx = Effects::new();
         let mut r = r.lock();
         if acc.write {
+            let mut fx = Effects::new();
             r.write(off, acc.width, wval, &mut fx)
                 .map_err(|_| "invalid redistributor access")?;
             drop(r);
             vgic::apply(p, &fx);
             return Ok(());
         }
-        let hw = r.passthrough_mask(off);
+        let hw = state_reg(off.saturating_sub(GICR_SGI_BASE)).and_then(|_| r.passthrough_mask(off));
         let v = r
             .read(off, acc.width)
             .map_err(|_| "invalid redistributor access")?;
@@ -252,6 +253,7 @@ fn hvc(frame: &mut TrapFrame) {
 /// partition cannot reach the shared debug hardware; they read as zero and
 /// ignore writes (Linux probes some of them at boot). Anything else that
 /// traps (implementation-defined, auxiliary control, set/way) is illegal.
+#[inline(never)]
 fn sysreg(frame: &mut TrapFrame, esr: u64) {
     let pc = frame.elr;
     let acc = esr::decode_sysreg(esr);
@@ -298,6 +300,8 @@ fn sysreg(frame: &mut TrapFrame, esr: u64) {
 
 /// Applies the partition's policy to a fault. Returns only when the guest
 /// should continue (an exception was injected).
+#[cold]
+#[inline(never)]
 pub fn guest_fault(frame: &mut TrapFrame, fault: Fault, what: core::fmt::Arguments<'_>) {
     let Some((p, _vcpu)) = percpu::running() else {
         log::error!("fault on core {} with no partition: {what}", percpu::core());
@@ -364,7 +368,9 @@ fn action_name(a: FaultAction) -> &'static str {
 /// `p`'s watchdog expired (detected on this core, from the EL2 timer):
 /// its `watchdog` policy applies. Inject-abort is not a valid watchdog
 /// action (CFG-41); it is treated as restart.
-pub fn watchdog_expired(p: &PartitionRt, what: &str) -> ! {
+#[cold]
+#[inline(never)]
+pub fn watchdog_expired(p: &'static PartitionRt, what: &str) -> ! {
     let action = match p.cfg.fault_policy.watchdog {
         FaultAction::InjectAbort => FaultAction::Restart,
         a => a,
@@ -378,6 +384,8 @@ pub fn watchdog_expired(p: &PartitionRt, what: &str) -> ! {
 }
 
 /// Stops every vCPU of `p` (this core's and, by IPI, the others).
+#[cold]
+#[inline(never)]
 pub fn stop_partition(p: &PartitionRt, why: &str) -> ! {
     p.set_state(State::Stopped);
     crate::watchdog::stop(p);
@@ -427,7 +435,9 @@ fn wait_parked(p: &PartitionRt) -> bool {
 /// Reloads `p` from its pristine images and starts it again, within the
 /// restart budget; a spent budget stops it for good (or, for the critical
 /// partition, enters the safe state).
-pub fn restart_partition(p: &PartitionRt) -> ! {
+#[cold]
+#[inline(never)]
+pub fn restart_partition(p: &'static PartitionRt) -> ! {
     if !crate::system::guests_may_run() {
         crate::system::halt_core();
     }
@@ -501,6 +511,8 @@ pub fn restart_partition(p: &PartitionRt) -> ! {
 
 /// The documented safe state, for a partition's cause: the whole system
 /// stops for good (`system::enter_safe`).
+#[cold]
+#[inline(never)]
 pub fn safe_state(p: &PartitionRt, what: core::fmt::Arguments<'_>) -> ! {
     crate::system::enter_safe(format_args!(
         "partition '{}' ({}): {}",
@@ -516,6 +528,8 @@ pub fn safe_state(p: &PartitionRt, what: core::fmt::Arguments<'_>) -> ! {
 
 /// The safe state entered during boot, before any guest ran (the boot
 /// manifest or a critical partition failed verification).
+#[cold]
+#[inline(never)]
 pub fn safe_state_boot(what: core::fmt::Arguments<'_>) -> ! {
     crate::system::enter_safe(what)
 }
@@ -524,6 +538,8 @@ pub fn safe_state_boot(what: core::fmt::Arguments<'_>) -> ! {
 /// stay masked at EL2 and the core sleeps until a request in its mailbox
 /// (PSCI CPU_ON from a sibling vCPU, or a partition restart) starts the vCPU
 /// again.
+#[cold]
+#[inline(never)]
 pub fn park_current() -> ! {
     let me = percpu::core();
     irq::flush_core();
@@ -563,6 +579,8 @@ pub fn park_current() -> ! {
 /// A fault in the hypervisor itself: print the syndrome and the registers,
 /// then the whole system enters the safe state (the trusted base can no
 /// longer be trusted). A fault while entering it just halts this core.
+#[cold]
+#[inline(never)]
 fn fatal(frame: &TrapFrame, kind: Kind) -> ! {
     let esr = ESR_EL2.get();
     console::emergency(format_args!(

@@ -10,6 +10,7 @@ use crate::arch::aarch64::{asm, mmu};
 use crate::measure;
 use crate::partition::PartitionRt;
 
+#[inline(never)]
 pub fn handle(p: &PartitionRt, frame: &mut TrapFrame) {
     let (x0, x1) = match frame.x[0] {
         hc::MLOG_READ => mlog_read(p, frame.x[1], frame.x[2], frame.x[3]),

@@ -6,7 +6,7 @@
 use core::sync::atomic::{AtomicUsize, Ordering};
 
 use septum_core::config::MAX_CPUS;
-use septum_core::vgic::lr::{hw_state_view, Irq, LrManager, StateReg};
+use septum_core::vgic::lr::{encode_lr, hw_state_view, Irq, LrManager, LrState, StateReg};
 use spin::mutex::SpinMutex as Mutex;
 use spin::Once;
 use tock_registers::interfaces::Readable;
@@ -213,6 +213,13 @@ fn inject_virtual(intid: u32, prio: u8) {
     let g = gic();
     let mut mgr = mgr.lock();
     let n = num_lrs();
+    // Fast path: nothing queued and every list register empty, so the SGI
+    // cannot be pending in one already (which the manager would coalesce).
+    let all = (1u64 << n) - 1;
+    if !mgr.has_queued() && g.elrsr() & all == all {
+        g.write_lr(0, encode_lr(intid, None, prio, true, LrState::Pending));
+        return;
+    }
     let mut lrs = [0u64; 16];
     for (i, lr) in lrs.iter_mut().enumerate().take(n) {
         *lr = g.read_lr(i);

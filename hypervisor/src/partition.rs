@@ -95,10 +95,6 @@ pub fn all() -> &'static [PartitionRt] {
     PARTITIONS.get().map(|b| &b[..]).unwrap_or(&[])
 }
 
-pub fn get(id: usize) -> Option<&'static PartitionRt> {
-    all().get(id)
-}
-
 /// The partition that owns physical core `core`.
 pub fn of_core(core: usize) -> Option<&'static PartitionRt> {
     all()

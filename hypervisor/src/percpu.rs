@@ -1,6 +1,6 @@
 //! Per-core facts: which partition and vCPU a core runs, its stack.
 
-use core::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use aarch64_cpu::registers::MPIDR_EL1;
 use septum_core::config::MAX_CPUS;
@@ -8,9 +8,12 @@ use tock_registers::interfaces::Readable;
 
 use septum_core::el2map;
 
-const NONE: usize = usize::MAX;
+use crate::partition::PartitionRt;
 
-static RUNNING_PARTITION: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(NONE) }; MAX_CPUS];
+/// The partition each core runs (null: none), as a pointer into the
+/// partition table, so that every exit finds it in one load.
+static RUNNING_PARTITION: [AtomicPtr<PartitionRt>; MAX_CPUS] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
 static RUNNING_VCPU: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
 static PA_RANGE_BITS: AtomicU8 = AtomicU8::new(40);
 
@@ -29,29 +32,29 @@ pub fn stack_top() -> u64 {
     el2map::stack_top((&raw const __stacks_start) as u64, core() as u64)
 }
 
-pub fn set_running(partition: usize, vcpu: usize) {
+pub fn set_running(partition: &'static PartitionRt, vcpu: usize) {
     if let (Some(p), Some(v)) = (RUNNING_PARTITION.get(core()), RUNNING_VCPU.get(core())) {
         v.store(vcpu, Ordering::Relaxed);
-        p.store(partition, Ordering::Release);
+        p.store(core::ptr::from_ref(partition).cast_mut(), Ordering::Release);
     }
 }
 
 pub fn clear_running() {
     if let Some(p) = RUNNING_PARTITION.get(core()) {
-        p.store(NONE, Ordering::Release);
+        p.store(core::ptr::null_mut(), Ordering::Release);
     }
 }
 
 /// The partition and vCPU this core is running, if any.
 #[inline]
-pub fn running() -> Option<(&'static crate::partition::PartitionRt, usize)> {
+pub fn running() -> Option<(&'static PartitionRt, usize)> {
     let c = core();
     let p = RUNNING_PARTITION.get(c)?.load(Ordering::Acquire);
-    if p == NONE {
-        return None;
-    }
     let v = RUNNING_VCPU.get(c)?.load(Ordering::Relaxed);
-    crate::partition::get(p).map(|p| (p, v))
+    // SAFETY: only `set_running` stores a non-null pointer, and it comes
+    // from a `&'static PartitionRt` (the partition table is built once and
+    // never freed or moved); it is only read, shared.
+    unsafe { p.as_ref() }.map(|p| (p, v))
 }
 
 pub fn set_pa_range_bits(bits: u8) {

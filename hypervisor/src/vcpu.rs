@@ -57,7 +57,7 @@ fn read_pmcr() -> u64 {
 
 /// Configures EL2 and EL1 for `p`'s vCPU `vcpu` on this core and enters it
 /// at `pc` with `x0 = arg`. Also used to restart a vCPU.
-pub fn enter(p: &PartitionRt, vcpu: usize, pc: u64, arg: u64) -> ! {
+pub fn enter(p: &'static PartitionRt, vcpu: usize, pc: u64, arg: u64) -> ! {
     // The one way into a guest: never before measured boot has passed,
     // never in the safe state.
     if !crate::system::guests_may_run() {
@@ -98,7 +98,7 @@ pub fn enter(p: &PartitionRt, vcpu: usize, pc: u64, arg: u64) -> ! {
     gic.reset_vcpu_interface();
     gic.set_hcr(1);
     asm::dsb_isb();
-    percpu::set_running(p.cfg.id, vcpu);
+    percpu::set_running(p, vcpu);
     // SGIs sent to this vCPU while it was off.
     crate::irq::inject_pending_sgis();
     // SAFETY: stage 2, HCR_EL2 and EL1 state were set above; the stack top is

@@ -26,6 +26,7 @@ fn guest_ppi_mask() -> u32 {
 /// emulation's answer, in which the hardware-backed interrupts `mask` (from
 /// `passthrough_mask`) read as 0; they are filled in as a native guest
 /// would see them (`irq::hw_state`).
+#[inline(never)]
 pub fn with_hw_state(p: &PartitionRt, vcpu: usize, off: u64, mask: u32, emulated: u64) -> u64 {
     let Some((reg, word)) = state_reg(off) else {
         return emulated;

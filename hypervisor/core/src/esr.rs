@@ -57,6 +57,7 @@ pub enum ExceptionClass {
 
 impl ExceptionClass {
     /// Classifies a raw 6-bit EC value.
+    #[inline]
     pub const fn from_ec(ec: u8) -> Self {
         match ec {
             0x00 => Self::Unknown,
@@ -86,11 +87,13 @@ impl ExceptionClass {
 }
 
 /// EC field, bits `[31:26]`.
+#[inline]
 pub const fn ec(esr: u64) -> u8 {
     ((esr >> 26) & 0x3f) as u8
 }
 
 /// The exception class of `esr`.
+#[inline]
 pub const fn exception_class(esr: u64) -> ExceptionClass {
     ExceptionClass::from_ec(ec(esr))
 }
@@ -101,6 +104,7 @@ pub const fn il(esr: u64) -> bool {
 }
 
 /// ISS, bits `[24:0]`.
+#[inline]
 pub const fn iss(esr: u64) -> u32 {
     (esr & 0x1ff_ffff) as u32
 }
@@ -200,6 +204,7 @@ pub struct DataAbortIss {
 
 impl DataAbortIss {
     /// Decodes the ISS of a data abort.
+    #[inline]
     pub const fn from_iss(iss: u32) -> Self {
         Self {
             fault: FaultStatus::from_fsc((iss & ISS_DFSC_MASK) as u8),
@@ -244,6 +249,7 @@ impl MmioAccess {
     /// device returned: truncated to the access width, sign-extended if the
     /// instruction asks for it, and cut to 32 bits for a W register (a
     /// write to Wn zeroes the upper half of Xn).
+    #[inline]
     pub const fn load_value(&self, raw: u64) -> u64 {
         let bits = self.width as u32 * 8;
         let mut v = raw & width_mask(self.width);
@@ -267,6 +273,7 @@ const fn width_mask(width: u8) -> u64 {
 }
 
 /// The register value for a load: [`MmioAccess::load_value`] as a function.
+#[inline]
 pub const fn extend_read(acc: &MmioAccess, raw: u64) -> u64 {
     acc.load_value(raw)
 }
@@ -296,6 +303,7 @@ pub enum AbortDecodeError {
 
 /// The faulting IPA of a stage-2 abort: HPFAR_EL2.FIPA (bits `[43:4]`, holding
 /// `IPA[51:12]`) shifted into place, with the page offset from FAR_EL2.
+#[inline]
 pub const fn fault_ipa(hpfar: u64, far: u64) -> GuestPhysAddr {
     let fipa = (hpfar >> 4) & ((1 << 40) - 1);
     GuestPhysAddr::new((fipa << 12) | (far & 0xfff))
@@ -307,6 +315,7 @@ pub const fn fault_ipa(hpfar: u64, far: u64) -> GuestPhysAddr {
 /// Checks, in order: the class is 0x24; not S1PTW; not an external abort;
 /// not cache maintenance; FAR valid; DFSC a translation or access-flag
 /// fault; ISV set. The first failing check is reported.
+#[inline]
 pub fn decode_data_abort(esr: u64, hpfar: u64, far: u64) -> Result<MmioAccess, AbortDecodeError> {
     if exception_class(esr) != ExceptionClass::DataAbortLower {
         return Err(AbortDecodeError::NotDataAbort(ec(esr)));

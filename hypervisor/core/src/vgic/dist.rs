@@ -820,6 +820,37 @@ mod tests {
     }
 
     #[test]
+    fn pending_for_picks_the_most_urgent_sgi_then_the_lowest_id() {
+        let mut d = dist();
+        w(&mut d, CTLR, 4, 2);
+        let mut rd = VgicRedist::new(0, 4);
+        let mut fx = Effects::new();
+        let sgi = super::super::GICR_SGI_BASE;
+        // SGIs 2, 5, 9, 14 enabled; priorities 0x80, 0x40, 0x40, 0x20.
+        rd.write(
+            sgi + 0x100,
+            4,
+            (1 << 2) | (1 << 5) | (1 << 9) | (1 << 14),
+            &mut fx,
+        )
+        .unwrap();
+        for (intid, prio) in [(2u64, 0x80u64), (5, 0x40), (9, 0x40), (14, 0x20)] {
+            rd.write(sgi + 0x400 + intid, 1, prio, &mut fx).unwrap();
+        }
+        let next = |rd: &VgicRedist| d.pending_for(rd).map(|p| (p.intid, p.priority));
+        assert_eq!(next(&rd), None);
+        for i in [2, 5, 9, 14, 7] {
+            rd.set_sgi_pending(i); // 7 is not enabled
+        }
+        let mut order = Vec::new();
+        while let Some((i, p)) = next(&rd) {
+            order.push((i, p));
+            rd.take_pending(i);
+        }
+        assert_eq!(order, [(14, 0x20), (5, 0x40), (9, 0x40), (2, 0x80)]);
+    }
+
+    #[test]
     fn reset_restores_power_on_state() {
         let mut d = dist();
         w(&mut d, CTLR, 4, 3);

@@ -176,13 +176,25 @@ impl VgicRedist {
 
     /// Highest-priority pending and enabled SGI (lowest INTID on ties).
     pub(super) fn best_pending(&self) -> Option<PendingIrq> {
-        let ready = self.sgi_pending & self.enabled & SGI_MASK;
-        bits(ready, 0)
-            .map(|intid| PendingIrq {
-                intid,
-                priority: self.priority[intid as usize],
-            })
-            .min_by_key(|p| (p.priority, p.intid))
+        // Set bits in ascending order, a new best only on a strictly higher
+        // priority (lower value): ties keep the lower INTID. A loop over
+        // the set bits, not an iterator over all sixteen: this runs on
+        // every SGI delivery.
+        let mut ready = self.sgi_pending & self.enabled & SGI_MASK;
+        let mut best: Option<PendingIrq> = None;
+        while ready != 0 {
+            let intid = ready.trailing_zeros();
+            ready &= ready - 1;
+            let priority = self
+                .priority
+                .get(intid as usize)
+                .copied()
+                .unwrap_or(u8::MAX);
+            if best.is_none_or(|b| priority < b.priority) {
+                best = Some(PendingIrq { intid, priority });
+            }
+        }
+        best
     }
 
     /// For a read of GICR_ISPENDR0/ICPENDR0/ISACTIVER0/ICACTIVER0 (`offset`

@@ -754,7 +754,8 @@ pub mod gic {
 // or one byte at a time when the source is not 8-aligned, and they were a
 // tenth of the instructions before the critical partition's first one
 // (struct moves in the signature check, the RTOS image copy, building the
-// partitions). These move 64 bytes per twelve. With the MMU off (early
+// partitions). These move 64 bytes per twelve, and up to 16 bytes in
+// about ten instructions with no loop. With the MMU off (early
 // boot) every access is Device memory, where an unaligned access faults:
 // then only 8-aligned pointers take the wide path. Never used on MMIO
 // (registers are reached through volatile accessors).
@@ -771,7 +772,37 @@ pub unsafe extern "C" fn memcpy(dst: *mut u8, src: *const u8, n: usize) -> *mut 
         "mov    x3, x0",
         "cbz    x2, 9f",
         "mrs    x4, sctlr_el2",
-        "tbnz   x4, #0, 1f",
+        "tbz    x4, #0, 20f",
+        "cmp    x2, #16",
+        "b.hi   1f",
+        // MMU on, 1..=16 bytes: two (possibly overlapping) accesses from
+        // each end, no loop (the exit paths move small structs).
+        "add    x6, x1, x2",
+        "add    x7, x0, x2",
+        "cmp    x2, #8",
+        "b.lo   5f",
+        "ldr    x4, [x1]",
+        "ldur   x5, [x6, #-8]",
+        "str    x4, [x0]",
+        "stur   x5, [x7, #-8]",
+        "ret",
+        "5:",
+        "cmp    x2, #4",
+        "b.lo   6f",
+        "ldr    w4, [x1]",
+        "ldur   w5, [x6, #-4]",
+        "str    w4, [x0]",
+        "stur   w5, [x7, #-4]",
+        "ret",
+        "6:",
+        "ldrb   w4, [x1]",
+        "strb   w4, [x0]",
+        "cmp    x2, #1",
+        "b.eq   9f",
+        "ldurh  w5, [x6, #-2]",
+        "sturh  w5, [x7, #-2]",
+        "ret",
+        "20:",
         "orr    x4, x0, x1",
         "tst    x4, #7",
         "b.ne   8f",
@@ -827,7 +858,30 @@ pub unsafe extern "C" fn memset(dst: *mut u8, c: i32, n: usize) -> *mut u8 {
         "mov    x5, #0x0101010101010101",
         "mul    x4, x4, x5",
         "mrs    x5, sctlr_el2",
-        "tbnz   x5, #0, 1f",
+        "tbz    x5, #0, 20f",
+        "cmp    x2, #16",
+        "b.hi   1f",
+        // MMU on, 1..=16 bytes: two (possibly overlapping) stores from each
+        // end.
+        "add    x7, x0, x2",
+        "cmp    x2, #8",
+        "b.lo   5f",
+        "str    x4, [x0]",
+        "stur   x4, [x7, #-8]",
+        "ret",
+        "5:",
+        "cmp    x2, #4",
+        "b.lo   6f",
+        "str    w4, [x0]",
+        "stur   w4, [x7, #-4]",
+        "ret",
+        "6:",
+        "strb   w4, [x0]",
+        "cmp    x2, #1",
+        "b.eq   9f",
+        "sturh  w4, [x7, #-2]",
+        "ret",
+        "20:",
         "tst    x0, #7",
         "b.ne   8f",
         "1:",

@@ -35,6 +35,7 @@ pub fn handle(frame: &mut TrapFrame, vector: Vector) {
     match vector {
         Vector::Current { kind } => fatal(frame, kind),
         Vector::LowerA64 { kind: Kind::Sync } => guest_sync(frame),
+        // Normally taken by the short path (`trap::septum_irq`).
         Vector::LowerA64 {
             kind: Kind::Irq | Kind::Fiq,
         } => irq::handle(),

@@ -13,6 +13,8 @@ use septum_core::config::MAX_CPUS;
 use septum_core::el2map::{GUARD, SLOT, STACK};
 /// Byte size of [`TrapFrame`]; checked against the Rust layout below.
 pub const FRAME_SIZE: usize = 34 * 8;
+/// The short interrupt path's frame: x0-x18, x29, x30, 16-byte aligned.
+const IRQ_FRAME_SIZE: usize = 22 * 8;
 const _: () = assert!(core::mem::size_of::<TrapFrame>() == FRAME_SIZE);
 
 /// From a stack's top down to its emergency stack's top (one `sub ..., lsl
@@ -173,11 +175,49 @@ septum_vectors:
     mov     sp, x0
     mrs     x0, sp_el0
     .endif
+    .if (\n == 9) || (\n == 10)
+    sub     sp, sp, #{irq_frame}
+    stp     x0, x1, [sp, #0]
+    b       septum_irq_common
+    .else
     sub     sp, sp, #{frame}
     stp     x0, x1, [sp, #0]
     mov     x0, #\n
     b       septum_trap_common
+    .endif
     .endr
+
+// A guest's IRQ or FIQ: the short path. The handler (a C-ABI function)
+// keeps the callee-saved registers x19-x28 itself, so only the
+// caller-saved ones, the frame pointer and the link register are saved;
+// ELR_EL2 and SPSR_EL2 stay in their registers, because nothing on an
+// interrupt path that returns to the guest changes them (the paths that
+// enter a guest anew, a restart or a CPU_ON, never return here).
+septum_irq_common:
+    stp     x2, x3, [sp, #16 * 1]
+    stp     x4, x5, [sp, #16 * 2]
+    stp     x6, x7, [sp, #16 * 3]
+    stp     x8, x9, [sp, #16 * 4]
+    stp     x10, x11, [sp, #16 * 5]
+    stp     x12, x13, [sp, #16 * 6]
+    stp     x14, x15, [sp, #16 * 7]
+    stp     x16, x17, [sp, #16 * 8]
+    stp     x18, x29, [sp, #16 * 9]
+    str     x30, [sp, #16 * 10]
+    bl      {irq_handler}
+    ldr     x30, [sp, #16 * 10]
+    ldp     x18, x29, [sp, #16 * 9]
+    ldp     x16, x17, [sp, #16 * 8]
+    ldp     x14, x15, [sp, #16 * 7]
+    ldp     x12, x13, [sp, #16 * 6]
+    ldp     x10, x11, [sp, #16 * 5]
+    ldp     x8, x9, [sp, #16 * 4]
+    ldp     x6, x7, [sp, #16 * 3]
+    ldp     x4, x5, [sp, #16 * 2]
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #{irq_frame}
+    eret
 
 septum_trap_common:
     stp     x2, x3, [sp, #16 * 1]
@@ -229,7 +269,9 @@ septum_trap_common:
 global_asm!(
     vector_table!(),
     frame = const FRAME_SIZE,
+    irq_frame = const IRQ_FRAME_SIZE,
     handler = sym super::trap::septum_trap,
+    irq_handler = sym super::trap::septum_irq,
 );
 
 unsafe extern "C" {

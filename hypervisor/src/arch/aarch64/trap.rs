@@ -76,3 +76,12 @@ pub extern "C" fn septum_trap(frame: &mut TrapFrame, vector: u64) {
         crate::system::halt_core();
     }
 }
+
+/// Called by the short interrupt path (a guest's IRQ or FIQ) with no frame:
+/// the interrupt handling never reads or changes the guest's registers.
+pub extern "C" fn septum_irq() {
+    crate::irq::handle();
+    if !crate::system::guests_may_run() {
+        crate::system::halt_core();
+    }
+}

@@ -6,13 +6,10 @@
 use aarch64_cpu::registers::{
     ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1,
 };
-use septum_core::addr::GuestPhysAddr;
-use septum_core::config::GicVersion;
 use septum_core::config::{Criticality, FaultAction};
+use septum_core::emu::Device;
 use septum_core::esr::{self, ExceptionClass, MmioAccess};
 use septum_core::inject::{self, Injection};
-use septum_core::vgic::lr::state_reg;
-use septum_core::vgic::{v2, Effects, GICR_SGI_BASE};
 use tock_registers::interfaces::{Readable, Writeable};
 
 use crate::arch::aarch64::asm;
@@ -124,115 +121,58 @@ fn data_abort(frame: &mut TrapFrame, esr: u64) {
     }
 }
 
-/// Emulates one trapped load or store against the partition's virtual devices.
+/// Emulates one trapped load or store against the partition's virtual
+/// devices, found in its table of emulated ranges (`septum_core::emu`,
+/// built with the partition). A load's value goes to its register.
 fn emulate_mmio(
     p: &PartitionRt,
     vcpu: usize,
     frame: &mut TrapFrame,
     acc: &MmioAccess,
 ) -> Result<(), &'static str> {
-    let ipa: GuestPhysAddr = acc.ipa;
-    let wval = frame.reg(acc.reg);
-    let rval: u64;
-    if p.gicd.contains(ipa) && crate::config::CONFIG.platform.gic.version == GicVersion::V2 {
-        // GICv2: the distributor frame also holds the banked SGI/PPI state
-        // (this vCPU's redistributor) and GICD_SGIR.
-        let off = ipa.raw() - p.gicd.start.raw();
-        let r = p.redists.get(vcpu).ok_or("no such vCPU")?;
-        let (mut d, mut r) = (p.vgic.lock(), r.lock());
-        if acc.write {
-            let mut fx = Effects::new();
-            let sgi = v2::write(&mut d, &mut r, off, acc.width, wval, &mut fx)
-                .map_err(|_| "invalid distributor access")?;
-            drop((d, r));
-            vgic::apply(p, &fx);
-            if let Some(sgi) = sgi {
-                vgic::deliver_sgi(p, sgi.intid, sgi.targets);
-            }
-            return Ok(());
-        }
-        let hw = state_reg(off).and_then(|_| v2::passthrough_mask(&d, &r, off));
-        rval =
-            v2::read(&mut d, &mut r, off, acc.width).map_err(|_| "invalid distributor access")?;
-        drop((d, r));
-        let rval = match hw {
-            Some(mask) => vgic::with_hw_state(p, vcpu, off, mask, rval),
-            None => rval,
-        };
-        frame.set_reg(acc.reg, esr::extend_read(acc, rval));
-        return Ok(());
-    } else if p.gicd.contains(ipa) {
-        let off = ipa.raw() - p.gicd.start.raw();
-        let mut d = p.vgic.lock();
-        if acc.write {
-            let mut fx = Effects::new();
-            d.write(off, acc.width, wval, &mut fx)
-                .map_err(|_| "invalid distributor access")?;
-            drop(d);
-            vgic::apply(p, &fx);
-            return Ok(());
-        }
-        let hw = state_reg(off).and_then(|_| d.passthrough_mask(off));
-        let v = d
-            .read(off, acc.width)
-            .map_err(|_| "invalid distributor access")?;
-        drop(d);
-        rval = match hw {
-            Some(mask) => vgic::with_hw_state(p, vcpu, off, mask, v),
-            None => v,
-        };
-    } else if p.gicr.contains(ipa) {
-        let stride = crate::config::CONFIG.platform.gic.gicr_stride;
-        let rel = ipa.raw() - p.gicr.start.raw();
-        let target = (rel / stride) as usize;
-        let off = rel % stride;
-        let r = p.redists.get(target).ok_or("no such redistributor")?;
-        let mut r = r.lock();
-        if acc.write {
-            let mut fx = Effects::new();
-            r.write(off, acc.width, wval, &mut fx)
-                .map_err(|_| "invalid redistributor access")?;
-            drop(r);
-            vgic::apply(p, &fx);
-            return Ok(());
-        }
-        let hw = state_reg(off.saturating_sub(GICR_SGI_BASE)).and_then(|_| r.passthrough_mask(off));
-        let v = r
-            .read(off, acc.width)
-            .map_err(|_| "invalid redistributor access")?;
-        drop(r);
-        rval = match hw {
-            Some(mask) => {
-                vgic::with_hw_state(p, target, off.saturating_sub(GICR_SGI_BASE), mask, v)
-            }
-            None => v,
-        };
-    } else if let Some(r) =
-        crate::watchdog::mmio(p, ipa.raw(), acc.width, acc.write.then_some(wval))
-    {
-        rval = r?;
-        if acc.write {
-            return Ok(());
-        }
-    } else if let Some((range, uart)) = p.vuart.as_ref().filter(|(r, _)| r.contains(ipa)) {
-        let off = ipa.raw() - range.start.raw();
-        let mut u = uart.lock();
-        if acc.write {
+    let hit = p
+        .emulated
+        .lookup(acc.ipa)
+        .ok_or("no memory or device of the partition there")?;
+    let store = acc.write.then(|| frame.reg(acc.reg));
+    let (off, width) = (hit.offset, acc.width);
+    let loaded = match hit.device {
+        Device::GicdV3 => vgic::mmio_dist(p, vcpu, off, width, store)?,
+        Device::GicdV2 => vgic::mmio_dist_v2(p, vcpu, off, width, store)?,
+        Device::Gicr { .. } => vgic::mmio_redist(p, hit.vcpu, off, width, store)?,
+        Device::Watchdog => crate::watchdog::mmio(p, off, width, store)?,
+        Device::Uart => mmio_uart(p, off, width, store)?,
+    };
+    if !acc.write {
+        frame.set_reg(acc.reg, esr::extend_read(acc, loaded));
+    }
+    Ok(())
+}
+
+/// The partition's emulated UART: a store may complete a console line.
+#[inline(never)]
+fn mmio_uart(
+    p: &PartitionRt,
+    off: u64,
+    width: u8,
+    store: Option<u64>,
+) -> Result<u64, &'static str> {
+    let uart = p.vuart.as_ref().ok_or("no UART")?;
+    let mut u = uart.lock();
+    match store {
+        Some(v) => {
             if let Some(line) = u
-                .write(off, acc.width, wval as u32)
+                .write(off, width, v as u32)
                 .map_err(|_| "invalid UART access")?
             {
                 console::partition_line(p.name(), line);
             }
-            return Ok(());
+            Ok(0)
         }
-        rval = u.read(off, acc.width).map_err(|_| "invalid UART access")? as u64;
-    } else {
-        return Err("no memory or device of the partition there");
+        None => Ok(u64::from(
+            u.read(off, width).map_err(|_| "invalid UART access")?,
+        )),
     }
-    let _ = vcpu;
-    frame.set_reg(acc.reg, esr::extend_read(acc, rval));
-    Ok(())
 }
 
 fn hvc(frame: &mut TrapFrame) {

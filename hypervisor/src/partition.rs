@@ -9,6 +9,7 @@ use core::sync::atomic::{AtomicU8, Ordering};
 
 use septum_core::addr::{GuestPhysAddr, GuestRange, PhysAddr};
 use septum_core::config::{DeviceKind, GicVersion, MemRegion, Partition, Perms};
+use septum_core::emu::{Device, EmuTable};
 use septum_core::fault::RestartBudget;
 use septum_core::pgtable::{MapAttrs, MemType, PageTable, Regime, TableArena};
 use septum_core::vgic::{VgicDist, VgicRedist};
@@ -42,10 +43,11 @@ pub struct PartitionRt {
     pub vgic: Mutex<VgicDist>,
     /// One redistributor per vCPU, in vCPU order.
     pub redists: Box<[Mutex<VgicRedist>]>,
-    /// Emulated UART, if the partition has one, with its guest address.
-    pub vuart: Option<(GuestRange, Mutex<VUart>)>,
-    pub gicd: GuestRange,
-    pub gicr: GuestRange,
+    /// Emulated UART, if the partition has one.
+    pub vuart: Option<Mutex<VUart>>,
+    /// Every emulated device's guest range: the one table a trapped MMIO
+    /// access is dispatched through (`exit::emulate_mmio`).
+    pub emulated: EmuTable,
     pub budget: Mutex<RestartBudget>,
     /// The hypervisor-kept watchdog (`watchdog.rs`).
     pub wd: Mutex<crate::watchdog::WdState>,
@@ -163,6 +165,7 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
             .map_err(|e| alloc::format!("{}: memory '{}': {e:?}", cfg.name, m.name))?;
         }
         let mut vuart = None;
+        let mut emulated = EmuTable::new();
         for d in cfg.devices {
             match d.kind {
                 DeviceKind::Passthrough { pa, ipa, size, .. } => {
@@ -176,7 +179,10 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
                     .map_err(|e| alloc::format!("{}: device '{}': {e:?}", cfg.name, d.name))?;
                 }
                 DeviceKind::VirtualUart { ipa } => {
-                    vuart = Some((GuestRange::new(ipa, 0x1000), Mutex::new(VUart::new())));
+                    vuart = Some(Mutex::new(VUart::new()));
+                    emulated
+                        .add(GuestRange::new(ipa, 0x1000), Device::Uart)
+                        .map_err(|e| alloc::format!("{}: device '{}': {e:?}", cfg.name, d.name))?;
                 }
             }
         }
@@ -189,8 +195,20 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
         // and redistributors, all trapped; or a GICv2 distributor (trapped)
         // and the hardware's virtual CPU interface where the guest expects
         // its CPU interface.
-        let (gicd_size, gicr_size) = match plat.gic.version {
-            GicVersion::V3 => (GICD_SIZE, plat.gic.gicr_stride * cfg.cores.len() as u64),
+        let gicd_at = GuestPhysAddr::new(plat.gic.gicd.raw());
+        let gic_ranges = match plat.gic.version {
+            GicVersion::V3 => [
+                (GuestRange::new(gicd_at, GICD_SIZE), Device::GicdV3),
+                (
+                    GuestRange::new(
+                        GuestPhysAddr::new(plat.gic.gicr.raw()),
+                        plat.gic.gicr_stride * cfg.cores.len() as u64,
+                    ),
+                    Device::Gicr {
+                        stride: plat.gic.gicr_stride,
+                    },
+                ),
+            ],
             GicVersion::V2 => {
                 let (gicv, size) = crate::drivers::gicv2::gicv_frame(&plat.gic);
                 pt.map(
@@ -201,9 +219,32 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
                     attrs(Perms::RW, MemType::Device),
                 )
                 .map_err(|e| alloc::format!("{}: GICV: {e:?}", cfg.name))?;
-                (septum_core::vgic::v2::GICD_V2_SIZE, 0)
+                let v2 = GuestRange::new(gicd_at, septum_core::vgic::v2::GICD_V2_SIZE);
+                [
+                    (v2, Device::GicdV2),
+                    (GuestRange::new(gicd_at, 0), Device::GicdV2),
+                ]
             }
         };
+        for (range, device) in gic_ranges {
+            if range.size > 0 {
+                emulated
+                    .add(range, device)
+                    .map_err(|e| alloc::format!("{}: virtual GIC: {e:?}", cfg.name))?;
+            }
+        }
+        if let Some(septum_core::config::Watchdog {
+            kind: septum_core::config::WatchdogKind::SbsaGwdt { ipa },
+            ..
+        }) = cfg.watchdog
+        {
+            emulated
+                .add(
+                    GuestRange::new(ipa, crate::watchdog::GWDT_SIZE),
+                    Device::Watchdog,
+                )
+                .map_err(|e| alloc::format!("{}: watchdog: {e:?}", cfg.name))?;
+        }
         v.push(PartitionRt {
             cfg,
             state: AtomicU8::new(State::Loading as u8),
@@ -211,8 +252,7 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
             vgic: Mutex::new(vgic),
             redists,
             vuart,
-            gicd: GuestRange::new(GuestPhysAddr::new(plat.gic.gicd.raw()), gicd_size),
-            gicr: GuestRange::new(GuestPhysAddr::new(plat.gic.gicr.raw()), gicr_size),
+            emulated,
             budget: Mutex::new(RestartBudget::new(
                 cfg.fault_policy.max_restarts,
                 cfg.fault_policy.restart_window_ms,

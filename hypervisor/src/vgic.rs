@@ -5,13 +5,106 @@
 //! by hardware (the partition's SPIs and its timer PPIs).
 
 use septum_core::vgic::lr::state_reg;
-use septum_core::vgic::{Effect, Effects};
+use septum_core::vgic::{v2, Effect, Effects, GICR_SGI_BASE};
 
 use crate::partition::{PartitionRt, GUEST_PPIS};
 use crate::{irq, percpu};
 
 fn core_of(p: &PartitionRt, vcpu: usize) -> Option<u64> {
     p.cfg.cores.get(vcpu).map(|&c| c as u64)
+}
+
+/// A trapped access at `off` in the partition's GICv3 distributor: a load's
+/// value (pending and active bits of hardware interrupts filled in from
+/// the GIC), or a store applied (its effects on the physical GIC).
+#[inline]
+pub fn mmio_dist(
+    p: &PartitionRt,
+    vcpu: usize,
+    off: u64,
+    width: u8,
+    store: Option<u64>,
+) -> Result<u64, &'static str> {
+    let mut d = p.vgic.lock();
+    if let Some(v) = store {
+        let mut fx = Effects::new();
+        d.write(off, width, v, &mut fx)
+            .map_err(|_| "invalid distributor access")?;
+        drop(d);
+        apply(p, &fx);
+        return Ok(0);
+    }
+    let hw = state_reg(off).and_then(|_| d.passthrough_mask(off));
+    let v = d
+        .read(off, width)
+        .map_err(|_| "invalid distributor access")?;
+    drop(d);
+    Ok(match hw {
+        Some(mask) => with_hw_state(p, vcpu, off, mask, v),
+        None => v,
+    })
+}
+
+/// The same for a GICv2 distributor, whose frame also holds the accessing
+/// vCPU's banked SGI and PPI registers and GICD_SGIR.
+pub fn mmio_dist_v2(
+    p: &PartitionRt,
+    vcpu: usize,
+    off: u64,
+    width: u8,
+    store: Option<u64>,
+) -> Result<u64, &'static str> {
+    let r = p.redists.get(vcpu).ok_or("no such vCPU")?;
+    let (mut d, mut r) = (p.vgic.lock(), r.lock());
+    if let Some(v) = store {
+        let mut fx = Effects::new();
+        let sgi = v2::write(&mut d, &mut r, off, width, v, &mut fx)
+            .map_err(|_| "invalid distributor access")?;
+        drop((d, r));
+        apply(p, &fx);
+        if let Some(sgi) = sgi {
+            deliver_sgi(p, sgi.intid, sgi.targets);
+        }
+        return Ok(0);
+    }
+    let hw = state_reg(off).and_then(|_| v2::passthrough_mask(&d, &r, off));
+    let v = v2::read(&mut d, &mut r, off, width).map_err(|_| "invalid distributor access")?;
+    drop((d, r));
+    Ok(match hw {
+        Some(mask) => with_hw_state(p, vcpu, off, mask, v),
+        None => v,
+    })
+}
+
+/// A trapped access at `off` in vCPU `target`'s redistributor frame.
+#[inline]
+pub fn mmio_redist(
+    p: &PartitionRt,
+    target: usize,
+    off: u64,
+    width: u8,
+    store: Option<u64>,
+) -> Result<u64, &'static str> {
+    let r = p.redists.get(target).ok_or("no such redistributor")?;
+    let mut r = r.lock();
+    if let Some(v) = store {
+        let mut fx = Effects::new();
+        r.write(off, width, v, &mut fx)
+            .map_err(|_| "invalid redistributor access")?;
+        drop(r);
+        apply(p, &fx);
+        return Ok(0);
+    }
+    let sgi_off = off.saturating_sub(GICR_SGI_BASE);
+    let hw = state_reg(sgi_off).and_then(|_| r.passthrough_mask(off));
+    let v = r
+        .read(off, width)
+        .map_err(|_| "invalid redistributor access")?;
+    drop(r);
+    Ok(match hw {
+        Some(mask) => with_hw_state(p, target, sgi_off, mask, v),
+        None => v,
+    })
 }
 
 /// Bits of interrupt word 0 whose state is the hardware's: the guest timer

@@ -131,29 +131,19 @@ pub fn on_timer() {
     }
 }
 
-/// A trapped access to the partition's SBSA watchdog frames, if `ipa` is
-/// in them: `Some(Ok(value read))`, `Some(Err(..))` for a bad access.
-pub fn mmio(
-    p: &PartitionRt,
-    ipa: u64,
-    width: u8,
-    write: Option<u64>,
-) -> Option<Result<u64, &'static str>> {
-    let Some(septum_core::config::Watchdog {
-        kind: WatchdogKind::SbsaGwdt { ipa: base },
-        ..
-    }) = p.cfg.watchdog
-    else {
-        return None;
-    };
-    let off = ipa.checked_sub(base.raw())?;
-    if off >= 0x2000 {
-        return None;
+/// Size of the SBSA watchdog's two frames (control, refresh).
+pub const GWDT_SIZE: u64 = 0x2000;
+
+/// A trapped access at `off` in the partition's SBSA watchdog frames (the
+/// emulated-device table found it there).
+pub fn mmio(p: &PartitionRt, off: u64, width: u8, write: Option<u64>) -> Result<u64, &'static str> {
+    if off >= GWDT_SIZE {
+        return Err("outside the watchdog");
     }
     let now = time::ticks();
     let mut w = p.wd.lock();
     let WdState::Gwdt(g) = &mut *w else {
-        return Some(Err("watchdog state missing"));
+        return Err("watchdog state missing");
     };
     let r = match (off < 0x1000, write) {
         (true, None) => g.read_control(off, width),
@@ -161,5 +151,5 @@ pub fn mmio(
         (false, None) => g.read_refresh(off - 0x1000, width),
         (false, Some(v)) => g.write_refresh(off - 0x1000, width, v, now).map(|()| 0),
     };
-    Some(r.map_err(|_| "invalid watchdog access"))
+    r.map_err(|_| "invalid watchdog access")
 }

@@ -11,6 +11,7 @@ pub mod addr;
 pub mod config;
 pub mod console;
 pub mod el2map;
+pub mod emu;
 pub mod esr;
 pub mod fault;
 pub mod gpio;

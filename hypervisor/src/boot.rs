@@ -180,7 +180,7 @@ pub fn secondary(core: u64) -> ! {
     unsafe { mmu::enable() };
     if !irq::init_core(CONFIG.platform.gic.maintenance_irq) {
         log::error!("core {core}: no GIC redistributor; parking");
-        crate::exit::park_current();
+        crate::lifecycle::park_current();
     }
     while !BOOT_CORE_DONE.load(Ordering::Acquire) {
         // The safe state (a boot failure on the boot core) sends an event.
@@ -235,7 +235,7 @@ fn run_this_core() -> ! {
         log::info!("core {core}: in no partition; idle");
     }
     mark_entered(core);
-    crate::exit::park_current()
+    crate::lifecycle::park_current()
 }
 
 fn drainer_is_critical() -> bool {
@@ -266,7 +266,7 @@ fn verify_before_any_guest() {
             // Logged as not measured: nothing in the manifest can be trusted.
             let _ = measure::measure_partition(p);
         }
-        crate::exit::safe_state_boot(format_args!(
+        crate::lifecycle::safe_state_boot(format_args!(
             "the boot manifest failed verification ({})",
             v.as_str()
         ));
@@ -276,7 +276,7 @@ fn verify_before_any_guest() {
             continue;
         }
         if let Err(f) = measure::measure_partition(p) {
-            crate::exit::safe_state_boot(format_args!(
+            crate::lifecycle::safe_state_boot(format_args!(
                 "critical partition '{}' failed verification: image '{}': {}",
                 p.name(),
                 f.item,
@@ -297,7 +297,7 @@ fn load_partition(p: &'static partition::PartitionRt) {
                 f.item,
                 f.verdict.as_str()
             );
-            crate::exit::park_current();
+            crate::lifecycle::park_current();
         }
     }
     let t = time::ticks();
@@ -315,9 +315,9 @@ fn load_partition(p: &'static partition::PartitionRt) {
             p.set_state(State::Failed);
             log::error!("partition '{}' will not run: {e}", p.name());
             if p.cfg.criticality == Criticality::Critical {
-                crate::exit::safe_state(p, format_args!("its images could not be loaded"));
+                crate::lifecycle::safe_state(p, format_args!("its images could not be loaded"));
             }
-            crate::exit::park_current();
+            crate::lifecycle::park_current();
         }
     }
 }

@@ -6,27 +6,16 @@
 use aarch64_cpu::registers::{
     ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1,
 };
-use septum_core::config::{Criticality, FaultAction};
+use septum_core::config::FaultAction;
 use septum_core::emu::Device;
 use septum_core::esr::{self, ExceptionClass, MmioAccess};
-use septum_core::inject::{self, Injection};
+pub use septum_core::fault::Fault;
+use septum_core::inject;
 use tock_registers::interfaces::{Readable, Writeable};
 
-use crate::arch::aarch64::asm;
 use crate::arch::aarch64::trap::{Kind, TrapFrame, Vector};
-use crate::partition::{PartitionRt, State};
-use crate::{console, irq, percpu, psci, vgic};
-
-/// What went wrong, for the policy and the console.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Fault {
-    /// Stage-2 fault: memory or a device the partition was not given.
-    AccessViolation,
-    /// An instruction or register the partition may not use.
-    IllegalInstruction,
-    SystemReset,
-    SystemOff,
-}
+use crate::partition::PartitionRt;
+use crate::{console, irq, lifecycle, percpu, psci, vgic};
 
 pub fn handle(frame: &mut TrapFrame, vector: Vector) {
     match vector {
@@ -186,7 +175,7 @@ fn hvc(frame: &mut TrapFrame) {
     match psci::handle(p, vcpu, frame) {
         psci::Outcome::Return(v) => frame.x[0] = v,
         psci::Outcome::Fault(f) => guest_fault(frame, f, format_args!("{}", psci::describe(f))),
-        psci::Outcome::CpuOff => park_current(),
+        psci::Outcome::CpuOff => lifecycle::park_current(),
     }
 }
 
@@ -248,27 +237,12 @@ pub fn guest_fault(frame: &mut TrapFrame, fault: Fault, what: core::fmt::Argumen
         log::error!("fault on core {} with no partition: {what}", percpu::core());
         return;
     };
-    let pol = &p.cfg.fault_policy;
-    let action = match fault {
-        Fault::AccessViolation => pol.access_violation,
-        Fault::IllegalInstruction => pol.illegal_instruction,
-        Fault::SystemReset => pol.system_reset,
-        Fault::SystemOff => pol.system_off,
-    };
-    announce(p, what, action);
+    let action = septum_core::fault::action(&p.cfg.fault_policy, fault);
+    lifecycle::announce(p, what, action);
     match action {
         FaultAction::InjectAbort => {
-            let kind = match fault {
-                Fault::AccessViolation => Injection::DataAbort { far: FAR_EL2.get() },
-                _ => Injection::Undefined,
-            };
-            let kind = if fault == Fault::AccessViolation
-                && esr::exception_class(ESR_EL2.get()) == ExceptionClass::InstAbortLower
-            {
-                Injection::InstructionAbort { far: FAR_EL2.get() }
-            } else {
-                kind
-            };
+            let fetch = esr::exception_class(ESR_EL2.get()) == ExceptionClass::InstAbortLower;
+            let kind = septum_core::fault::injection(fault, fetch, FAR_EL2.get());
             match inject::compute(frame.spsr, frame.elr, VBAR_EL1.get(), kind) {
                 Ok(r) => {
                     ESR_EL1.set(r.esr_el1);
@@ -278,242 +252,12 @@ pub fn guest_fault(frame: &mut TrapFrame, fault: Fault, what: core::fmt::Argumen
                     frame.elr = r.elr_el2;
                     frame.spsr = r.spsr_el2;
                 }
-                Err(_) => stop_partition(p, "cannot inject an exception into it"),
+                Err(_) => lifecycle::stop_partition(p, "cannot inject an exception into it"),
             }
         }
-        FaultAction::Stop => stop_partition(p, "fault policy"),
-        FaultAction::Restart => restart_partition(p),
-        FaultAction::SafeState => safe_state(p, what),
-    }
-}
-
-/// The console line for every policy decision.
-fn announce(p: &PartitionRt, what: core::fmt::Arguments<'_>, action: FaultAction) {
-    log::warn!(
-        "partition '{}': {what} -> {} (counter {})",
-        p.name(),
-        action_name(action),
-        crate::time::ticks()
-    );
-}
-
-fn action_name(a: FaultAction) -> &'static str {
-    match a {
-        FaultAction::InjectAbort => "abort injected",
-        FaultAction::Restart => "restarting partition",
-        FaultAction::Stop => "stopping partition",
-        FaultAction::SafeState => "ENTERING SAFE STATE",
-    }
-}
-
-/// `p`'s watchdog expired (detected on this core, from the EL2 timer):
-/// its `watchdog` policy applies. Inject-abort is not a valid watchdog
-/// action (CFG-41); it is treated as restart.
-#[cold]
-#[inline(never)]
-pub fn watchdog_expired(p: &'static PartitionRt, what: &str) -> ! {
-    let action = match p.cfg.fault_policy.watchdog {
-        FaultAction::InjectAbort => FaultAction::Restart,
-        a => a,
-    };
-    announce(p, format_args!("{what}"), action);
-    match action {
-        FaultAction::Stop => stop_partition(p, "watchdog"),
-        FaultAction::SafeState => safe_state(p, format_args!("{what}")),
-        FaultAction::Restart | FaultAction::InjectAbort => restart_partition(p),
-    }
-}
-
-/// Stops every vCPU of `p` (this core's and, by IPI, the others).
-#[cold]
-#[inline(never)]
-pub fn stop_partition(p: &PartitionRt, why: &str) -> ! {
-    p.set_state(State::Stopped);
-    crate::watchdog::stop(p);
-    vgic::quiesce(p);
-    stop_other_vcpus(p);
-    log::warn!(
-        "partition '{}' stopped ({why}); the other partitions run on",
-        p.name()
-    );
-    park_current()
-}
-
-/// Sends every other core of `p` to its park loop.
-fn stop_other_vcpus(p: &PartitionRt) {
-    let me = percpu::core();
-    for &c in p.cfg.cores {
-        let c = c as usize;
-        percpu::clear_command(c);
-        if c != me {
-            irq::gic().send_sgi(c as u64, irq::SGI_STOP);
-        }
-    }
-}
-
-/// Waits (bounded) until the other cores of `p` have parked.
-fn wait_parked(p: &PartitionRt) -> bool {
-    let me = percpu::core();
-    let deadline = crate::time::ticks() + crate::time::freq() / 10;
-    loop {
-        let all = p
-            .cfg
-            .cores
-            .iter()
-            .all(|&c| c as usize == me || percpu::is_parked(c as usize));
-        if all {
-            return true;
-        }
-        if crate::time::ticks() > deadline {
-            return false;
-        }
-        // Bounded, and this core is alive while it waits.
-        crate::liveness::progress();
-        core::hint::spin_loop();
-    }
-}
-
-/// Reloads `p` from its pristine images and starts it again, within the
-/// restart budget; a spent budget stops it for good (or, for the critical
-/// partition, enters the safe state).
-#[cold]
-#[inline(never)]
-pub fn restart_partition(p: &'static PartitionRt) -> ! {
-    if !crate::system::guests_may_run() {
-        crate::system::halt_core();
-    }
-    let now_ms = crate::time::now_ms();
-    if !p.budget.lock().try_consume(now_ms) {
-        log::error!(
-            "partition '{}': restart budget spent ({} restarts in {} ms); it stays stopped",
-            p.name(),
-            p.cfg.fault_policy.max_restarts,
-            p.cfg.fault_policy.restart_window_ms
-        );
-        if p.cfg.criticality == Criticality::Critical {
-            safe_state(
-                p,
-                format_args!("the critical partition keeps failing (restart budget spent)"),
-            );
-        }
-        stop_partition(p, "restart budget spent");
-    }
-    p.set_state(State::Loading);
-    crate::watchdog::stop(p);
-    vgic::quiesce(p);
-    stop_other_vcpus(p);
-    if !wait_parked(p) {
-        log::error!("partition '{}': a vCPU did not stop in time", p.name());
-        stop_partition(p, "vCPUs did not stop for the restart");
-    }
-    irq::flush_core();
-    vgic::quiesce(p);
-    vgic::reset(p);
-    if let Err(f) = crate::measure::recheck_partition(p) {
-        log::error!(
-            "partition '{}': image '{}' no longer matches the manifest ({}); not restarted",
-            p.name(),
-            f.item,
-            f.verdict.as_str()
-        );
-        if p.cfg.criticality == Criticality::Critical {
-            safe_state(
-                p,
-                format_args!("its image failed verification before a restart"),
-            );
-        }
-        stop_partition(p, "image verification failed");
-    }
-    match crate::partition::load_images(p) {
-        Ok(bytes) => log::info!(
-            "partition '{}': reloaded {bytes} bytes of images; restarting at counter {} (hypervisor heap: {} bytes in use, sealed)",
-            p.name(),
-            crate::time::ticks(),
-            crate::heap::in_use()
-        ),
-        Err(e) => {
-            log::error!("partition '{}': reload failed: {e}", p.name());
-            stop_partition(p, "reload failed");
-        }
-    }
-    crate::measure::publish_to_dtb(p);
-    p.set_state(State::Running);
-    let me = percpu::core();
-    let boot_core = p.cfg.cores[0] as usize;
-    crate::watchdog::start(p);
-    if boot_core == me {
-        crate::vcpu::enter(p, 0, p.cfg.entry.raw(), p.cfg.boot_arg);
-    }
-    percpu::set_power(boot_core, percpu::Power::OnPending);
-    percpu::post_start(boot_core, p.cfg.entry.raw(), p.cfg.boot_arg);
-    irq::gic().send_sgi(boot_core as u64, irq::SGI_WAKE);
-    park_current()
-}
-
-/// The documented safe state, for a partition's cause: the whole system
-/// stops for good (`system::enter_safe`).
-#[cold]
-#[inline(never)]
-pub fn safe_state(p: &PartitionRt, what: core::fmt::Arguments<'_>) -> ! {
-    crate::system::enter_safe(format_args!(
-        "partition '{}' ({}): {}",
-        p.name(),
-        if p.cfg.criticality == Criticality::Critical {
-            "critical"
-        } else {
-            "non-critical"
-        },
-        what
-    ))
-}
-
-/// The safe state entered during boot, before any guest ran (the boot
-/// manifest or a critical partition failed verification).
-#[cold]
-#[inline(never)]
-pub fn safe_state_boot(what: core::fmt::Arguments<'_>) -> ! {
-    crate::system::enter_safe(what)
-}
-
-/// Takes this core out of guest execution: its vCPU is off, interrupts
-/// stay masked at EL2 and the core sleeps until a request in its mailbox
-/// (PSCI CPU_ON from a sibling vCPU, or a partition restart) starts the vCPU
-/// again.
-#[cold]
-#[inline(never)]
-pub fn park_current() -> ! {
-    let me = percpu::core();
-    irq::flush_core();
-    percpu::clear_running();
-    percpu::set_power(me, percpu::Power::Off);
-    percpu::set_parked(me, true);
-    let g = irq::gic();
-    loop {
-        if !crate::system::guests_may_run() {
-            crate::system::halt_core();
-        }
-        if let Some((_, entry, ctx)) = percpu::take_command() {
-            if let Some(p) = crate::partition::of_core(me) {
-                if p.state() == State::Running {
-                    let vcpu = p.vcpu_of_core(me).unwrap_or(0);
-                    percpu::set_parked(me, false);
-                    percpu::set_power(me, percpu::Power::On);
-                    crate::vcpu::enter(p, vcpu, entry, ctx);
-                }
-            }
-            percpu::set_power(me, percpu::Power::Off);
-        }
-        asm::wfi();
-        // Acknowledge whatever woke us so the core can sleep again; the
-        // mailbox is checked at the top of the loop.
-        let intid = g.ack();
-        if intid < 1020 {
-            g.eoi(intid);
-            g.deactivate(intid);
-            if intid == crate::watchdog::HYP_TIMER_INTID {
-                crate::watchdog::on_timer();
-            }
-        }
+        FaultAction::Stop => lifecycle::stop_partition(p, "fault policy"),
+        FaultAction::Restart => lifecycle::restart_partition(p),
+        FaultAction::SafeState => lifecycle::safe_state(p, what),
     }
 }
 

@@ -198,7 +198,7 @@ fn refill() {
 
 fn handle_sgi(sgi: u32) {
     match sgi {
-        SGI_STOP => crate::exit::park_current(),
+        SGI_STOP => crate::lifecycle::park_current(),
         SGI_KICK => inject_pending_sgis(),
         // SGI_WAKE only matters to a parked core; a running one ignores it.
         _ => {}

@@ -19,6 +19,7 @@ mod fault_inject;
 mod heap;
 mod hypercall;
 mod irq;
+mod lifecycle;
 mod liveness;
 mod measure;
 mod partition;

@@ -140,7 +140,7 @@ pub fn init() {
         hw = false;
     }
     if !hw && !septum_core::measure::sha256::self_test(soft_compress) {
-        crate::exit::safe_state_boot(format_args!("the SHA-256 self-test failed"));
+        crate::lifecycle::safe_state_boot(format_args!("the SHA-256 self-test failed"));
     }
     HW_SHA.store(hw, Ordering::Relaxed);
     let mut st = STATE.lock();

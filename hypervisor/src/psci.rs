@@ -5,9 +5,9 @@
 use septum_core::psci::{self as core_psci, Call};
 
 use crate::arch::aarch64::trap::TrapFrame;
-use crate::exit::Fault;
 use crate::partition::{PartitionRt, State};
 use crate::percpu::{self, Power};
+use septum_core::fault::Fault;
 
 pub enum Outcome {
     /// Value for x0; the guest continues.
@@ -92,5 +92,6 @@ pub fn describe(f: Fault) -> &'static str {
         Fault::SystemReset => "PSCI SYSTEM_RESET",
         Fault::AccessViolation => "access violation",
         Fault::IllegalInstruction => "illegal instruction",
+        Fault::Watchdog => "watchdog expired",
     }
 }

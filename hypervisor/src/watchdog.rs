@@ -118,7 +118,7 @@ pub fn on_timer() {
                 Some(WatchdogKind::Heartbeat) => "no heartbeat within the watchdog timeout",
                 _ => "its watchdog expired (no refresh)",
             };
-            crate::exit::watchdog_expired(p, what);
+            crate::lifecycle::watchdog_expired(p, what);
         }
         WdEvent::Warning => {
             log::warn!(

@@ -1,8 +1,73 @@
-//! Restart budget: how often a partition may be restarted.
+//! Fault -> action: what the hypervisor does about a partition's fault,
+//! and how often it may restart one.
+//!
+//! The decisions are pure functions of the partition's configured policy
+//! and what happened ([`action`], [`injection`], [`after_refused_restart`]);
+//! `hypervisor/src/exit.rs` and `lifecycle.rs` carry them out.
 //!
 //! A partition that faults again right after each restart must not keep a
 //! core busy forever: at most `max` restarts are allowed within any sliding
-//! window of `window_ms` milliseconds; after that, the caller stops it.
+//! window of `window_ms` milliseconds ([`RestartBudget`]); after that, the
+//! caller stops it.
+
+use crate::config::{Criticality, FaultAction, FaultPolicy};
+use crate::inject::Injection;
+
+/// What went wrong, for the policy and the console.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fault {
+    /// Stage-2 fault: memory or a device the partition was not given.
+    AccessViolation,
+    /// An instruction or register the partition may not use.
+    IllegalInstruction,
+    SystemReset,
+    SystemOff,
+    /// Its watchdog expired.
+    Watchdog,
+}
+
+/// The configured action for `fault`. A watchdog cannot be answered with an
+/// injected abort (no instruction to abort): its `inject-abort` restarts.
+pub const fn action(policy: &FaultPolicy, fault: Fault) -> FaultAction {
+    match fault {
+        Fault::AccessViolation => policy.access_violation,
+        Fault::IllegalInstruction => policy.illegal_instruction,
+        Fault::SystemReset => policy.system_reset,
+        Fault::SystemOff => policy.system_off,
+        Fault::Watchdog => match policy.watchdog {
+            FaultAction::InjectAbort => FaultAction::Restart,
+            a => a,
+        },
+    }
+}
+
+/// The exception an `inject-abort` action gives the guest: an instruction
+/// abort for a fetch, a data abort for another access violation (both at
+/// `far`), an undefined instruction for everything else.
+pub const fn injection(fault: Fault, instruction_fetch: bool, far: u64) -> Injection {
+    match fault {
+        Fault::AccessViolation if instruction_fetch => Injection::InstructionAbort { far },
+        Fault::AccessViolation => Injection::DataAbort { far },
+        _ => Injection::Undefined,
+    }
+}
+
+/// What follows a restart that cannot happen (budget spent, images that no
+/// longer verify, a reload that failed).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Refused {
+    /// The partition stays stopped; the others run on.
+    Stop,
+    /// The critical function cannot go on: the whole system's safe state.
+    SafeState,
+}
+
+pub const fn after_refused_restart(criticality: Criticality) -> Refused {
+    match criticality {
+        Criticality::Critical => Refused::SafeState,
+        _ => Refused::Stop,
+    }
+}
 
 /// Most restarts a budget can track; larger `max` values are clamped to it.
 /// (The configuration validator should keep `max_restarts` within it.)
@@ -96,6 +161,69 @@ impl RestartBudget {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn policy(a: FaultAction) -> FaultPolicy {
+        FaultPolicy {
+            access_violation: a,
+            illegal_instruction: FaultAction::Stop,
+            system_reset: FaultAction::Restart,
+            system_off: FaultAction::SafeState,
+            watchdog: a,
+            max_restarts: 3,
+            restart_window_ms: 1000,
+        }
+    }
+
+    #[test]
+    fn each_fault_takes_its_configured_action() {
+        let p = policy(FaultAction::InjectAbort);
+        assert_eq!(action(&p, Fault::AccessViolation), FaultAction::InjectAbort);
+        assert_eq!(action(&p, Fault::IllegalInstruction), FaultAction::Stop);
+        assert_eq!(action(&p, Fault::SystemReset), FaultAction::Restart);
+        assert_eq!(action(&p, Fault::SystemOff), FaultAction::SafeState);
+        // Nothing to abort on a watchdog expiry: inject-abort restarts.
+        assert_eq!(action(&p, Fault::Watchdog), FaultAction::Restart);
+        for a in [
+            FaultAction::Stop,
+            FaultAction::Restart,
+            FaultAction::SafeState,
+        ] {
+            assert_eq!(action(&policy(a), Fault::Watchdog), a);
+            assert_eq!(action(&policy(a), Fault::AccessViolation), a);
+        }
+    }
+
+    #[test]
+    fn injected_exception_matches_the_fault() {
+        assert_eq!(
+            injection(Fault::AccessViolation, false, 0x1234),
+            Injection::DataAbort { far: 0x1234 }
+        );
+        assert_eq!(
+            injection(Fault::AccessViolation, true, 0x1234),
+            Injection::InstructionAbort { far: 0x1234 }
+        );
+        for f in [
+            Fault::IllegalInstruction,
+            Fault::SystemReset,
+            Fault::SystemOff,
+            Fault::Watchdog,
+        ] {
+            assert_eq!(injection(f, true, 1), Injection::Undefined);
+        }
+    }
+
+    #[test]
+    fn a_refused_restart_is_the_safe_state_only_for_the_critical_partition() {
+        assert_eq!(
+            after_refused_restart(Criticality::Critical),
+            Refused::SafeState
+        );
+        assert_eq!(
+            after_refused_restart(Criticality::NonCritical),
+            Refused::Stop
+        );
+    }
 
     /// REQ-FLT-1: restarts are bounded by the budget.
     #[test]

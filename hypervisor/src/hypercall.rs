@@ -1,14 +1,12 @@
 //! Septum's vendor-specific hypercalls (function IDs and argument checks in
 //! `septum_core::hypercall`; the interface in docs/measured-boot.md).
 
-use septum_core::hypercall::{
-    self as hc, guest_buffer, INVALID_PARAMETER, MAX_COPY, NOT_SUPPORTED,
-};
+use septum_core::addr::GuestPhysAddr;
+use septum_core::hypercall::{self as hc, Need, INVALID_PARAMETER, MAX_COPY, NOT_SUPPORTED};
 
 use crate::arch::aarch64::trap::TrapFrame;
-use crate::arch::aarch64::{asm, mmu};
-use crate::measure;
 use crate::partition::PartitionRt;
+use crate::{guest_mem, measure};
 
 #[inline(never)]
 pub fn handle(p: &PartitionRt, frame: &mut TrapFrame) {
@@ -28,17 +26,14 @@ fn mlog_read(p: &PartitionRt, ipa: u64, len: u64, offset: u64) -> (i64, u64) {
     if len == 0 || len > MAX_COPY || offset > total as u64 {
         return (INVALID_PARAMETER, total as u64);
     }
-    let Some(pa) = guest_buffer(p.cfg.memory, ipa, len) else {
-        return (INVALID_PARAMETER, total as u64);
-    };
-    if !mmu::covers(pa.raw(), len) {
+    // Only memory the guest may write itself, the whole buffer it named.
+    let buf = GuestPhysAddr::new(ipa);
+    if guest_mem::check(p, buf, len, Need::GuestWritable).is_err() {
         return (INVALID_PARAMETER, total as u64);
     }
     let (n, total) = measure::read_log(offset as usize, &mut chunk[..len as usize]);
-    // SAFETY: [pa, pa + n) lies in a writable memory region of the calling
-    // partition (guest_buffer) and in the EL2 identity map (covers); the
-    // partition may write it itself, so nothing of ours lives there.
-    unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), pa.raw() as *mut u8, n) };
-    asm::dcache_clean_inval_range(pa.raw(), n as u64);
+    if guest_mem::write(p, buf, &chunk[..n], 0, Need::GuestWritable).is_err() {
+        return (INVALID_PARAMETER, total as u64);
+    }
     (n as i64, total as u64)
 }

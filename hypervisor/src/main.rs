@@ -16,6 +16,7 @@ mod dtb;
 mod exit;
 #[cfg(feature = "fault-inject")]
 mod fault_inject;
+mod guest_mem;
 mod heap;
 mod hypercall;
 mod irq;

@@ -459,25 +459,16 @@ pub fn publish_to_dtb(p: &PartitionRt) {
     };
     let offset = value.as_ptr() as usize - img.data.as_ptr() as usize;
     let len = value.len();
-    let Some(pa) = septum_core::hypercall::guest_buffer(
-        p.cfg.memory,
-        img.load.raw() + offset as u64,
-        len as u64,
-    ) else {
-        return;
-    };
-    if !crate::arch::aarch64::mmu::covers(pa.raw(), len as u64) {
-        return;
-    }
     let mut buf = [0u8; LOG_BYTES];
     let (n, _) = read_log(0, &mut buf[..len.min(LOG_BYTES)]);
-    // SAFETY: [pa, pa + len) is the property's value inside the partition's
-    // copy of its device tree: writable memory of this (not yet running)
-    // partition, in the EL2 identity map (both checked above).
-    unsafe {
-        let dst = pa.raw() as *mut u8;
-        core::ptr::copy_nonoverlapping(buf.as_ptr(), dst, n);
-        core::ptr::write_bytes(dst.add(n), 0, len - n);
-    }
-    asm::dcache_clean_inval_range(pa.raw(), len as u64);
+    // The property's value inside the partition's copy of its device tree
+    // (the partition is not running yet); the rest of it zeroed.
+    let at = septum_core::addr::GuestPhysAddr::new(img.load.raw() + offset as u64);
+    let _ = crate::guest_mem::write(
+        p,
+        at,
+        &buf[..n],
+        len - n,
+        septum_core::hypercall::Need::Loader,
+    );
 }

@@ -8,7 +8,7 @@ use alloc::vec::Vec;
 use core::sync::atomic::{AtomicU8, Ordering};
 
 use septum_core::addr::{GuestPhysAddr, GuestRange, PhysAddr};
-use septum_core::config::{DeviceKind, GicVersion, MemRegion, Partition, Perms};
+use septum_core::config::{DeviceKind, GicVersion, Partition, Perms};
 use septum_core::emu::{Device, EmuTable};
 use septum_core::fault::RestartBudget;
 use septum_core::pgtable::{MapAttrs, MemType, PageTable, Regime, TableArena};
@@ -17,8 +17,10 @@ use septum_core::vuart::VUart;
 use spin::mutex::SpinMutex as Mutex;
 use spin::Once;
 
-use crate::arch::aarch64::{asm, mmu};
+use crate::arch::aarch64::asm;
 use crate::config::CONFIG;
+use crate::guest_mem::{self, GuestMemError};
+use septum_core::hypercall::Need;
 
 /// Lifecycle of a partition.
 #[repr(u8)]
@@ -291,58 +293,15 @@ impl core::fmt::Display for LoadError {
 pub fn load_images(p: &PartitionRt) -> Result<usize, LoadError> {
     let mut total = 0;
     for m in p.cfg.memory.iter().filter(|m| !m.shared) {
-        scrub(m)?;
+        guest_mem::scrub(m).map_err(|_| LoadError::OutsideMap(m.name))?;
     }
     for img in p.cfg.images {
-        let region = p
-            .cfg
-            .memory
-            .iter()
-            .find(|m| {
-                m.guest_range()
-                    .contains_span(img.load, img.data.len() as u64)
-            })
-            .ok_or(LoadError::ImageDoesNotFit(img.name))?;
-        let pa = region.pa.raw() + (img.load.raw() - region.ipa.raw());
-        if !mmu::covers(pa, img.data.len() as u64) {
-            return Err(LoadError::OutsideMap(img.name));
-        }
-        for (i, chunk) in img.data.chunks(STEP).enumerate() {
-            let at = pa + (i * STEP) as u64;
-            // SAFETY: [pa, pa+len) lies inside one of this partition's
-            // memory regions (checked above), which is RAM in the EL2
-            // identity map that no guest is running on while it is loaded.
-            unsafe { core::ptr::copy_nonoverlapping(chunk.as_ptr(), at as *mut u8, chunk.len()) };
-            asm::dcache_clean_inval_range(at, chunk.len() as u64);
-            crate::liveness::progress();
-        }
+        guest_mem::write(p, img.load, img.data, 0, Need::Loader).map_err(|e| match e {
+            GuestMemError::NotInPartition => LoadError::ImageDoesNotFit(img.name),
+            GuestMemError::OutsideMap => LoadError::OutsideMap(img.name),
+        })?;
         total += img.data.len();
     }
     asm::ic_iallu();
     Ok(total)
 }
-
-fn scrub(m: &MemRegion) -> Result<(), LoadError> {
-    if !mmu::covers(m.pa.raw(), m.size) {
-        return Err(LoadError::OutsideMap(m.name));
-    }
-    let mut at = m.pa.raw();
-    let end = m.pa.raw() + m.size;
-    while at < end {
-        let n = (end - at).min(STEP as u64);
-        if !asm::zero_to_poc(at, n) {
-            // SAFETY: the region is RAM owned by this (not running)
-            // partition alone (validated: disjoint from the hypervisor and
-            // from other partitions).
-            unsafe { core::ptr::write_bytes(at as *mut u8, 0, n as usize) };
-            asm::dcache_clean_inval_range(at, n);
-        }
-        crate::liveness::progress();
-        at += n;
-    }
-    Ok(())
-}
-
-/// Scrubbing and copying go in steps of this many bytes, each stamping
-/// the core's liveness (a 2 MiB step takes about 1 ms on a board).
-const STEP: usize = 2 << 20;

@@ -36,15 +36,38 @@ pub fn is_vendor_hyp(fid: u64) -> bool {
 /// (devices, unmapped space, read-only memory, a range that wraps or spans
 /// two regions) is refused.
 pub fn guest_buffer(regions: &[MemRegion], ipa: u64, len: u64) -> Option<PhysAddr> {
+    translate(regions, GuestPhysAddr::new(ipa), len, Need::GuestWritable)
+}
+
+/// Whose write a translation is for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Need {
+    /// A buffer the guest named (a hypercall's): only memory the guest may
+    /// write itself, so the hypervisor writes nothing the guest could not.
+    GuestWritable,
+    /// The loader's (images, the device tree's measurement log): any of the
+    /// partition's memory regions, read-only ones included.
+    Loader,
+}
+
+/// Where `[ipa, ipa + len)` is in physical memory, if it lies entirely in
+/// one memory region of the partition that `need` allows. Devices,
+/// unmapped space, a range that wraps or spans two regions, and an empty
+/// one are refused.
+pub fn translate(
+    regions: &[MemRegion],
+    ipa: GuestPhysAddr,
+    len: u64,
+    need: Need,
+) -> Option<PhysAddr> {
     if len == 0 {
         return None;
     }
-    let start = GuestPhysAddr::new(ipa);
-    ipa.checked_add(len)?;
-    let r = regions
-        .iter()
-        .find(|r| r.perms.write && r.guest_range().contains_span(start, len))?;
-    Some(PhysAddr::new(r.pa.raw() + (ipa - r.ipa.raw())))
+    ipa.raw().checked_add(len)?;
+    let r = regions.iter().find(|r| {
+        (need == Need::Loader || r.perms.write) && r.guest_range().contains_span(ipa, len)
+    })?;
+    Some(PhysAddr::new(r.pa.raw() + (ipa.raw() - r.ipa.raw())))
 }
 
 #[cfg(test)]
@@ -88,6 +111,27 @@ mod tests {
         assert_eq!(guest_buffer(&REGIONS, 0x5000_0000, 0x10), None);
         assert_eq!(guest_buffer(&REGIONS, 0x0900_0000, 0x10), None);
         assert_eq!(guest_buffer(&REGIONS, u64::MAX - 4, 0x10), None);
+    }
+
+    #[test]
+    fn the_loader_may_write_read_only_regions_a_guest_buffer_may_not() {
+        let rom = GuestPhysAddr(0x5000_0800);
+        assert_eq!(translate(&REGIONS, rom, 0x800, Need::GuestWritable), None);
+        assert_eq!(
+            translate(&REGIONS, rom, 0x800, Need::Loader),
+            Some(PhysAddr(0x5800_0800))
+        );
+        // Still one region, inside it, never empty, never wrapping.
+        assert_eq!(translate(&REGIONS, rom, 0x801, Need::Loader), None);
+        assert_eq!(translate(&REGIONS, rom, 0, Need::Loader), None);
+        assert_eq!(
+            translate(&REGIONS, GuestPhysAddr(0x0900_0000), 4, Need::Loader),
+            None
+        );
+        assert_eq!(
+            translate(&REGIONS, GuestPhysAddr(u64::MAX - 4), 0x10, Need::Loader),
+            None
+        );
     }
 
     #[test]

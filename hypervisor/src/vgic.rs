@@ -39,10 +39,7 @@ pub fn mmio_dist(
         .read(off, width)
         .map_err(|_| "invalid distributor access")?;
     drop(d);
-    Ok(match hw {
-        Some(mask) => with_hw_state(p, vcpu, off, mask, v),
-        None => v,
-    })
+    Ok(filled(p, vcpu, off, hw, v))
 }
 
 /// The same for a GICv2 distributor, whose frame also holds the accessing
@@ -70,10 +67,7 @@ pub fn mmio_dist_v2(
     let hw = state_reg(off).and_then(|_| v2::passthrough_mask(&d, &r, off));
     let v = v2::read(&mut d, &mut r, off, width).map_err(|_| "invalid distributor access")?;
     drop((d, r));
-    Ok(match hw {
-        Some(mask) => with_hw_state(p, vcpu, off, mask, v),
-        None => v,
-    })
+    Ok(filled(p, vcpu, off, hw, v))
 }
 
 /// A trapped access at `off` in vCPU `target`'s redistributor frame.
@@ -101,10 +95,16 @@ pub fn mmio_redist(
         .read(off, width)
         .map_err(|_| "invalid redistributor access")?;
     drop(r);
-    Ok(match hw {
-        Some(mask) => with_hw_state(p, target, sgi_off, mask, v),
+    Ok(filled(p, target, sgi_off, hw, v))
+}
+
+/// `v` with the hardware-backed bits `hw` (a passthrough mask, if the
+/// register has one) filled in.
+fn filled(p: &PartitionRt, vcpu: usize, off: u64, hw: Option<u32>, v: u64) -> u64 {
+    match hw {
+        Some(mask) => with_hw_state(p, vcpu, off, mask, v),
         None => v,
-    })
+    }
 }
 
 /// Bits of interrupt word 0 whose state is the hardware's: the guest timer

@@ -9,7 +9,7 @@ use aarch64_cpu::registers::{
 use septum_core::config::FaultAction;
 use septum_core::emu::Device;
 use septum_core::esr::{self, ExceptionClass, MmioAccess};
-pub use septum_core::fault::Fault;
+use septum_core::fault::Fault;
 use septum_core::inject;
 use tock_registers::interfaces::{Readable, Writeable};
 

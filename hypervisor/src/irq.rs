@@ -137,10 +137,7 @@ fn inject_hw(intid: u32, prio: u8) {
             return;
         }
     }
-    let mut lrs = [0u64; 16];
-    for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-        *lr = g.read_lr(i);
-    }
+    let mut lrs = read_lrs(g, n);
     let before = lrs;
     let irq = Irq {
         vintid: intid,
@@ -156,6 +153,15 @@ fn inject_hw(intid: u32, prio: u8) {
     }
     write_changed(g, &before[..n], &lrs[..n]);
     set_npie(g, mgr.has_queued());
+}
+
+/// This core's first `n` list registers (the rest of the array 0).
+fn read_lrs(g: &Gic, n: usize) -> [u64; 16] {
+    let mut lrs = [0u64; 16];
+    for (i, lr) in lrs.iter_mut().enumerate().take(n) {
+        *lr = g.read_lr(i);
+    }
+    lrs
 }
 
 fn write_changed(g: &Gic, before: &[u64], after: &[u64]) {
@@ -186,10 +192,7 @@ fn refill() {
     let g = gic();
     let mut mgr = mgr.lock();
     let n = num_lrs();
-    let mut lrs = [0u64; 16];
-    for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-        *lr = g.read_lr(i);
-    }
+    let mut lrs = read_lrs(g, n);
     let before = lrs;
     mgr.refill(&mut lrs[..n]);
     write_changed(g, &before[..n], &lrs[..n]);
@@ -220,10 +223,7 @@ fn inject_virtual(intid: u32, prio: u8) {
         g.write_lr(0, encode_lr(intid, None, prio, true, LrState::Pending));
         return;
     }
-    let mut lrs = [0u64; 16];
-    for (i, lr) in lrs.iter_mut().enumerate().take(n) {
-        *lr = g.read_lr(i);
-    }
+    let mut lrs = read_lrs(g, n);
     let before = lrs;
     let irq = Irq {
         vintid: intid,
@@ -334,9 +334,7 @@ pub fn hw_state(core: usize, reg: StateReg, word: u32, mask: u32) -> u32 {
     let (mut nl, mut nq) = (0, 0);
     if core == percpu::core() || word > 0 {
         nl = num_lrs();
-        for (i, lr) in lrs.iter_mut().enumerate().take(nl) {
-            *lr = g.read_lr(i);
-        }
+        lrs = read_lrs(g, nl);
         if let Some(m) = LRS.get(percpu::core()) {
             for (slot, q) in queued.iter_mut().zip(m.lock().queue()) {
                 *slot = q.vintid;

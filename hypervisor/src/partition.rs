@@ -198,10 +198,15 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
         // and the hardware's virtual CPU interface where the guest expects
         // its CPU interface.
         let gicd_at = GuestPhysAddr::new(plat.gic.gicd.raw());
-        let gic_ranges = match plat.gic.version {
-            GicVersion::V3 => [
-                (GuestRange::new(gicd_at, GICD_SIZE), Device::GicdV3),
-                (
+        let mut add_gic = |range, device| {
+            emulated
+                .add(range, device)
+                .map_err(|e| alloc::format!("{}: virtual GIC: {e:?}", cfg.name))
+        };
+        match plat.gic.version {
+            GicVersion::V3 => {
+                add_gic(GuestRange::new(gicd_at, GICD_SIZE), Device::GicdV3)?;
+                add_gic(
                     GuestRange::new(
                         GuestPhysAddr::new(plat.gic.gicr.raw()),
                         plat.gic.gicr_stride * cfg.cores.len() as u64,
@@ -209,8 +214,8 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
                     Device::Gicr {
                         stride: plat.gic.gicr_stride,
                     },
-                ),
-            ],
+                )?;
+            }
             GicVersion::V2 => {
                 let (gicv, size) = crate::drivers::gicv2::gicv_frame(&plat.gic);
                 pt.map(
@@ -221,18 +226,10 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
                     attrs(Perms::RW, MemType::Device),
                 )
                 .map_err(|e| alloc::format!("{}: GICV: {e:?}", cfg.name))?;
-                let v2 = GuestRange::new(gicd_at, septum_core::vgic::v2::GICD_V2_SIZE);
-                [
-                    (v2, Device::GicdV2),
-                    (GuestRange::new(gicd_at, 0), Device::GicdV2),
-                ]
-            }
-        };
-        for (range, device) in gic_ranges {
-            if range.size > 0 {
-                emulated
-                    .add(range, device)
-                    .map_err(|e| alloc::format!("{}: virtual GIC: {e:?}", cfg.name))?;
+                add_gic(
+                    GuestRange::new(gicd_at, septum_core::vgic::v2::GICD_V2_SIZE),
+                    Device::GicdV2,
+                )?;
             }
         }
         if let Some(septum_core::config::Watchdog {

@@ -81,6 +81,17 @@ impl fmt::Write for Console {
     }
 }
 
+/// Sets `intid`'s byte in the IPRIORITYR array of `frame` (a distributor,
+/// or a redistributor's SGI_base).
+fn set_priority(frame: usize, intid: u32, priority: u8) {
+    let reg = frame + 0x400 + (intid as usize & !3);
+    let shift = (intid % 4) * 8;
+    write32(
+        reg,
+        (read32(reg) & !(0xff << shift)) | (u32::from(priority) << shift),
+    );
+}
+
 /// The distributor: affinity routing and Group 1 on; the benchmark's SPI
 /// (UART1) in Group 1 at `priority`, routed to vCPU 0.
 pub fn gicd_init(priority: u8) {
@@ -97,12 +108,7 @@ pub fn gicd_init(priority: u8) {
     }
     let (word, bit) = ((UART1_INTID / 32) as usize * 4, 1u32 << (UART1_INTID % 32));
     write32(GICD + 0x80 + word, read32(GICD + 0x80 + word) | bit); // IGROUPR
-    let prio = GICD + 0x400 + (UART1_INTID as usize & !3);
-    let shift = (UART1_INTID % 4) * 8;
-    write32(
-        prio,
-        (read32(prio) & !(0xff << shift)) | (u32::from(priority) << shift),
-    );
+    set_priority(GICD, UART1_INTID, priority);
     write64(GICD + 0x6000 + UART1_INTID as usize * 8, 0); // IROUTER: Aff 0.0.0.0
     write32(GICD + 0x100 + word, bit); // ISENABLER
 }
@@ -124,14 +130,9 @@ pub fn cpu_init(cpu: usize, sgis: u32, priority: u8) -> bool {
     }
     let sgi = rd + SGI_FRAME;
     write32(sgi + 0x80, read32(sgi + 0x80) | sgis); // IGROUPR0
-    for intid in 0..16usize {
+    for intid in 0..16u32 {
         if sgis & (1 << intid) != 0 {
-            let prio = sgi + 0x400 + (intid & !3);
-            let shift = (intid % 4) * 8;
-            write32(
-                prio,
-                (read32(prio) & !(0xff << shift)) | (u32::from(priority) << shift),
-            );
+            set_priority(sgi, intid, priority);
         }
     }
     write32(sgi + 0x100, sgis); // ISENABLER0
@@ -295,29 +296,13 @@ pub fn irq_enable(intid: u32, on: bool) {
 /// vCPU 0's virtual timer PPI in Group 1 at `priority`.
 pub fn vtimer_irq_init(priority: u8) {
     write32(SGI0 + 0x80, read32(SGI0 + 0x80) | (1 << VTIMER_INTID)); // IGROUPR0
-    let prio = SGI0 + 0x400 + (VTIMER_INTID as usize & !3);
-    let shift = (VTIMER_INTID as usize % 4) * 8;
-    write32(
-        prio,
-        (read32(prio) & !(0xff << shift)) | (u32::from(priority) << shift),
-    );
+    set_priority(SGI0, VTIMER_INTID, priority);
 }
 
 /// Arms the virtual timer to fire at once (its line stays high until
 /// [`vtimer_off`]).
 pub fn vtimer_fire() {
-    // SAFETY: programs this vCPU's own EL1 virtual timer.
-    unsafe {
-        asm!(
-            "mrs {t}, cntvct_el0",
-            "msr cntv_cval_el0, {t}",
-            "msr cntv_ctl_el0, {one}",
-            "isb",
-            t = out(reg) _,
-            one = in(reg) 1u64,
-            options(nostack, preserves_flags)
-        )
-    };
+    vtimer_at(now());
 }
 
 /// Arms the virtual timer for counter value `cval`.

@@ -352,6 +352,11 @@ fn partition(o: &mut String, p: &super::model::Partition, out_dir: &Path) {
         }
     };
     let _ = writeln!(o, "                watchdog: {wd},");
+    let _ = writeln!(
+        o,
+        "                interrupts: ::septum_core::config::InterruptDelivery::{:?},",
+        p.interrupts
+    );
     let _ = writeln!(o, "            }},");
 }
 

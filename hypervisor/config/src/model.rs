@@ -8,7 +8,7 @@ use std::path::PathBuf;
 pub use septum_core::addr::{GuestPhysAddr, GuestRange, PhysAddr, PhysRange};
 pub use septum_core::config::{
     Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, FaultPolicy, Gic, GicVersion,
-    Perms, SafeStateAction, Uart, UartKind, Watchdog, WatchdogKind,
+    InterruptDelivery, Perms, SafeStateAction, Uart, UartKind, Watchdog, WatchdogKind,
 };
 
 /// Default fault policy for keys a partition leaves out (documented in
@@ -86,6 +86,7 @@ pub struct Partition {
     pub boot_arg: u64,
     pub fault_policy: FaultPolicy,
     pub watchdog: Option<Watchdog>,
+    pub interrupts: InterruptDelivery,
     /// Set when the partition boots Linux: then `images` are the kernel and
     /// the initrd, `entry` is the kernel and `boot_arg` the device tree's IPA.
     pub linux: Option<Linux>,

@@ -110,6 +110,7 @@ rules! {
     SecurityVersion = "CFG-54", "boot.security-version and boot.min-security-version must be in 0..=2^32-1, and security-version >= min-security-version";
     ManifestCapacity = "CFG-55", "image names must be at most 16 printable ASCII characters, and the system at most 48 images (the boot manifest's capacity)";
     Watchdog = "CFG-56", "watchdog: kind heartbeat (timeout-ms 1..=3600000, no ipa) or sbsa-gwdt (timeout-ms a multiple of 1000 in 2000..=3600000, a 4 KiB-aligned ipa whose two 4 KiB frames overlap no memory region or device of the partition)";
+    DirectInterrupts = "CFG-57", "interrupts = \"direct\" needs a GICv3 (a GICv2's Group 0 is Secure, out of a Non-secure hypervisor's reach) and a partition with exactly one core (a direct partition has no virtual SGIs)";
 }
 
 #[cfg(test)]

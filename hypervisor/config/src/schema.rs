@@ -126,6 +126,15 @@ pub struct Partition {
     pub linux: Option<Spanned<Linux>>,
     pub fault_policy: Option<Spanned<FaultPolicy>>,
     pub watchdog: Option<Spanned<Watchdog>>,
+    /// `"virtual"` (default) or `"direct"` (CFG-57).
+    pub interrupts: Option<Spanned<Interrupts>>,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Interrupts {
+    Virtual,
+    Direct,
 }
 
 /// `watchdog = { kind = "heartbeat" | "sbsa-gwdt", timeout-ms = N, ipa = A }`.

@@ -194,6 +194,7 @@ pub fn core_config(cfg: &ValidatedConfig) -> core::SystemConfig {
                 boot_arg: part.boot_arg,
                 fault_policy: part.fault_policy,
                 watchdog: part.watchdog,
+                interrupts: part.interrupts,
             }
         })
         .collect();

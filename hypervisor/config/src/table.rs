@@ -4,8 +4,8 @@
 use std::fmt::Write;
 
 use super::model::{
-    Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, GicVersion, Perms, UartKind,
-    ValidatedConfig,
+    Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, GicVersion, InterruptDelivery,
+    Perms, UartKind, ValidatedConfig,
 };
 use super::util::{hex, range, size};
 
@@ -299,6 +299,16 @@ pub fn partition_table(cfg: &ValidatedConfig) -> String {
             None => writeln!(o, "  watchdog none"),
         }
         .ok();
+        let _ = writeln!(
+            o,
+            "  irqs    {}",
+            match part.interrupts {
+                InterruptDelivery::Virtual =>
+                    "virtual (taken at EL2, forwarded through list registers)",
+                InterruptDelivery::Direct =>
+                    "direct (taken by the partition at EL1; the hypervisor keeps Group 0)",
+            }
+        );
     }
 
     // Who owns which physical memory, in address order: the view to review

@@ -19,8 +19,8 @@ use super::diag::{Diagnostic, Span};
 use super::linux::{self, ImageHeader, PlaceError, Placement};
 use super::model::{
     self, Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, FaultPolicy, Gic,
-    GicVersion, GuestPhysAddr, GuestRange, Perms, PhysAddr, PhysRange, SafeStateAction, Uart,
-    UartKind, Watchdog, WatchdogKind, DEFAULT_FAULT_POLICY,
+    GicVersion, GuestPhysAddr, GuestRange, InterruptDelivery, Perms, PhysAddr, PhysRange,
+    SafeStateAction, Uart, UartKind, Watchdog, WatchdogKind, DEFAULT_FAULT_POLICY,
 };
 use super::rules::Rule;
 use super::schema as s;
@@ -807,6 +807,7 @@ impl<'a> Validator<'a> {
         self.ipa_overlaps();
         self.gic_ipa();
         self.vcpu_limit();
+        self.direct_interrupts();
         self.irq_uniqueness();
         self.dma();
         for (i, p) in parts.iter().enumerate() {
@@ -954,6 +955,41 @@ impl<'a> Validator<'a> {
                     Rule::VcpuLimit,
                     p.cores.span(),
                     format!("partition `{}` has {n} vCPUs, but {why}", p.name.get_ref()),
+                );
+            }
+        }
+    }
+
+    /// CFG-57: direct delivery leaves the hypervisor only Group 0 (FIQ) for
+    /// its own interrupts, which a GICv2 reserves for the Secure world; and
+    /// with IRQs no longer virtual, the partition can get no virtual SGIs
+    /// between vCPUs.
+    fn direct_interrupts(&mut self) {
+        for p in &self.file.partition {
+            let p = p.get_ref();
+            let Some(i) = &p.interrupts else { continue };
+            if v(i) != s::Interrupts::Direct {
+                continue;
+            }
+            if let Some(GuestGic::V2 { .. }) = self.guest_gic {
+                self.err(
+                    Rule::DirectInterrupts,
+                    i.span(),
+                    format!(
+                        "partition `{}`: interrupts = \"direct\" needs a GICv3; on a GICv2 the hypervisor (Non-secure EL2) cannot keep Group 0 interrupts for itself",
+                        p.name.get_ref()
+                    ),
+                );
+            }
+            let n = p.cores.get_ref().len();
+            if n != 1 {
+                self.err(
+                    Rule::DirectInterrupts,
+                    p.cores.span(),
+                    format!(
+                        "partition `{}`: interrupts = \"direct\" needs exactly one core, not {n} (its vCPUs could not signal each other: SGIs are virtual)",
+                        p.name.get_ref()
+                    ),
                 );
             }
         }
@@ -2648,6 +2684,10 @@ impl<'a> Validator<'a> {
                     timeout_ms: v(&w.timeout_ms).clamp(0, u32::MAX as i64) as u32,
                 }
             }),
+            interrupts: match p.interrupts.as_ref().map(v) {
+                Some(s::Interrupts::Direct) => InterruptDelivery::Direct,
+                _ => InterruptDelivery::Virtual,
+            },
             linux,
         }
     }

@@ -168,6 +168,20 @@ pub struct Partition {
     pub fault_policy: FaultPolicy,
     /// The watchdog the hypervisor keeps on the partition, if any.
     pub watchdog: Option<Watchdog>,
+    /// How the partition's own physical interrupts reach it.
+    pub interrupts: InterruptDelivery,
+}
+
+/// How a partition's physical interrupts (its timer PPIs, its devices'
+/// SPIs) reach it. docs/architecture.md, "Direct interrupt delivery".
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InterruptDelivery {
+    /// Taken at EL2 and forwarded through a list register (the default).
+    Virtual,
+    /// Taken by the partition itself at EL1, with no exit: its core's
+    /// Group 1 interrupts are its own, the hypervisor keeps Group 0 (FIQ)
+    /// for its timer and IPIs. GICv3 only, one-core partitions only.
+    Direct,
 }
 
 /// A hypervisor-kept watchdog (docs/fault-containment.md).

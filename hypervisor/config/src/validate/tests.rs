@@ -1971,3 +1971,30 @@ fn cfg56_watchdog() {
     );
     assert_at(&d, &text, "0x0903_f000", 0);
 }
+
+/// CFG-57: direct interrupt delivery needs a GICv3 and a one-core partition.
+#[test]
+fn cfg57_direct_interrupts() {
+    use septum_core::config::InterruptDelivery;
+    let fp = "fault-policy = { system-off = \"safe-state\" }";
+    let direct = format!("{fp}\ninterrupts = \"direct\"");
+    let c = ok(&patch(&[(fp, &direct)]));
+    assert_eq!(c.partitions[0].interrupts, InterruptDelivery::Direct);
+    assert_eq!(c.partitions[1].interrupts, InterruptDelivery::Virtual);
+    let c = ok(&patch(&[(fp, &format!("{fp}\ninterrupts = \"virtual\""))]));
+    assert_eq!(c.partitions[0].interrupts, InterruptDelivery::Virtual);
+    let v2 = "gic = { version = 2, gicd = 0x0800_0000, gicc = 0x0801_0000, gich = 0x0803_0000, gicv = 0x0804_0000, maintenance-irq = 25 }";
+    let text = patch(&[(GIC, v2), (fp, &direct)]);
+    let d = fails(&text, Rule::DirectInterrupts, "needs a GICv3");
+    assert_at(&d, &text, "\"direct\"", 0);
+    let text = patch(&[
+        (fp, &direct),
+        ("cores = [0]", "cores = [0, 4]"),
+        ("cpus = 4", "cpus = 5"),
+    ]);
+    fails(
+        &text,
+        Rule::DirectInterrupts,
+        "needs exactly one core, not 2",
+    );
+}

@@ -477,6 +477,18 @@ fn print_partition(p: &Partition) {
         Some(w) => log::info!("      watchdog {w}"),
         None => log::info!("      watchdog none"),
     }
+    if p.interrupts == septum_core::config::InterruptDelivery::Direct {
+        // Decided per core in irq::init_core; without Group 0 for the
+        // hypervisor the partition gets virtual delivery instead.
+        match crate::irq::gic().has_group0() {
+            true => {
+                log::info!("      irqs    direct (taken at EL1; the hypervisor keeps Group 0)")
+            }
+            false => log::warn!(
+                "      irqs    direct unavailable (the GIC has two security states: Group 0 is Secure); virtual delivery"
+            ),
+        }
+    }
 }
 
 pub fn halt(msg: &str) -> ! {

@@ -42,16 +42,71 @@ pub fn gic() -> &'static Gic {
 }
 
 /// Per-core GIC setup; returns false if the core's redistributor is missing.
+/// On a core whose partition has direct delivery, the hypervisor's own
+/// interrupts (its SGIs, the EL2 timer, the maintenance interrupt) become
+/// Group 0, taken as FIQ ([`handle_fiq`]).
 pub fn init_core(maint: u32) -> bool {
     let m = aarch64_cpu::registers::MPIDR_EL1.get();
     // Aff3:Aff2:Aff1:Aff0 as GICR_TYPER packs them.
     let aff = ((m >> 8) & 0xff00_0000) | (m & 0xff_ffff);
-    let ok = gic().init_core(percpu::core(), aff, maint);
+    let core = percpu::core();
+    let direct = septum_core::vgic::direct::is_direct_core(&crate::config::CONFIG, core)
+        && gic().has_group0();
+    let hyp_ppis = (1 << maint) | (1 << crate::watchdog::HYP_TIMER_INTID);
+    let ok = gic().init_core(core, aff, maint, direct.then_some(hyp_ppis));
     // The EL2 timer carries the partition watchdogs (watchdog.rs).
-    gic().set_ppi_enabled(percpu::core(), crate::watchdog::HYP_TIMER_INTID, true);
-    gic().init_cpu_interface();
+    gic().set_ppi_enabled(core, crate::watchdog::HYP_TIMER_INTID, true);
+    gic().init_cpu_interface(direct);
     NUM_LRS.store(gic().num_lrs(), Ordering::Relaxed);
     ok
+}
+
+/// Handles one physical FIQ taken while a guest ran on this core: a Group 0
+/// interrupt, which only a core with direct delivery has (the hypervisor's
+/// own there; its partition's interrupts never reach EL2). EOImode is 0 on
+/// such a core, so the EOI also deactivates.
+pub fn handle_fiq() {
+    let gic = gic();
+    let intid = gic.ack0();
+    if intid >= SPURIOUS - 3 {
+        return;
+    }
+    gic.eoi0(intid);
+    if intid < 16 {
+        handle_sgi(intid);
+    } else if intid == crate::watchdog::HYP_TIMER_INTID {
+        crate::watchdog::on_timer();
+    }
+    // The maintenance interrupt needs nothing: a direct core uses no list
+    // registers.
+}
+
+/// For a core at EL2 with its vCPU off (parked, halted): acknowledges and
+/// ends whatever interrupt woke it, of either group, and returns its ID. A
+/// direct core's leftover partition interrupts (Group 1) are dropped the
+/// same way.
+pub fn take_at_el2() -> Option<u32> {
+    let g = gic();
+    if g.is_direct(percpu::core()) {
+        let intid = g.ack0();
+        if intid < 1020 {
+            g.eoi0(intid);
+            return Some(intid);
+        }
+        // EOImode 0: the EOI also deactivates.
+        let intid = g.ack();
+        if intid < 1020 {
+            g.eoi(intid);
+            return Some(intid);
+        }
+        return None;
+    }
+    let intid = g.ack();
+    (intid < 1020).then(|| {
+        g.eoi(intid);
+        g.deactivate(intid);
+        intid
+    })
 }
 
 pub fn num_lrs() -> usize {
@@ -302,6 +357,10 @@ pub fn flush_core() {
             }
         }
         mgr.clear();
+    }
+    // Direct delivery: the partition's interrupts stop reaching the core.
+    if g.is_direct(percpu::core()) {
+        g.park_direct_interface();
     }
     // A hardware-linked interrupt still in a list register is active at the
     // physical GIC: deactivate it, or it would never fire again.

@@ -215,7 +215,6 @@ pub fn park_current() -> ! {
     percpu::clear_running();
     percpu::set_power(me, percpu::Power::Off);
     percpu::set_parked(me, true);
-    let g = irq::gic();
     loop {
         if !crate::system::guests_may_run() {
             crate::system::halt_core();
@@ -234,13 +233,8 @@ pub fn park_current() -> ! {
         asm::wfi();
         // Acknowledge whatever woke us so the core can sleep again; the
         // mailbox is checked at the top of the loop.
-        let intid = g.ack();
-        if intid < 1020 {
-            g.eoi(intid);
-            g.deactivate(intid);
-            if intid == crate::watchdog::HYP_TIMER_INTID {
-                crate::watchdog::on_timer();
-            }
+        if irq::take_at_el2() == Some(crate::watchdog::HYP_TIMER_INTID) {
+            crate::watchdog::on_timer();
         }
     }
 }

@@ -127,21 +127,16 @@ fn stop_this_core() {
 /// A core's end in the safe state: it never enters a guest again.
 pub fn halt_core() -> ! {
     stop_this_core();
-    let g = irq::gic();
     loop {
         asm::wfi();
         // Only SGIs can still arrive; drop them so the core sleeps again.
-        drop_pending(g);
+        drop_pending();
     }
 }
 
 /// Acknowledges and drops whatever interrupt woke this core.
-fn drop_pending(g: &crate::drivers::gic::Gic) {
-    let intid = g.ack();
-    if intid < 1020 {
-        g.eoi(intid);
-        g.deactivate(intid);
-    }
+fn drop_pending() {
+    let _ = irq::take_at_el2();
 }
 
 /// The core that entered the safe state: says every `REMINDER_S` seconds
@@ -158,7 +153,7 @@ fn remind() -> ! {
     asm::hyp_timer_arm(next);
     loop {
         asm::wfi();
-        drop_pending(g);
+        drop_pending();
         let now = time::ticks();
         if now >= next {
             console::emergency(format_args!(

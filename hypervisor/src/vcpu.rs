@@ -25,11 +25,23 @@ const SCTLR_EL1_RESET: u64 = 0x30d0_0800;
 /// local TLB and instruction-cache maintenance (`TLBI VMALLE1`, `IC
 /// IALLU`) stays on its own core instead of reaching the critical
 /// partition's (docs/architecture.md, "What the platform cannot isolate").
-fn hcr_value() -> u64 {
+///
+/// With `direct` delivery IMO is clear: physical IRQs (the core's Group 1,
+/// all the partition's) go to EL1 without an exit. FMO stays set, which
+/// keeps the hypervisor's Group 0 FIQs at EL2, traps the partition's SGI
+/// generation (ICC_SGI0R/SGI1R/ASGI1R) and gives it the virtual copies of
+/// the CPU interface's common registers (PMR, CTLR, DIR, RPR), so the
+/// physical priority mask and EOI mode stay the hypervisor's.
+fn hcr_value(direct: bool) -> u64 {
+    let imo = if direct {
+        HCR_EL2::IMO::DisableVirtualIRQ
+    } else {
+        HCR_EL2::IMO::EnableVirtualIRQ
+    };
     (HCR_EL2::VM::Enable
         + HCR_EL2::SWIO::SET
         + HCR_EL2::FMO::EnableVirtualFIQ
-        + HCR_EL2::IMO::EnableVirtualIRQ
+        + imo
         + HCR_EL2::AMO::SET
         + HCR_EL2::BSU::InnerShareable
         + HCR_EL2::TSC::EnableTrapEl1SmcToEl2
@@ -68,7 +80,9 @@ pub fn enter(p: &'static PartitionRt, vcpu: usize, pc: u64, arg: u64) -> ! {
     VTTBR_EL2.set(p.vttbr);
     asm::dsb_isb();
     asm::tlbi_vmalls12e1is();
-    HCR_EL2.set(hcr_value());
+    let gic = crate::irq::gic();
+    let direct = gic.is_direct(percpu::core());
+    HCR_EL2.set(hcr_value(direct));
     MDCR_EL2.set(mdcr_value());
     // Trace registers trap; FP/SIMD does not.
     CPTR_EL2.set(0x33ff | (1 << 20));
@@ -90,13 +104,17 @@ pub fn enter(p: &'static PartitionRt, vcpu: usize, pc: u64, arg: u64) -> ! {
     TCR_EL1.set(0);
     TTBR0_EL1.set(0);
     TTBR1_EL1.set(0);
-    // Virtual CPU interface: empty list registers, enabled.
-    let gic = crate::irq::gic();
+    // Virtual CPU interface: empty list registers, enabled (off with direct
+    // delivery, which uses the physical one).
     for i in 0..crate::irq::num_lrs() {
         gic.write_lr(i, 0);
     }
     gic.reset_vcpu_interface();
-    gic.set_hcr(1);
+    if direct {
+        gic.reset_direct_interface();
+    } else {
+        gic.set_hcr(1);
+    }
     asm::dsb_isb();
     percpu::set_running(p, vcpu);
     // SGIs sent to this vCPU while it was off.

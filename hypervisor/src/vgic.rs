@@ -32,6 +32,10 @@ pub fn mmio_dist(
             .map_err(|_| "invalid distributor access")?;
         drop(d);
         apply(p, &fx);
+        if is_direct(p) && (DIST_IPRIORITYR..DIST_IPRIORITYR + 0x400).contains(&off) {
+            let first = (off - DIST_IPRIORITYR) as u32;
+            sync_priorities(p, vcpu, first..first + u32::from(width));
+        }
         return Ok(0);
     }
     let hw = state_reg(off).and_then(|_| d.passthrough_mask(off));
@@ -87,6 +91,11 @@ pub fn mmio_redist(
             .map_err(|_| "invalid redistributor access")?;
         drop(r);
         apply(p, &fx);
+        let prio = GICR_SGI_BASE + DIST_IPRIORITYR;
+        if is_direct(p) && (prio..prio + 32).contains(&off) {
+            let first = (off - prio) as u32;
+            sync_priorities(p, target, first..first + u32::from(width));
+        }
         return Ok(0);
     }
     let sgi_off = off.saturating_sub(GICR_SGI_BASE);
@@ -96,6 +105,39 @@ pub fn mmio_redist(
         .map_err(|_| "invalid redistributor access")?;
     drop(r);
     Ok(filled(p, target, sgi_off, hw, v))
+}
+
+/// GICD_IPRIORITYR, also at this offset in a redistributor's SGI_base frame.
+const DIST_IPRIORITYR: u64 = 0x400;
+
+fn is_direct(p: &PartitionRt) -> bool {
+    p.cfg.interrupts == septum_core::config::InterruptDelivery::Direct
+}
+
+/// Direct delivery: the partition's interrupts reach it by their physical
+/// priority, so the hardware interrupts among `intids` whose priority the
+/// partition just wrote (its SPIs, vCPU `vcpu`'s timer PPIs) get it, moved
+/// below the hypervisor's (`septum_core::vgic::direct::physical_priority`).
+fn sync_priorities(p: &PartitionRt, vcpu: usize, intids: core::ops::Range<u32>) {
+    let Some(core) = core_of(p, vcpu) else { return };
+    let gic = irq::gic();
+    for intid in intids {
+        let guest = if intid < 32 {
+            if !GUEST_PPIS.contains(&intid) {
+                continue;
+            }
+            match p.redists.get(vcpu) {
+                Some(r) => r.lock().priority(intid),
+                None => continue,
+            }
+        } else if p.owns_irq(intid) {
+            p.vgic.lock().priority(intid)
+        } else {
+            continue;
+        };
+        let prio = septum_core::vgic::direct::physical_priority(guest);
+        gic.set_priority(core as usize, intid, prio);
+    }
 }
 
 /// `v` with the hardware-backed bits `hw` (a passthrough mask, if the

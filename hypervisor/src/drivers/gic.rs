@@ -63,15 +63,79 @@ impl Gic {
 
     /// This core's share of the GIC (redistributor or banked registers);
     /// runs on the core itself. False if the core has none.
-    pub fn init_core(&self, core: usize, mpidr_aff: u64, maint: u32) -> bool {
+    /// `direct`: the core's partition takes its own interrupts (the
+    /// hypervisor's PPIs, one bit per INTID, become Group 0); GICv3 only,
+    /// as the configuration guarantees (rule CFG-57).
+    pub fn init_core(&self, core: usize, mpidr_aff: u64, maint: u32, direct: Option<u32>) -> bool {
         match self {
-            Gic::V3(g) => g.init_redistributor(core, mpidr_aff, maint),
+            Gic::V3(g) => g.init_redistributor(core, mpidr_aff, maint, direct),
             Gic::V2(g) => g.init_core(maint),
         }
     }
 
-    pub fn init_cpu_interface(&self) {
-        both!(self, g => g.init_cpu_interface())
+    pub fn init_cpu_interface(&self, direct: bool) {
+        match self {
+            Gic::V3(g) => g.init_cpu_interface(direct),
+            Gic::V2(g) => g.init_cpu_interface(),
+        }
+    }
+
+    /// Whether the GIC lets the hypervisor keep Group 0 for itself (what
+    /// direct delivery needs): a GICv3 with one security state.
+    pub fn has_group0(&self) -> bool {
+        match self {
+            Gic::V3(g) => g.has_group0(),
+            Gic::V2(_) => false,
+        }
+    }
+
+    /// Whether core `core` has direct delivery.
+    #[inline(always)]
+    pub fn is_direct(&self, core: usize) -> bool {
+        match self {
+            Gic::V3(g) => g.is_direct(core),
+            Gic::V2(_) => false,
+        }
+    }
+
+    /// Acknowledges a Group 0 interrupt (only a direct core has any).
+    #[inline(always)]
+    pub fn ack0(&self) -> u32 {
+        match self {
+            Gic::V3(g) => g.ack0(),
+            Gic::V2(_) => SPURIOUS,
+        }
+    }
+
+    /// Ends a Group 0 interrupt (priority drop and deactivation).
+    #[inline(always)]
+    pub fn eoi0(&self, intid: u32) {
+        if let Gic::V3(g) = self {
+            g.eoi0(intid)
+        }
+    }
+
+    /// Direct delivery: this core's CPU interface as the partition should
+    /// find it on entry, or left when it stops.
+    pub fn reset_direct_interface(&self) {
+        if let Gic::V3(g) = self {
+            g.reset_direct_interface()
+        }
+    }
+
+    pub fn park_direct_interface(&self) {
+        if let Gic::V3(g) = self {
+            g.park_direct_interface()
+        }
+    }
+
+    /// Physical priority of SPI `intid`, or of core `core`'s PPI `intid`.
+    pub fn set_priority(&self, core: usize, intid: u32, prio: u8) {
+        match self {
+            Gic::V3(g) if intid < 32 => g.set_ppi_priority(core, intid, prio),
+            Gic::V3(g) => g.set_spi_priority(intid, prio),
+            Gic::V2(_) => {}
+        }
     }
 
     pub fn enable_spi(&self, intid: u32, core: u64) {

@@ -4,6 +4,8 @@
 
 use core::sync::atomic::{AtomicU64, Ordering};
 
+use septum_core::vgic::direct;
+
 use septum_core::addr::PhysAddr;
 use septum_core::config::Gic as GicCfg;
 
@@ -19,6 +21,9 @@ const GICD_ICENABLER: usize = 0x0180;
 const GICD_IPRIORITYR: usize = 0x0400;
 const GICD_IROUTER: usize = 0x6000;
 const CTLR_RWP: u32 = 1 << 31;
+/// GICD_CTLR.DS: one security state, so Non-secure software owns Group 0.
+const CTLR_DS: u32 = 1 << 6;
+const CTLR_ENABLE_GRP0: u32 = 1 << 0;
 
 const GICR_CTLR: usize = 0x0000;
 const GICR_TYPER: usize = 0x0008;
@@ -41,6 +46,9 @@ const POLL_LIMIT: u32 = 1_000_000;
 /// Redistributor frame base per core (0 = not found), filled at boot.
 static RD_BASE: [AtomicU64; septum_core::config::MAX_CPUS] =
     [const { AtomicU64::new(0) }; septum_core::config::MAX_CPUS];
+/// Cores with direct delivery (bit n = core n): their hypervisor SGIs are
+/// Group 0, so they are sent with ICC_SGI0R_EL1.
+static GROUP0_CORES: AtomicU64 = AtomicU64::new(0);
 
 #[derive(Clone, Copy, Debug)]
 pub struct GicV3 {
@@ -95,14 +103,37 @@ impl GicV3 {
             self.gicd.write64(GICD_IROUTER + 8 * intid, 0);
         }
         self.wait_rwp();
-        // ARE_NS | EnableGrp1NS (bits 4 and 1 in both the DS=1 and NS views).
-        self.gicd.write32(GICD_CTLR, (1 << 4) | (1 << 1));
+        // ARE_NS | EnableGrp1NS (bits 4 and 1 in both the DS=1 and NS views);
+        // with one security state also Group 0, which direct delivery
+        // keeps for the hypervisor (in the NS view bit 0 means otherwise).
+        let grp0 = if self.has_group0() {
+            CTLR_ENABLE_GRP0
+        } else {
+            0
+        };
+        self.gicd.write32(GICD_CTLR, (1 << 4) | (1 << 1) | grp0);
         self.wait_rwp();
     }
 
+    /// Whether the GIC has one security state (GICD_CTLR.DS = 1, as on
+    /// QEMU's `virt` without EL3), so that Group 0 is the hypervisor's to
+    /// use: what direct delivery needs.
+    pub fn has_group0(&self) -> bool {
+        self.gicd.read32(GICD_CTLR) & CTLR_DS != 0
+    }
+
     /// Finds this core's redistributor, wakes it and resets its SGIs/PPIs;
-    /// enables the hypervisor's own PPI (`maint`) and SGIs 0..8.
-    pub fn init_redistributor(&self, core: usize, mpidr_aff: u64, maint: u32) -> bool {
+    /// enables the hypervisor's own PPI (`maint`) and SGIs 0..8. With
+    /// `direct`, the SGIs and the hypervisor's PPIs (`hyp_ppis`, one bit per
+    /// INTID) become Group 0 at the top priority and everything else on the
+    /// core is the partition's Group 1 (`septum_core::vgic::direct`).
+    pub fn init_redistributor(
+        &self,
+        core: usize,
+        mpidr_aff: u64,
+        maint: u32,
+        direct: Option<u32>,
+    ) -> bool {
         let Some(rd) = self.find_redistributor(mpidr_aff) else {
             return false;
         };
@@ -126,6 +157,15 @@ impl GicV3 {
             rd.write8(GICR_SGI + GICD_IPRIORITYR + i, PRIO_HYP);
         }
         rd.write8(GICR_SGI + GICD_IPRIORITYR + maint as usize, PRIO_HYP);
+        if let Some(hyp_ppis) = direct {
+            rd.write32(GICR_SGI + GICD_IGROUPR, direct::igroupr0(hyp_ppis));
+            for i in 0..32 {
+                if i < 16 || hyp_ppis & (1 << i) != 0 {
+                    rd.write8(GICR_SGI + GICD_IPRIORITYR + i, direct::HYP_PRIORITY);
+                }
+            }
+            GROUP0_CORES.fetch_or(1 << (core % 64), Ordering::Release);
+        }
         self.wait_rd(&rd);
         rd.write32(GICR_SGI + GICD_ISENABLER, 0xff | (1 << maint));
         true
@@ -165,15 +205,70 @@ impl GicV3 {
     /// Sets up this core's CPU interface: system registers, no priority
     /// masking, EOImode 1 (priority drop and deactivation separate, so a
     /// guest's virtual EOI can deactivate the physical interrupt).
-    pub fn init_cpu_interface(&self) {
+    ///
+    /// With `direct` the core's Group 1 belongs to its partition, which
+    /// ends its interrupts itself with ICC_EOIR1_EL1 (ICC_DIR_EL1 would be
+    /// its virtual one): EOImode 0, Group 1 off until the partition enables
+    /// it, and the hypervisor's own Group 0 on.
+    pub fn init_cpu_interface(&self, direct: bool) {
         // SRE | DFB | DIB | Enable (lets EL1 use ICC_SRE_EL1 = its virtual view).
         sys::write_sre_el2(0xf);
         crate::arch::aarch64::asm::dsb_isb();
         sys::write_pmr(0xff);
         sys::write_bpr1(0);
-        sys::write_ctlr(1 << 1);
-        sys::write_igrpen1(1);
+        if direct {
+            sys::write_bpr0(0);
+            sys::write_ctlr(0);
+            sys::write_igrpen1(0);
+            sys::write_igrpen0(1);
+        } else {
+            sys::write_ctlr(1 << 1);
+            sys::write_igrpen1(1);
+        }
         crate::arch::aarch64::asm::dsb_isb();
+    }
+
+    /// Direct delivery, on entering the partition: no active priority left
+    /// from a previous run (an interrupt it acknowledged and never ended
+    /// would otherwise block its own interrupts), and Group 1 off until it
+    /// enables it, as on a core out of reset.
+    pub fn reset_direct_interface(&self) {
+        sys::write_igrpen1(0);
+        sys::write_ap1r0(0);
+        // AP1R1 exists with 6 priority bits, AP1R2/3 with 7 (ICC_CTLR_EL1.PRIbits
+        // holds bits - 1); a Cortex-A72's GIC has 5.
+        let bits = ((sys::read_ctlr() >> 8) & 7) + 1;
+        if bits >= 6 {
+            sys::write_ap1r1(0);
+        }
+        if bits >= 7 {
+            sys::write_ap1r2(0);
+            sys::write_ap1r3(0);
+        }
+        crate::arch::aarch64::asm::dsb_isb();
+    }
+
+    /// Direct delivery, on leaving the partition: its interrupts stop
+    /// reaching (and waking) the core.
+    pub fn park_direct_interface(&self) {
+        sys::write_igrpen1(0);
+        crate::arch::aarch64::asm::dsb_isb();
+    }
+
+    /// Whether core `core` has direct delivery.
+    pub fn is_direct(&self, core: usize) -> bool {
+        core < 64 && GROUP0_CORES.load(Ordering::Acquire) & (1 << core) != 0
+    }
+
+    /// Sets the physical priority of SPI `intid`.
+    pub fn set_spi_priority(&self, intid: u32, prio: u8) {
+        self.gicd.write8(GICD_IPRIORITYR + intid as usize, prio);
+    }
+
+    /// Sets the physical priority of core `core`'s PPI `intid`.
+    pub fn set_ppi_priority(&self, core: usize, intid: u32, prio: u8) {
+        let Some(rd) = self.rd(core) else { return };
+        rd.write8(GICR_SGI + GICD_IPRIORITYR + (intid % 32) as usize, prio);
     }
 
     /// Enables an SPI and routes it to core `core` (Aff0).
@@ -229,8 +324,26 @@ impl GicV3 {
 
     /// Sends hypervisor SGI `sgi` (0..16) to core `core` (Aff0 < 16, Aff1..3 = 0).
     pub fn send_sgi(&self, core: u64, sgi: u32) {
-        sys::write_sgi1r(((sgi as u64 & 0xf) << 24) | (1 << (core & 0xf)));
+        let v = ((sgi as u64 & 0xf) << 24) | (1 << (core & 0xf));
+        if self.is_direct(core as usize) {
+            sys::write_sgi0r(v);
+        } else {
+            sys::write_sgi1r(v);
+        }
         crate::arch::aarch64::asm::dsb_isb();
+    }
+
+    /// Acknowledges the highest-priority pending Group 0 interrupt.
+    #[inline(always)]
+    pub fn ack0(&self) -> u32 {
+        (sys::read_iar0() & 0xff_ffff) as u32
+    }
+
+    /// Ends a Group 0 interrupt on a direct core (EOImode 0: priority drop
+    /// and deactivation in one).
+    #[inline(always)]
+    pub fn eoi0(&self, intid: u32) {
+        sys::write_eoir0(intid as u64);
     }
 
     /// Acknowledges the highest-priority pending interrupt.

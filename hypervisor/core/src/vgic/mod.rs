@@ -48,6 +48,7 @@
 //! offset or an offset outside the frame is a [`VgicError`]: the hypervisor
 //! answers it with an abort.
 
+pub mod direct;
 mod dist;
 pub mod lr;
 mod redist;

@@ -178,7 +178,11 @@ septum_vectors:
     .if (\n == 9) || (\n == 10)
     sub     sp, sp, #{irq_frame}
     stp     x0, x1, [sp, #0]
+    .if \n == 9
     b       septum_irq_common
+    .else
+    b       septum_fiq_common
+    .endif
     .else
     sub     sp, sp, #{frame}
     stp     x0, x1, [sp, #0]
@@ -192,8 +196,11 @@ septum_vectors:
 // caller-saved ones, the frame pointer and the link register are saved;
 // ELR_EL2 and SPSR_EL2 stay in their registers, because nothing on an
 // interrupt path that returns to the guest changes them (the paths that
-// enter a guest anew, a restart or a CPU_ON, never return here).
-septum_irq_common:
+// enter a guest anew, a restart or a CPU_ON, never return here). An IRQ is
+// Group 1 (a guest's interrupt, or the hypervisor's on a core with virtual
+// delivery), an FIQ Group 0 (the hypervisor's on a core with direct
+// delivery): each has its own handler, so neither pays for telling them apart.
+.macro septum_short_path handler
     stp     x2, x3, [sp, #16 * 1]
     stp     x4, x5, [sp, #16 * 2]
     stp     x6, x7, [sp, #16 * 3]
@@ -204,7 +211,7 @@ septum_irq_common:
     stp     x16, x17, [sp, #16 * 8]
     stp     x18, x29, [sp, #16 * 9]
     str     x30, [sp, #16 * 10]
-    bl      {irq_handler}
+    bl      \handler
     ldr     x30, [sp, #16 * 10]
     ldp     x18, x29, [sp, #16 * 9]
     ldp     x16, x17, [sp, #16 * 8]
@@ -218,6 +225,13 @@ septum_irq_common:
     ldp     x0, x1, [sp, #0]
     add     sp, sp, #{irq_frame}
     eret
+.endm
+
+septum_irq_common:
+    septum_short_path {irq_handler}
+
+septum_fiq_common:
+    septum_short_path {fiq_handler}
 
 septum_trap_common:
     stp     x2, x3, [sp, #16 * 1]
@@ -272,6 +286,7 @@ global_asm!(
     irq_frame = const IRQ_FRAME_SIZE,
     handler = sym super::trap::septum_trap,
     irq_handler = sym super::trap::septum_irq,
+    fiq_handler = sym super::trap::septum_fiq,
 );
 
 unsafe extern "C" {
@@ -745,12 +760,22 @@ pub mod gic {
     }
 
     sysreg_read!(read_iar1, "s3_0_c12_c12_0"); // ICC_IAR1_EL1
+    sysreg_read!(read_iar0, "s3_0_c12_c8_0"); // ICC_IAR0_EL1
+    sysreg_write!(write_eoir0, "s3_0_c12_c8_1"); // ICC_EOIR0_EL1
+    sysreg_write!(write_bpr0, "s3_0_c12_c8_3"); // ICC_BPR0_EL1
+    sysreg_write!(write_igrpen0, "s3_0_c12_c12_6"); // ICC_IGRPEN0_EL1
+    sysreg_write!(write_sgi0r, "s3_0_c12_c11_7"); // ICC_SGI0R_EL1
+    sysreg_write!(write_ap1r0, "s3_0_c12_c9_0"); // ICC_AP1R0_EL1
+    sysreg_write!(write_ap1r1, "s3_0_c12_c9_1"); // ICC_AP1R1_EL1
+    sysreg_write!(write_ap1r2, "s3_0_c12_c9_2"); // ICC_AP1R2_EL1
+    sysreg_write!(write_ap1r3, "s3_0_c12_c9_3"); // ICC_AP1R3_EL1
     sysreg_write!(write_eoir1, "s3_0_c12_c12_1"); // ICC_EOIR1_EL1
     sysreg_write!(write_dir, "s3_0_c12_c11_1"); // ICC_DIR_EL1
     sysreg_write!(write_pmr, "s3_0_c4_c6_0"); // ICC_PMR_EL1
     sysreg_write!(write_bpr1, "s3_0_c12_c12_3"); // ICC_BPR1_EL1
     sysreg_write!(write_igrpen1, "s3_0_c12_c12_7"); // ICC_IGRPEN1_EL1
     sysreg_write!(write_ctlr, "s3_0_c12_c12_4"); // ICC_CTLR_EL1
+    sysreg_read!(read_ctlr, "s3_0_c12_c12_4");
     sysreg_write!(write_sgi1r, "s3_0_c12_c11_5"); // ICC_SGI1R_EL1
     sysreg_write!(write_sre_el2, "s3_4_c12_c9_5"); // ICC_SRE_EL2
     sysreg_read!(read_ich_hcr, "s3_4_c12_c11_0"); // ICH_HCR_EL2

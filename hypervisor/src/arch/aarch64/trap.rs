@@ -77,10 +77,20 @@ pub extern "C" fn septum_trap(frame: &mut TrapFrame, vector: u64) {
     }
 }
 
-/// Called by the short interrupt path (a guest's IRQ or FIQ) with no frame:
-/// the interrupt handling never reads or changes the guest's registers.
+/// Called by the short interrupt path (an IRQ taken from a guest) with no
+/// frame: the interrupt handling never reads or changes the guest's
+/// registers.
 pub extern "C" fn septum_irq() {
     crate::irq::handle();
+    if !crate::system::guests_may_run() {
+        crate::system::halt_core();
+    }
+}
+
+/// The same for an FIQ: a Group 0 interrupt, the hypervisor's own on a core
+/// whose partition has direct delivery.
+pub extern "C" fn septum_fiq() {
+    crate::irq::handle_fiq();
     if !crate::system::guests_may_run() {
         crate::system::halt_core();
     }

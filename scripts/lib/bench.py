@@ -210,6 +210,17 @@ def bao_rows(pair_native, pair_septum):
     return rows
 
 
+def direct_rows(pair_native, pair_septum, pair_direct):
+    """(path, native, Septum virtual, Septum direct, direct overhead) for the
+    interrupt paths that direct delivery changes."""
+    rows = []
+    for name, label in [("timer_irq", "virtual timer, CVAL → handler (p50 of 1000)"),
+                        ("device_irq", "passthrough device interrupt, write → handler (p50 of 1000)")]:
+        n, v, d = (pair_value(x, name) for x in (pair_native, pair_septum, pair_direct))
+        rows.append((label, n, v, d, None if n is None or d is None else d - n))
+    return rows
+
+
 def parse_rtos(text):
     r = {"exit": {}, "hist": {}}
     for line in text.splitlines():
@@ -368,11 +379,16 @@ def smoke():
                                               os.path.join(ROOT, "target/septum/virt-pairbench/septum.img")],
                         "bench: done", limit)
     found["pair_septum"] = parse_pair(pair_txt)
+    found["pair_direct"] = parse_pair(run_qemu(
+        "smoke-pair-direct", ["-M", "virt,virtualization=on,gic-version=3", "-kernel",
+                              os.path.join(ROOT, "target/septum/virt-pairbench-direct/septum.img")],
+        "bench: done", limit))
     found["boot"] = parse_hyp(pair_txt, "")
     missing = [f"{run}: {fig}" for run, figs in
                [("rtos_native", ["irq_latency", "release_jitter"]),
                 ("pair_native", ["sgi_round_trip", "device_irq", "timer_irq", "hvc_round_trip", "gicd_read"]),
-                ("pair_septum", ["sgi_round_trip", "device_irq", "timer_irq", "hvc_round_trip", "gicd_read"])]
+                ("pair_septum", ["sgi_round_trip", "device_irq", "timer_irq", "hvc_round_trip", "gicd_read"]),
+                ("pair_direct", ["device_irq", "timer_irq"])]
                for fig in figs if fig not in found[run]]
     missing += [f"rtos_native: exit {op}" for op in ["gicd_read"] if op not in found["rtos_native"]["exit"]]
     if "worst_release" not in found["rtos_native"]:
@@ -410,6 +426,9 @@ def main():
     pair_native = parse_pair(run_qemu("pair-native", ["-M", "virt,gic-version=3", "-kernel", pair_native_img],
                                       "bench: done", limit))
     pair_septum = parse_pair(run_qemu("pair-septum", ["-M", "virt,virtualization=on,gic-version=3", "-kernel", pair_img],
+                                      "bench: done", limit))
+    pair_direct = parse_pair(run_qemu("pair-direct", ["-M", "virt,virtualization=on,gic-version=3", "-kernel",
+                                                      os.path.join(ROOT, "target/septum/virt-pairbench-direct/septum.img")],
                                       "bench: done", limit))
     idle_txt = run_qemu("septum-idle", ["-M", "virt,virtualization=on,gic-version=3", "-kernel", idle_img] + NET,
                         "bench: done", limit, os.path.join(OUT, "septum-idle-linux.log"))
@@ -452,7 +471,9 @@ def main():
         "release_jitter": {"native": native.get("release_jitter"), "septum_linux_idle": idle.get("release_jitter"),
                            "septum_linux_loaded": load.get("release_jitter")},
         "exit_costs": {"native": native["exit"], "septum": idle["exit"]},
-        "exit_round_trips": {"native": pair_native, "septum": pair_septum},
+        "exit_round_trips": {"native": pair_native, "septum": pair_septum, "septum_direct": pair_direct},
+        "direct_delivery": [dict(zip(["path", "native", "septum_virtual", "septum_direct", "direct_overhead"], r))
+                            for r in direct_rows(pair_native, pair_septum, pair_direct)],
         "bao_comparison": [dict(zip(["path", "native", "bao", "septum", "bao_overhead", "septum_overhead",
                                      "septum_over_bao", "target_overhead"], r))
                            for r in bao_rows(pair_native, pair_septum)],
@@ -563,6 +584,13 @@ def main():
         ok = "" if so is None else (" ✓" if so <= t else " ✗")
         md.append(f"| {label} | {fmt(n)} | {fmt(b)} | {fmt(sp)} | {fmt(bo) if bo is None else '+' + fmt(bo)} | "
                   f"{fmt(so) if so is None else '+' + fmt(so)} | {r} | ≤ +{t}{ok} |")
+    md += ["", "## Direct interrupt delivery (instructions)", "",
+           "The same guest in qemu/configs/virt-pairbench-direct.toml (`interrupts = \"direct\"`, one vCPU): "
+           "its timer PPI and UART1's SPI are taken at EL1 with no exit (docs/architecture.md, "
+           "\"Direct interrupt delivery\"). Issue 14's goal: native (+0).", "",
+           "| path | native | Septum, virtual | Septum, direct | direct overhead |", "|---|---|---|---|---|"]
+    for label, n, v, d, o in direct_rows(pair_native, pair_septum, pair_direct):
+        md.append(f"| {label} | {fmt(n)} | {fmt(v)} | {fmt(d)} | {'—' if o is None else f'{o:+d}'} |")
     md += ["", "## Raspberry Pi 4 (QEMU raspi4b, GICv2 backend), Linux idle", "",
            "The same benchmark RTOS in configs/rpi4.toml: list registers in GICH (MMIO), "
            "the GICv2 distributor emulated, the CPU interface the hardware's GICV.", "",

@@ -137,6 +137,7 @@ pub fn primary(dtb: u64, core: u64) -> ! {
     if let Err(e) = partition::build_all(pa_range_bits()) {
         halt_fmt(format_args!("building partitions failed: {e}"));
     }
+    irq::init_routes();
     mark(Mark::Partitions);
     // The partition table is printed by the console's drainer once the
     // critical partition runs; only where every core is critical (no one

@@ -3,7 +3,7 @@
 //! on this core through a list register with the HW bit, so that the
 //! guest's own EOI deactivates the physical interrupt.
 
-use core::sync::atomic::{AtomicUsize, Ordering};
+use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use septum_core::config::MAX_CPUS;
 use septum_core::vgic::lr::{encode_lr, hw_state_view, Irq, LrManager, LrState, StateReg};
@@ -16,6 +16,71 @@ use crate::percpu;
 
 static GIC: Once<Gic> = Once::new();
 static NUM_LRS: AtomicUsize = AtomicUsize::new(0);
+/// One bit per implemented list register.
+static LR_MASK: AtomicU64 = AtomicU64::new(1);
+
+/// Per core, for each interrupt ID: the guest priority of a hardware
+/// interrupt the core's partition owns, plus one (guest priorities keep
+/// their low three bits clear); 0 for the hypervisor's own and for nobody's.
+/// Cores are never shared, so the table is filled once at boot
+/// ([`init_routes`]) and follows the partition's priority writes
+/// ([`set_route_priority`]) and resets: the interrupt path reads one byte
+/// instead of finding the running partition, its ownership of the interrupt
+/// and the priority behind a lock.
+static ROUTE: [[AtomicU8; 1024]; MAX_CPUS] =
+    [const { [const { AtomicU8::new(0) }; 1024] }; MAX_CPUS];
+
+fn route_slot(core: usize, intid: u32) -> Option<&'static AtomicU8> {
+    ROUTE.get(core)?.get(intid as usize)
+}
+
+/// Marks every hardware interrupt of every partition (its vCPUs' timer
+/// PPIs, its SPIs) as routed to its cores, at guest priority 0 (the vGIC's
+/// reset value). Runs on the boot core before any guest.
+pub fn init_routes() {
+    for p in crate::partition::all() {
+        reset_routes(p);
+    }
+}
+
+/// `p`'s routes back to guest priority 0 (its vGIC was reset).
+pub fn reset_routes(p: &crate::partition::PartitionRt) {
+    for &c in p.cfg.cores {
+        let core = c as usize;
+        let ids = crate::partition::GUEST_PPIS
+            .iter()
+            .chain(p.cfg.devices.iter().flat_map(|d| d.irqs.iter()));
+        for &intid in ids {
+            if let Some(slot) = route_slot(core, intid) {
+                slot.store(1, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// The partition wrote the priority of `intid` (an SGI/PPI of vCPU `vcpu`
+/// below 32, an SPI above): its routes follow, if it is one of its hardware
+/// interrupts.
+pub fn set_route_priority(p: &crate::partition::PartitionRt, vcpu: usize, intid: u32, prio: u8) {
+    let cores: &[u8] = if intid < 32 {
+        match p.cfg.cores.get(vcpu) {
+            Some(c) => core::slice::from_ref(c),
+            None => return,
+        }
+    } else {
+        p.cfg.cores
+    };
+    for &c in cores {
+        if let Some(slot) = route_slot(c as usize, intid) {
+            if slot.load(Ordering::Relaxed) != 0 {
+                slot.store(
+                    (prio & septum_core::vgic::PRIORITY_MASK) | 1,
+                    Ordering::Relaxed,
+                );
+            }
+        }
+    }
+}
 
 /// Hypervisor SGIs (guests never see physical SGIs: theirs are virtual).
 /// Stop the vCPU on the target core and park it.
@@ -58,6 +123,7 @@ pub fn init_core(maint: u32) -> bool {
     gic().set_ppi_enabled(core, crate::watchdog::HYP_TIMER_INTID, true);
     gic().init_cpu_interface(direct);
     NUM_LRS.store(gic().num_lrs(), Ordering::Relaxed);
+    LR_MASK.store((1 << num_lrs()) - 1, Ordering::Relaxed);
     ok
 }
 
@@ -121,77 +187,74 @@ fn lr_value(intid: u32, prio: u8) -> u64 {
     LR_PENDING | LR_HW | LR_GROUP1 | ((prio as u64) << 48) | ((intid as u64) << 32) | intid as u64
 }
 
-/// Handles one physical IRQ taken while a guest ran on this core.
+/// Handles one physical IRQ taken while a guest ran on this core. The hot
+/// case, one of the partition's own hardware interrupts into a free list
+/// register, is a table lookup and three system-register accesses.
 pub fn handle() {
     let gic = gic();
     let intid = gic.ack();
-    if intid >= SPURIOUS - 3 {
-        return;
-    }
+    // The hypervisor's SGIs first: a virtual SGI's round trip takes two.
     if intid < 16 {
         gic.eoi(intid);
         gic.deactivate(intid);
         handle_sgi(intid);
         return;
     }
-    if intid == crate::watchdog::HYP_TIMER_INTID {
-        gic.eoi(intid);
-        gic.deactivate(intid);
-        crate::watchdog::on_timer();
-        return;
-    }
-    if intid == crate::config::CONFIG.platform.gic.maintenance_irq {
-        gic.eoi(intid);
-        gic.deactivate(intid);
-        refill();
-        return;
-    }
-    match percpu::running() {
-        Some((p, vcpu)) if p.owns_irq(intid) => {
-            let prio = guest_priority(p, vcpu, intid);
-            inject_hw(intid, prio);
+    let core = percpu::core();
+    if let Some(e) = route_slot(core, intid).map(|s| s.load(Ordering::Relaxed)) {
+        if e != 0 {
+            inject_hw(gic, core, intid, e & !1);
             // Priority drop only: the guest's EOI deactivates it (HW bit).
             gic.eoi(intid);
-        }
-        _ => {
-            // Not ours (a race with re-routing, or a stopped partition):
-            // drop it so it cannot block the CPU interface.
-            gic.eoi(intid);
-            gic.deactivate(intid);
+            return;
         }
     }
+    handle_own(gic, intid);
 }
 
-fn guest_priority(p: &crate::partition::PartitionRt, vcpu: usize, intid: u32) -> u8 {
-    if intid < 32 {
-        p.redists
-            .get(vcpu)
-            .map(|r| r.lock().priority(intid))
-            .unwrap_or(0xa0)
-    } else {
-        p.vgic.lock().priority(intid)
+/// Everything but a partition's hardware interrupt and the hypervisor's
+/// SGIs: the EL2 timer, the maintenance interrupt, spurious IDs, and
+/// interrupts nobody owns (dropped, so they cannot block the CPU interface).
+#[inline(never)]
+fn handle_own(gic: &Gic, intid: u32) {
+    if intid >= SPURIOUS - 3 {
+        return;
+    }
+    gic.eoi(intid);
+    gic.deactivate(intid);
+    if intid == crate::watchdog::HYP_TIMER_INTID {
+        crate::watchdog::on_timer();
+    } else if intid == crate::config::CONFIG.platform.gic.maintenance_irq {
+        refill();
     }
 }
 
 const ICH_HCR_NPIE: u64 = 1 << 3;
 
 /// Puts `intid` into a free list register, or queues it for the
-/// maintenance interrupt when all are busy.
-fn inject_hw(intid: u32, prio: u8) {
-    let Some(mgr) = LRS.get(percpu::core()) else {
-        return;
-    };
-    let g = gic();
-    let mut mgr = mgr.lock();
-    let n = num_lrs();
-    // Fast path: nothing queued and a list register free.
-    if !mgr.has_queued() {
-        let free = g.elrsr() as usize & ((1 << n) - 1);
+/// maintenance interrupt when all are busy. Nothing is queued exactly when
+/// the underflow interrupt is off (ICH_HCR_EL2.NPIE, kept by `set_npie`
+/// with the queue), so the common case needs neither the queue nor its lock.
+#[inline(always)]
+fn inject_hw(g: &Gic, core: usize, intid: u32, prio: u8) {
+    if g.hcr() & ICH_HCR_NPIE == 0 {
+        let free = g.elrsr() & LR_MASK.load(Ordering::Relaxed);
         if free != 0 {
             g.write_lr(free.trailing_zeros() as usize, lr_value(intid, prio));
             return;
         }
     }
+    inject_hw_queued(g, core, intid, prio);
+}
+
+#[cold]
+#[inline(never)]
+fn inject_hw_queued(g: &Gic, core: usize, intid: u32, prio: u8) {
+    let Some(mgr) = LRS.get(core) else {
+        return;
+    };
+    let mut mgr = mgr.lock();
+    let n = num_lrs();
     let mut lrs = read_lrs(g, n);
     let before = lrs;
     let irq = Irq {
@@ -302,14 +365,21 @@ pub fn inject_pending_sgis() {
         return;
     };
     let Some(r) = p.redists.get(vcpu) else { return };
-    // Bounded: at most 16 SGIs can be pending.
+    // Bounded: at most 16 SGIs can be pending. Whether another one waits is
+    // read under the same hold of the locks (usually none does: one SGI per
+    // kick), so the last round does not take them again.
+    let mut more = true;
     for _ in 0..16 {
+        if !more {
+            break;
+        }
         let next = {
             let d = p.vgic.lock();
             let mut r = r.lock();
             let best = d.pending_for(&r);
             if let Some(b) = best {
                 r.take_pending(b.intid);
+                more = d.pending_for(&r).is_some();
             }
             best
         };

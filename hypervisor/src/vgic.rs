@@ -32,9 +32,9 @@ pub fn mmio_dist(
             .map_err(|_| "invalid distributor access")?;
         drop(d);
         apply(p, &fx);
-        if is_direct(p) && (DIST_IPRIORITYR..DIST_IPRIORITYR + 0x400).contains(&off) {
+        if (DIST_IPRIORITYR..DIST_IPRIORITYR + 0x400).contains(&off) {
             let first = (off - DIST_IPRIORITYR) as u32;
-            sync_priorities(p, vcpu, first..first + u32::from(width));
+            priorities_written(p, vcpu, first..first + u32::from(width));
         }
         return Ok(0);
     }
@@ -63,6 +63,11 @@ pub fn mmio_dist_v2(
             .map_err(|_| "invalid distributor access")?;
         drop((d, r));
         apply(p, &fx);
+        // The banked word 0 is the writing vCPU's, the rest are SPIs.
+        if (DIST_IPRIORITYR..DIST_IPRIORITYR + 0x400).contains(&off) {
+            let first = (off - DIST_IPRIORITYR) as u32;
+            priorities_written(p, vcpu, first..first + u32::from(width));
+        }
         if let Some(sgi) = sgi {
             deliver_sgi(p, sgi.intid, sgi.targets);
         }
@@ -92,9 +97,9 @@ pub fn mmio_redist(
         drop(r);
         apply(p, &fx);
         let prio = GICR_SGI_BASE + DIST_IPRIORITYR;
-        if is_direct(p) && (prio..prio + 32).contains(&off) {
+        if (prio..prio + 32).contains(&off) {
             let first = (off - prio) as u32;
-            sync_priorities(p, target, first..first + u32::from(width));
+            priorities_written(p, target, first..first + u32::from(width));
         }
         return Ok(0);
     }
@@ -114,13 +119,16 @@ fn is_direct(p: &PartitionRt) -> bool {
     p.cfg.interrupts == septum_core::config::InterruptDelivery::Direct
 }
 
-/// Direct delivery: the partition's interrupts reach it by their physical
-/// priority, so the hardware interrupts among `intids` whose priority the
-/// partition just wrote (its SPIs, vCPU `vcpu`'s timer PPIs) get it, moved
-/// below the hypervisor's (`septum_core::vgic::direct::physical_priority`).
-fn sync_priorities(p: &PartitionRt, vcpu: usize, intids: core::ops::Range<u32>) {
+/// The partition wrote the priorities of `intids`: those of its hardware
+/// interrupts (its SPIs, vCPU `vcpu`'s timer PPIs) follow in the interrupt
+/// routes (`irq::set_route_priority`) and, with direct delivery, where the
+/// partition takes them itself, at the GIC, below the hypervisor's
+/// (`septum_core::vgic::direct::physical_priority`). Bounded: at most the
+/// 8 bytes of one access.
+fn priorities_written(p: &PartitionRt, vcpu: usize, intids: core::ops::Range<u32>) {
     let Some(core) = core_of(p, vcpu) else { return };
     let gic = irq::gic();
+    let direct = is_direct(p);
     for intid in intids {
         let guest = if intid < 32 {
             if !GUEST_PPIS.contains(&intid) {
@@ -135,8 +143,11 @@ fn sync_priorities(p: &PartitionRt, vcpu: usize, intids: core::ops::Range<u32>) 
         } else {
             continue;
         };
-        let prio = septum_core::vgic::direct::physical_priority(guest);
-        gic.set_priority(core as usize, intid, prio);
+        irq::set_route_priority(p, vcpu, intid, guest);
+        if direct {
+            let prio = septum_core::vgic::direct::physical_priority(guest);
+            gic.set_priority(core as usize, intid, prio);
+        }
     }
 }
 
@@ -273,6 +284,7 @@ pub fn reset(p: &PartitionRt) {
     for r in p.redists.iter() {
         r.lock().reset();
     }
+    irq::reset_routes(p);
 }
 
 /// Silences `p`'s DMA-capable devices before its memory is scrubbed or

@@ -63,6 +63,34 @@ pub fn build(config: &str) -> PathBuf {
     )
 }
 
+/// Builds a copy of `config` (relative to the repo root) with each
+/// `(from, to)` text edit applied — each `from` must occur exactly once, so a
+/// change to the original that a test depends on fails loudly — and returns
+/// the image. The copy is `target/septum/derived/<name>.toml`; its relative
+/// file paths are made absolute.
+pub fn build_derived(config: &str, name: &str, edits: &[(&str, &str)]) -> PathBuf {
+    let src = repo_root().join(config);
+    let dir = src.parent().expect("config dir").display().to_string();
+    let mut text = std::fs::read_to_string(&src).expect("read config");
+    for (from, to) in edits {
+        assert_eq!(
+            text.matches(from).count(),
+            1,
+            "{config}: `{from}` must occur exactly once"
+        );
+        text = text.replace(from, to);
+    }
+    let text = text.replace("\"../", &format!("\"{dir}/../"));
+    let out_dir = repo_root().join("target/septum/derived");
+    std::fs::create_dir_all(&out_dir).expect("derived config dir");
+    let path = out_dir.join(format!("{name}.toml"));
+    // Written whole, then renamed: test binaries may build it concurrently.
+    let tmp = out_dir.join(format!("{name}.toml.{}", std::process::id()));
+    std::fs::write(&tmp, text).expect("write derived config");
+    std::fs::rename(&tmp, &path).expect("rename derived config");
+    build(&path.display().to_string())
+}
+
 /// The LLVM tool `name` (llvm-objcopy, llvm-nm) of the Rust toolchain.
 fn llvm_tool(name: &str) -> PathBuf {
     let out = |args: &[&str]| {

@@ -4,7 +4,7 @@
 //! exception, or the partition's fault policy.
 
 use aarch64_cpu::registers::{
-    ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1,
+    ELR_EL1, ELR_EL2, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1,
 };
 use septum_core::config::FaultAction;
 use septum_core::emu::Device;
@@ -13,7 +13,7 @@ use septum_core::fault::Fault;
 use septum_core::inject;
 use tock_registers::interfaces::{Readable, Writeable};
 
-use crate::arch::aarch64::trap::{Kind, TrapFrame, Vector};
+use crate::arch::aarch64::trap::{GuestRegs, Kind, ShortFrame, TrapFrame, Vector};
 use crate::partition::PartitionRt;
 use crate::{console, irq, lifecycle, percpu, psci, vgic};
 
@@ -35,6 +35,76 @@ pub fn handle(frame: &mut TrapFrame, vector: Vector) {
             Fault::IllegalInstruction,
             format_args!("exception from AArch32 state"),
         ),
+    }
+}
+
+/// The exits the short synchronous path finishes without ELR_EL2 and
+/// SPSR_EL2 in a frame (`trap::ShortFrame`): hypercalls and PSCI calls that
+/// only return values, SGI generation, the system registers that read as
+/// zero, and emulated MMIO that succeeds. `false`, with nothing changed, for
+/// everything else — faults, the calls that end or park a vCPU, `MLOG_READ`
+/// — which the full path then handles from the start. (Every emulation
+/// decides an error before it has any effect, so an access that failed here
+/// is only tried again there.)
+pub fn fast(frame: &mut ShortFrame) -> bool {
+    let esr = ESR_EL2.get();
+    // The hypercall stays inline; the others are calls of their own, so
+    // that the hypercall path does not save the registers they need.
+    match esr::exception_class(esr) {
+        ExceptionClass::Hvc64 => fast_hvc(frame),
+        ExceptionClass::SysReg64 => fast_sysreg(frame, esr),
+        ExceptionClass::DataAbortLower => fast_mmio(frame, esr),
+        _ => false,
+    }
+}
+
+fn skip_trapped_instruction() {
+    ELR_EL2.set(ELR_EL2.get().wrapping_add(4));
+}
+
+#[inline(never)]
+fn fast_sysreg(frame: &mut ShortFrame, esr: u64) -> bool {
+    let done = sysreg_emulate(frame, esr);
+    if done {
+        skip_trapped_instruction();
+    }
+    done
+}
+
+#[inline(never)]
+fn fast_mmio(frame: &mut ShortFrame, esr: u64) -> bool {
+    let Some((p, vcpu)) = percpu::running() else {
+        return false;
+    };
+    let Ok(acc) = esr::decode_data_abort(esr, HPFAR_EL2.get(), FAR_EL2.get()) else {
+        return false;
+    };
+    let done = emulate_mmio(p, vcpu, frame, &acc).is_ok();
+    if done {
+        skip_trapped_instruction();
+    }
+    done
+}
+
+fn fast_hvc(frame: &mut ShortFrame) -> bool {
+    let Some((p, vcpu)) = percpu::running() else {
+        return false;
+    };
+    let [x0, x1, x2, x3] = frame.args();
+    if septum_core::hypercall::is_vendor_hyp(x0) {
+        let Some((r0, r1)) = crate::hypercall::register_only(p, x0) else {
+            return false;
+        };
+        frame.set_results(r0 as u64, r1);
+        return true;
+    }
+    // Only the calls that return a value; the others end or park the vCPU.
+    match psci::handle(p, vcpu, [x0, x1, x2, x3]) {
+        psci::Outcome::Return(v) => {
+            frame.set_results(v, x1);
+            true
+        }
+        _ => false,
     }
 }
 
@@ -116,14 +186,14 @@ fn data_abort(frame: &mut TrapFrame, esr: u64) {
 fn emulate_mmio(
     p: &PartitionRt,
     vcpu: usize,
-    frame: &mut TrapFrame,
+    regs: &mut impl GuestRegs,
     acc: &MmioAccess,
 ) -> Result<(), &'static str> {
     let hit = p
         .emulated
         .lookup(acc.ipa)
         .ok_or("no memory or device of the partition there")?;
-    let store = acc.write.then(|| frame.reg(acc.reg));
+    let store = acc.write.then(|| regs.get(acc.reg));
     let (off, width) = (hit.offset, acc.width);
     let loaded = match hit.device {
         Device::GicdV3 => vgic::mmio_dist(p, vcpu, off, width, store)?,
@@ -133,7 +203,7 @@ fn emulate_mmio(
         Device::Uart => mmio_uart(p, off, width, store)?,
     };
     if !acc.write {
-        frame.set_reg(acc.reg, esr::extend_read(acc, loaded));
+        regs.put(acc.reg, esr::extend_read(acc, loaded));
     }
     Ok(())
 }
@@ -172,7 +242,7 @@ fn hvc(frame: &mut TrapFrame) {
         crate::hypercall::handle(p, frame);
         return;
     }
-    match psci::handle(p, vcpu, frame) {
+    match psci::handle(p, vcpu, [frame.x[0], frame.x[1], frame.x[2], frame.x[3]]) {
         psci::Outcome::Return(v) => frame.x[0] = v,
         psci::Outcome::Fault(f) => guest_fault(frame, f, format_args!("{}", psci::describe(f))),
         psci::Outcome::CpuOff => lifecycle::park_current(),
@@ -183,36 +253,37 @@ fn hvc(frame: &mut TrapFrame) {
 /// partition cannot reach the shared debug hardware; they read as zero and
 /// ignore writes (Linux probes some of them at boot). Anything else that
 /// traps (implementation-defined, auxiliary control, set/way) is illegal.
-#[inline(never)]
-fn sysreg(frame: &mut TrapFrame, esr: u64) {
-    let pc = frame.elr;
+/// `true`: emulated, the guest continues after the instruction; `false`: not
+/// a register a guest may use.
+fn sysreg_emulate(regs: &mut impl GuestRegs, esr: u64) -> bool {
     let acc = esr::decode_sysreg(esr);
     let key = acc.key();
-    if !acc.read && (key == esr::ICC_SGI1R_EL1 || key == esr::ICC_ASGI1R_EL1) {
+    let sgi1 = key == esr::ICC_SGI1R_EL1 || key == esr::ICC_ASGI1R_EL1;
+    if sgi1 && !acc.read {
         if let Some((p, vcpu)) = percpu::running() {
-            crate::vgic::send_sgi(p, vcpu, frame.reg(acc.rt));
+            crate::vgic::send_sgi(p, vcpu, regs.get(acc.rt));
         }
-        frame.skip_instruction();
-        return;
+        return true;
     }
-    if key == esr::ICC_SGI0R_EL1
-        || ((key == esr::ICC_SGI1R_EL1 || key == esr::ICC_ASGI1R_EL1) && acc.read)
-    {
-        // Group-0 SGIs do not exist for guests; the SGI registers are
-        // write-only. Ignored, as a GIC with a single security state would.
+    // Group-0 SGIs do not exist for guests, and the SGI registers are
+    // write-only: ignored, as a GIC with a single security state would.
+    if key == esr::ICC_SGI0R_EL1 || sgi1 || acc.is_debug_or_pmu() {
         if acc.read {
-            frame.set_reg(acc.rt, 0);
+            regs.put(acc.rt, 0);
         }
+        return true;
+    }
+    false
+}
+
+#[inline(never)]
+fn sysreg(frame: &mut TrapFrame, esr: u64) {
+    if sysreg_emulate(frame, esr) {
         frame.skip_instruction();
         return;
     }
-    if acc.is_debug_or_pmu() {
-        if acc.read {
-            frame.set_reg(acc.rt, 0);
-        }
-        frame.skip_instruction();
-        return;
-    }
+    let pc = frame.elr;
+    let acc = esr::decode_sysreg(esr);
     guest_fault(
         frame,
         Fault::IllegalInstruction,

@@ -4,7 +4,6 @@
 
 use septum_core::psci::{self as core_psci, Call};
 
-use crate::arch::aarch64::trap::TrapFrame;
 use crate::partition::{PartitionRt, State};
 use crate::percpu::{self, Power};
 use septum_core::fault::Fault;
@@ -18,15 +17,12 @@ pub enum Outcome {
     CpuOff,
 }
 
-pub fn handle(p: &PartitionRt, vcpu: usize, frame: &mut TrapFrame) -> Outcome {
+/// A PSCI call with arguments `x` (x0-x3). Deciding changes nothing: only
+/// `CPU_ON`, which answers with a value, acts before it returns.
+#[inline(always)]
+pub fn handle(p: &PartitionRt, vcpu: usize, x: [u64; 4]) -> Outcome {
     let _ = vcpu;
-    match core_psci::decode(
-        frame.x[0],
-        frame.x[1],
-        frame.x[2],
-        frame.x[3],
-        p.cfg.cores.len(),
-    ) {
+    match core_psci::decode(x[0], x[1], x[2], x[3], p.cfg.cores.len()) {
         Call::Return(v) => Outcome::Return(v as u64),
         Call::SystemOff => Outcome::Fault(Fault::SystemOff),
         Call::SystemReset => Outcome::Fault(Fault::SystemReset),

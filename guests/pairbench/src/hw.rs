@@ -326,6 +326,39 @@ pub fn gicd_typer() -> u32 {
     read32(GICD + 0x4)
 }
 
+/// What a trapped load and a hypercall leave in the registers the
+/// hypervisor's short exit path treats specially (x19-x28, which it reloads
+/// only when written): GICD_TYPER loaded into x20 and x28, then PSCI_VERSION
+/// over HVC with x19, x21 and x27 holding known values. Natively the load is
+/// a device read and QEMU answers the HVC.
+pub fn trap_registers() -> [u64; 5] {
+    let (r19, r20, r21, r27, r28): (u64, u64, u64, u64, u64);
+    // SAFETY: reads of this guest's distributor and a PSCI query. x19 and
+    // x29 cannot be asm operands, so they are saved and restored here on
+    // the stack.
+    unsafe {
+        asm!(
+            "stp x19, x29, [sp, #-16]!",
+            "mov x19, #0x1919",
+            "ldr w20, [x10]",
+            "ldr w28, [x10]",
+            "mov x0, x11",
+            "hvc #0",
+            "mov x9, x19",
+            "ldp x19, x29, [sp], #16",
+            in("x10") GICD + 0x4,
+            in("x11") 0x8400_0000u64,
+            out("x9") r19,
+            inout("x21") 0x2121u64 => r21,
+            inout("x27") 0x2727u64 => r27,
+            out("x20") r20,
+            out("x28") r28,
+            clobber_abi("C"),
+        )
+    };
+    [r19, r20, r21, r27, r28]
+}
+
 /// PSCI_VERSION over HVC: answered by the hypervisor (natively, by QEMU's
 /// own PSCI emulation).
 #[inline(always)]

@@ -105,6 +105,13 @@ fn primary() {
         ),
         Err(e) => say!("pairbench: error: gic state: {e}"),
     }
+    let typer = u64::from(hw::gicd_typer());
+    let regs = hw::trap_registers();
+    if regs == [0x1919, typer, 0x2121, 0x2727, typer] {
+        say!("pairbench: trap registers: ok (loads into x20/x28, x19/x21/x27 kept over HVC)");
+    } else {
+        say!("pairbench: error: trap registers: {regs:x?}, GICD_TYPER {typer:#x}");
+    }
     mean("hvc_round_trip", || {
         core::hint::black_box(hw::psci_version());
     });

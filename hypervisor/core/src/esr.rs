@@ -315,7 +315,7 @@ pub const fn fault_ipa(hpfar: u64, far: u64) -> GuestPhysAddr {
 /// Checks, in order: the class is 0x24; not S1PTW; not an external abort;
 /// not cache maintenance; FAR valid; DFSC a translation or access-flag
 /// fault; ISV set. The first failing check is reported.
-#[inline]
+#[inline(always)]
 pub fn decode_data_abort(esr: u64, hpfar: u64, far: u64) -> Result<MmioAccess, AbortDecodeError> {
     if exception_class(esr) != ExceptionClass::DataAbortLower {
         return Err(AbortDecodeError::NotDataAbort(ec(esr)));

@@ -183,6 +183,10 @@ septum_vectors:
     .else
     b       septum_fiq_common
     .endif
+    .elseif \n == 8
+    sub     sp, sp, #{frame}
+    stp     x0, x1, [sp, #0]
+    b       septum_sync_common
     .else
     sub     sp, sp, #{frame}
     stp     x0, x1, [sp, #0]
@@ -233,6 +237,61 @@ septum_irq_common:
 septum_fiq_common:
     septum_short_path {fiq_handler}
 
+// A synchronous exception from a guest running AArch64: the registers
+// where a TrapFrame has them, but not ELR_EL2 and SPSR_EL2, and the short
+// handler, which finishes the exits that need no more (most hypercalls, SGI
+// generation, trapped debug registers, emulated MMIO). It returns 0 having
+// changed nothing (the full path takes the exit), 1 when done, 2 when done
+// and x19-x28 must be reloaded (it wrote one of them).
+septum_sync_common:
+    stp     x2, x3, [sp, #16 * 1]
+    stp     x4, x5, [sp, #16 * 2]
+    stp     x6, x7, [sp, #16 * 3]
+    stp     x8, x9, [sp, #16 * 4]
+    stp     x10, x11, [sp, #16 * 5]
+    stp     x12, x13, [sp, #16 * 6]
+    stp     x14, x15, [sp, #16 * 7]
+    stp     x16, x17, [sp, #16 * 8]
+    stp     x18, x19, [sp, #16 * 9]
+    stp     x20, x21, [sp, #16 * 10]
+    stp     x22, x23, [sp, #16 * 11]
+    stp     x24, x25, [sp, #16 * 12]
+    stp     x26, x27, [sp, #16 * 13]
+    stp     x28, x29, [sp, #16 * 14]
+    str     x30, [sp, #16 * 15]
+    mov     x0, sp
+    bl      {sync_fast}
+    cbz     w0, 2f
+    tbz     w0, #1, 1f
+    ldr     x19, [sp, #16 * 9 + 8]
+    ldp     x20, x21, [sp, #16 * 10]
+    ldp     x22, x23, [sp, #16 * 11]
+    ldp     x24, x25, [sp, #16 * 12]
+    ldp     x26, x27, [sp, #16 * 13]
+    ldr     x28, [sp, #16 * 14]
+1:
+    ldp     x29, x30, [sp, #16 * 14 + 8]
+    ldr     x18, [sp, #16 * 9]
+    ldp     x16, x17, [sp, #16 * 8]
+    ldp     x14, x15, [sp, #16 * 7]
+    ldp     x12, x13, [sp, #16 * 6]
+    ldp     x10, x11, [sp, #16 * 5]
+    ldp     x8, x9, [sp, #16 * 4]
+    ldp     x6, x7, [sp, #16 * 3]
+    ldp     x4, x5, [sp, #16 * 2]
+    ldp     x2, x3, [sp, #16 * 1]
+    ldp     x0, x1, [sp, #0]
+    add     sp, sp, #{frame}
+    eret
+2:
+    mrs     x21, elr_el2
+    mrs     x22, spsr_el2
+    stp     x21, x22, [sp, #16 * 15 + 8]
+    mov     x0, sp
+    mov     x1, #8
+    bl      {handler}
+    b       septum_trap_return
+
 septum_trap_common:
     stp     x2, x3, [sp, #16 * 1]
     stp     x4, x5, [sp, #16 * 2]
@@ -255,6 +314,7 @@ septum_trap_common:
     mov     x1, x0
     mov     x0, sp
     bl      {handler}
+septum_trap_return:
     ldr     x22, [sp, #16 * 16]
     ldp     x30, x21, [sp, #16 * 15]
     msr     elr_el2, x21
@@ -287,6 +347,7 @@ global_asm!(
     handler = sym super::trap::septum_trap,
     irq_handler = sym super::trap::septum_irq,
     fiq_handler = sym super::trap::septum_fiq,
+    sync_fast = sym super::trap::septum_sync_fast,
 );
 
 unsafe extern "C" {

@@ -13,13 +13,17 @@
 //!   always equals what the emulation reports and what the guest reads;
 //! - reads return 0 in every field of an interrupt the partition does not
 //!   own (`owns` and `passthrough_mask` are the oracle), RAZ registers read
-//!   0, and values fit the access width.
+//!   0, and values fit the access width;
+//! - the lock-free shadow of the first four words (`vgic::shadow`), refreshed
+//!   as the hypervisor does (after a write it `covers`, and a reset), answers
+//!   every read it answers as the emulation does.
 #![no_main]
 
 use std::collections::BTreeSet;
 
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
+use septum_core::vgic::shadow::{self, DistShadow};
 use septum_core::vgic::{
     Effect, Effects, VgicDist, VgicError, EFFECTS_CAPACITY, GICD_SIZE, IIDR, MAX_EFFECTS_PER_WRITE,
     MAX_SPI, MAX_VCPUS, PIDR2, PRIORITY_MASK,
@@ -345,11 +349,14 @@ fuzz_target!(|input: Input| {
     }
     let mut m = Model::new(nr_vcpus, owned);
     let mut fx = Effects::new();
+    let sh = DistShadow::new();
+    sh.refresh_v3(&mut d);
 
     for op in input.ops {
         match op {
             Op::Reset => {
                 d.reset();
+                sh.refresh_v3(&mut d);
                 m.reset();
                 fx.clear();
             }
@@ -386,6 +393,9 @@ fuzz_target!(|input: Input| {
                 let (offset, width) = (offset.get(GICD_SIZE, DIST_REGS), width.get());
                 let before: Vec<Effect> = fx.as_slice().to_vec();
                 let got = d.write(offset, width, value, &mut fx);
+                if got.is_ok() && shadow::covers(offset) {
+                    sh.refresh_v3(&mut d);
+                }
                 let mut want = expected_access(offset, width);
                 if want.is_ok() && EFFECTS_CAPACITY - before.len() < MAX_EFFECTS_PER_WRITE {
                     want = Err(VgicError::EffectsFull);
@@ -415,6 +425,13 @@ fuzz_target!(|input: Input| {
             }
         }
         check_consistent(&d, &m);
+        for off in 0..shadow::SPAN + 4 {
+            for width in [1u8, 2, 4, 8] {
+                if let Some(v) = sh.read(off, width) {
+                    assert_eq!(d.read(off, width), Ok(u64::from(v)), "shadow {off:#x}/{width}");
+                }
+            }
+        }
         // The passthrough mask is exactly the owned bits of the word.
         for off in [0x200u64, 0x284, 0x300, 0x37c, 0x380, 0x3fc] {
             assert_eq!(

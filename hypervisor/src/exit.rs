@@ -13,7 +13,7 @@ use septum_core::fault::Fault;
 use septum_core::inject;
 use tock_registers::interfaces::{Readable, Writeable};
 
-use crate::arch::aarch64::trap::{GuestRegs, Kind, ShortFrame, TrapFrame, Vector};
+use crate::arch::aarch64::trap::{GuestRegs, Kind, Short, ShortFrame, TrapFrame, Vector};
 use crate::partition::PartitionRt;
 use crate::{console, irq, lifecycle, percpu, psci, vgic};
 
@@ -41,20 +41,29 @@ pub fn handle(frame: &mut TrapFrame, vector: Vector) {
 /// The exits the short synchronous path finishes without ELR_EL2 and
 /// SPSR_EL2 in a frame (`trap::ShortFrame`): hypercalls and PSCI calls that
 /// only return values, SGI generation, the system registers that read as
-/// zero, and emulated MMIO that succeeds. `false`, with nothing changed, for
+/// zero, and emulated MMIO that succeeds. `Slow`, with nothing changed, for
 /// everything else — faults, the calls that end or park a vCPU, `MLOG_READ`
 /// — which the full path then handles from the start. (Every emulation
 /// decides an error before it has any effect, so an access that failed here
-/// is only tried again there.)
-pub fn fast(frame: &mut ShortFrame) -> bool {
+/// is only tried again there.) `NeedsAll`, with nothing changed, when the
+/// access's register is one of x19-x28 and the frame does not hold them.
+pub fn fast<const ALL: bool>(frame: &mut ShortFrame<ALL>) -> Short {
     let esr = ESR_EL2.get();
-    // The hypercall stays inline; the others are calls of their own, so
-    // that the hypercall path does not save the registers they need.
-    match esr::exception_class(esr) {
-        ExceptionClass::Hvc64 => fast_hvc(frame),
+    // The hypercall and the MMIO access stay inline (the MMIO path's
+    // shadowed reads need few registers); the system registers are a call
+    // of their own, so that these paths do not save the registers it needs.
+    let ec = esr::exception_class(esr);
+    if ec == ExceptionClass::Hvc64 {
+        return if fast_hvc(frame) {
+            Short::Done
+        } else {
+            Short::Slow
+        };
+    }
+    match ec {
         ExceptionClass::SysReg64 => fast_sysreg(frame, esr),
         ExceptionClass::DataAbortLower => fast_mmio(frame, esr),
-        _ => false,
+        _ => Short::Slow,
     }
 }
 
@@ -63,31 +72,58 @@ fn skip_trapped_instruction() {
 }
 
 #[inline(never)]
-fn fast_sysreg(frame: &mut ShortFrame, esr: u64) -> bool {
-    let done = sysreg_emulate(frame, esr);
-    if done {
-        skip_trapped_instruction();
+fn fast_sysreg<const ALL: bool>(frame: &mut ShortFrame<ALL>, esr: u64) -> Short {
+    if !ShortFrame::<ALL>::holds(esr::decode_sysreg(esr).rt) {
+        return Short::NeedsAll;
     }
-    done
+    if !sysreg_emulate(frame, esr) {
+        return Short::Slow;
+    }
+    skip_trapped_instruction();
+    Short::Done
 }
 
-#[inline(never)]
-fn fast_mmio(frame: &mut ShortFrame, esr: u64) -> bool {
-    let Some((p, vcpu)) = percpu::running() else {
-        return false;
+#[inline(always)]
+fn fast_mmio<const ALL: bool>(frame: &mut ShortFrame<ALL>, esr: u64) -> Short {
+    let Some(p) = percpu::running_partition() else {
+        return Short::Slow;
     };
     let Ok(acc) = esr::decode_data_abort(esr, HPFAR_EL2.get(), FAR_EL2.get()) else {
-        return false;
+        return Short::Slow;
     };
-    let done = emulate_mmio(p, vcpu, frame, &acc).is_ok();
-    if done {
-        skip_trapped_instruction();
+    if !ShortFrame::<ALL>::holds(acc.reg) {
+        return Short::NeedsAll;
     }
-    done
+    // The shadowed distributor words first, in this leaf function: a read
+    // of GICD_CTLR (which Linux polls) costs little more than the decode.
+    // (The emulation would answer the same, `septum_core::vgic::shadow`.)
+    if !acc.write {
+        let gicd_off = acc.ipa.raw().wrapping_sub(p.gicd_at.raw());
+        if let Some(v) = p.gicd_shadow.read(gicd_off, acc.width) {
+            frame.put(acc.reg, esr::extend_read(&acc, u64::from(v)));
+            skip_trapped_instruction();
+            return Short::Done;
+        }
+    }
+    fast_emulate(p, frame, esr)
 }
 
-fn fast_hvc(frame: &mut ShortFrame) -> bool {
-    let Some((p, vcpu)) = percpu::running() else {
+/// The rest of `fast_mmio`, which decodes the access again: cheaper than
+/// handing the decoded one over, for the shadowed reads above.
+#[inline(never)]
+fn fast_emulate(p: &PartitionRt, regs: &mut impl GuestRegs, esr: u64) -> Short {
+    let Ok(acc) = esr::decode_data_abort(esr, HPFAR_EL2.get(), FAR_EL2.get()) else {
+        return Short::Slow;
+    };
+    if emulate_mmio(p, percpu::running_vcpu(), regs, &acc).is_err() {
+        return Short::Slow;
+    }
+    skip_trapped_instruction();
+    Short::Done
+}
+
+fn fast_hvc<const ALL: bool>(frame: &mut ShortFrame<ALL>) -> bool {
+    let Some(p) = percpu::running_partition() else {
         return false;
     };
     let [x0, x1, x2, x3] = frame.args();
@@ -99,7 +135,7 @@ fn fast_hvc(frame: &mut ShortFrame) -> bool {
         return true;
     }
     // Only the calls that return a value; the others end or park the vCPU.
-    match psci::handle(p, vcpu, [x0, x1, x2, x3]) {
+    match psci::handle(p, [x0, x1, x2, x3]) {
         psci::Outcome::Return(v) => {
             frame.set_results(v, x1);
             true
@@ -235,14 +271,14 @@ fn mmio_uart(
 }
 
 fn hvc(frame: &mut TrapFrame) {
-    let Some((p, vcpu)) = percpu::running() else {
+    let Some(p) = percpu::running_partition() else {
         return;
     };
     if septum_core::hypercall::is_vendor_hyp(frame.x[0]) {
         crate::hypercall::handle(p, frame);
         return;
     }
-    match psci::handle(p, vcpu, [frame.x[0], frame.x[1], frame.x[2], frame.x[3]]) {
+    match psci::handle(p, [frame.x[0], frame.x[1], frame.x[2], frame.x[3]]) {
         psci::Outcome::Return(v) => frame.x[0] = v,
         psci::Outcome::Fault(f) => guest_fault(frame, f, format_args!("{}", psci::describe(f))),
         psci::Outcome::CpuOff => lifecycle::park_current(),

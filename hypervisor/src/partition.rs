@@ -12,6 +12,7 @@ use septum_core::config::{DeviceKind, GicVersion, Partition, Perms};
 use septum_core::emu::{Device, EmuTable};
 use septum_core::fault::RestartBudget;
 use septum_core::pgtable::{MapAttrs, MemType, PageTable, Regime, TableArena};
+use septum_core::vgic::shadow::DistShadow;
 use septum_core::vgic::{VgicDist, VgicRedist};
 use septum_core::vuart::VUart;
 use spin::mutex::SpinMutex as Mutex;
@@ -43,6 +44,12 @@ pub struct PartitionRt {
     /// VTTBR_EL2 value (VMID and stage-2 root).
     pub vttbr: u64,
     pub vgic: Mutex<VgicDist>,
+    /// Where the guest sees its distributor, and its first four words as the
+    /// emulation answers them (refreshed under `vgic`'s lock by every write
+    /// that can change them, `vgic::refresh_shadow`): a read of GICD_CTLR or
+    /// GICD_TYPER needs no lock (`exit::emulate_mmio`).
+    pub gicd_at: GuestPhysAddr,
+    pub gicd_shadow: DistShadow,
     /// One redistributor per vCPU, in vCPU order.
     pub redists: Box<[Mutex<VgicRedist>]>,
     /// Emulated UART, if the partition has one.
@@ -249,6 +256,8 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
             state: AtomicU8::new(State::Loading as u8),
             vttbr: septum_core::pgtable::vttbr_value(cfg.vmid, pt.root()),
             vgic: Mutex::new(vgic),
+            gicd_at,
+            gicd_shadow: DistShadow::new(),
             redists,
             vuart,
             emulated,
@@ -258,6 +267,9 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
             )),
             wd: crate::watchdog::new_state(cfg),
         });
+    }
+    for p in &v {
+        crate::vgic::refresh_shadow(p);
     }
     PARTITIONS.call_once(|| v.into_boxed_slice());
     Ok(())

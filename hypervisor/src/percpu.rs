@@ -10,11 +10,16 @@ use septum_core::el2map;
 
 use crate::partition::PartitionRt;
 
+/// Entries in the running tables: one per value of MPIDR_EL1.Aff0, so that
+/// `core()` indexes them with no bounds check on the exit paths (4 KiB;
+/// only the first `MAX_CPUS` are ever set).
+const AFF0_VALUES: usize = 256;
+
 /// The partition each core runs (null: none), as a pointer into the
 /// partition table, so that every exit finds it in one load.
-static RUNNING_PARTITION: [AtomicPtr<PartitionRt>; MAX_CPUS] =
-    [const { AtomicPtr::new(core::ptr::null_mut()) }; MAX_CPUS];
-static RUNNING_VCPU: [AtomicUsize; MAX_CPUS] = [const { AtomicUsize::new(0) }; MAX_CPUS];
+static RUNNING_PARTITION: [AtomicPtr<PartitionRt>; AFF0_VALUES] =
+    [const { AtomicPtr::new(core::ptr::null_mut()) }; AFF0_VALUES];
+static RUNNING_VCPU: [AtomicUsize; AFF0_VALUES] = [const { AtomicUsize::new(0) }; AFF0_VALUES];
 static PA_RANGE_BITS: AtomicU8 = AtomicU8::new(40);
 
 unsafe extern "C" {
@@ -63,6 +68,23 @@ pub fn set_pa_range_bits(bits: u8) {
 
 pub fn pa_range_bits() -> u8 {
     PA_RANGE_BITS.load(Ordering::Relaxed)
+}
+
+/// The vCPU number of `running`, alone.
+#[inline]
+pub fn running_vcpu() -> usize {
+    RUNNING_VCPU
+        .get(core())
+        .map_or(0, |v| v.load(Ordering::Relaxed))
+}
+
+/// The partition this core is running, if any (the hypercall path needs no
+/// vCPU number).
+#[inline]
+pub fn running_partition() -> Option<&'static PartitionRt> {
+    let p = RUNNING_PARTITION.get(core())?.load(Ordering::Acquire);
+    // SAFETY: as in `running`.
+    unsafe { p.as_ref() }
 }
 
 /// Power state of the vCPU a core hosts, as PSCI AFFINITY_INFO reports it.

@@ -20,8 +20,7 @@ pub enum Outcome {
 /// A PSCI call with arguments `x` (x0-x3). Deciding changes nothing: only
 /// `CPU_ON`, which answers with a value, acts before it returns.
 #[inline(always)]
-pub fn handle(p: &PartitionRt, vcpu: usize, x: [u64; 4]) -> Outcome {
-    let _ = vcpu;
+pub fn handle(p: &PartitionRt, x: [u64; 4]) -> Outcome {
     match core_psci::decode(x[0], x[1], x[2], x[3], p.cfg.cores.len()) {
         Call::Return(v) => Outcome::Return(v as u64),
         Call::SystemOff => Outcome::Fault(Fault::SystemOff),

@@ -5,7 +5,7 @@
 //! by hardware (the partition's SPIs and its timer PPIs).
 
 use septum_core::vgic::lr::state_reg;
-use septum_core::vgic::{v2, Effect, Effects, GICR_SGI_BASE};
+use septum_core::vgic::{shadow, v2, Effect, Effects, GICR_SGI_BASE};
 
 use crate::partition::{PartitionRt, GUEST_PPIS};
 use crate::{irq, percpu};
@@ -30,6 +30,9 @@ pub fn mmio_dist(
         let mut fx = Effects::new();
         d.write(off, width, v, &mut fx)
             .map_err(|_| "invalid distributor access")?;
+        if shadow::covers(off) {
+            p.gicd_shadow.refresh_v3(&mut d);
+        }
         drop(d);
         apply(p, &fx);
         if (DIST_IPRIORITYR..DIST_IPRIORITYR + 0x400).contains(&off) {
@@ -61,6 +64,9 @@ pub fn mmio_dist_v2(
         let mut fx = Effects::new();
         let sgi = v2::write(&mut d, &mut r, off, width, v, &mut fx)
             .map_err(|_| "invalid distributor access")?;
+        if shadow::covers(off) {
+            p.gicd_shadow.refresh_v2(&mut d, &mut r);
+        }
         drop((d, r));
         apply(p, &fx);
         // The banked word 0 is the writing vCPU's, the rest are SPIs.
@@ -284,7 +290,23 @@ pub fn reset(p: &PartitionRt) {
     for r in p.redists.iter() {
         r.lock().reset();
     }
+    refresh_shadow(p);
     irq::reset_routes(p);
+}
+
+/// Brings `p.gicd_shadow` up to date with the distributor (after it was
+/// built or reset; a guest's write refreshes it in `mmio_dist*`).
+pub fn refresh_shadow(p: &PartitionRt) {
+    let mut d = p.vgic.lock();
+    let v2 = p
+        .emulated
+        .ranges()
+        .iter()
+        .any(|(_, dev)| *dev == septum_core::emu::Device::GicdV2);
+    match p.redists.first() {
+        Some(r) if v2 => p.gicd_shadow.refresh_v2(&mut d, &mut r.lock()),
+        _ => p.gicd_shadow.refresh_v3(&mut d),
+    }
 }
 
 /// Silences `p`'s DMA-capable devices before its memory is scrubbed or

@@ -52,6 +52,7 @@ pub mod direct;
 mod dist;
 pub mod lr;
 mod redist;
+pub mod shadow;
 pub mod v2;
 
 pub use dist::VgicDist;

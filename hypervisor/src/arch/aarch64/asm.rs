@@ -237,12 +237,26 @@ septum_irq_common:
 septum_fiq_common:
     septum_short_path {fiq_handler}
 
-// A synchronous exception from a guest running AArch64: the registers
-// where a TrapFrame has them, but not ELR_EL2 and SPSR_EL2, and the short
-// handler, which finishes the exits that need no more (most hypercalls, SGI
-// generation, trapped debug registers, emulated MMIO). It returns 0 having
-// changed nothing (the full path takes the exit), 1 when done, 2 when done
-// and x19-x28 must be reloaded (it wrote one of them).
+// A synchronous exception from a guest running AArch64: the caller-saved
+// registers, x29 and x30 where a TrapFrame has them, but not x19-x28 (the
+// handler, a C-ABI function, keeps those itself), ELR_EL2 or SPSR_EL2
+// (which stay in their registers), and the short handler, which finishes
+// the exits that need no more (most hypercalls, SGI generation, trapped
+// debug registers, emulated MMIO). It answers (trap::Short) 1, done; 2,
+// the exit needs one of x19-x28: they are stored (still the guest's, the
+// handler kept them) and the retry handler, which may write them, runs on
+// the whole register file; or 0, nothing changed, and the full path takes
+// the exit with ELR/SPSR stored too.
+// Stores or loads x19-x28 where a TrapFrame has them.
+.macro septum_x19_x28 one, two
+    \one    x19, [sp, #16 * 9 + 8]
+    \two    x20, x21, [sp, #16 * 10]
+    \two    x22, x23, [sp, #16 * 11]
+    \two    x24, x25, [sp, #16 * 12]
+    \two    x26, x27, [sp, #16 * 13]
+    \one    x28, [sp, #16 * 14]
+.endm
+
 septum_sync_common:
     stp     x2, x3, [sp, #16 * 1]
     stp     x4, x5, [sp, #16 * 2]
@@ -252,23 +266,11 @@ septum_sync_common:
     stp     x12, x13, [sp, #16 * 6]
     stp     x14, x15, [sp, #16 * 7]
     stp     x16, x17, [sp, #16 * 8]
-    stp     x18, x19, [sp, #16 * 9]
-    stp     x20, x21, [sp, #16 * 10]
-    stp     x22, x23, [sp, #16 * 11]
-    stp     x24, x25, [sp, #16 * 12]
-    stp     x26, x27, [sp, #16 * 13]
-    stp     x28, x29, [sp, #16 * 14]
-    str     x30, [sp, #16 * 15]
+    str     x18, [sp, #16 * 9]
+    stp     x29, x30, [sp, #16 * 14 + 8]
     mov     x0, sp
     bl      {sync_fast}
-    cbz     w0, 2f
-    tbz     w0, #1, 1f
-    ldr     x19, [sp, #16 * 9 + 8]
-    ldp     x20, x21, [sp, #16 * 10]
-    ldp     x22, x23, [sp, #16 * 11]
-    ldp     x24, x25, [sp, #16 * 12]
-    ldp     x26, x27, [sp, #16 * 13]
-    ldr     x28, [sp, #16 * 14]
+    tbz     w0, #0, 2f
 1:
     ldp     x29, x30, [sp, #16 * 14 + 8]
     ldr     x18, [sp, #16 * 9]
@@ -284,6 +286,14 @@ septum_sync_common:
     add     sp, sp, #{frame}
     eret
 2:
+    septum_x19_x28 str, stp
+    cbz     w0, 3f
+    mov     x0, sp
+    bl      {sync_retry}
+    cbz     w0, 3f
+    septum_x19_x28 ldr, ldp
+    b       1b
+3:
     mrs     x21, elr_el2
     mrs     x22, spsr_el2
     stp     x21, x22, [sp, #16 * 15 + 8]
@@ -348,6 +358,7 @@ global_asm!(
     irq_handler = sym super::trap::septum_irq,
     fiq_handler = sym super::trap::septum_fiq,
     sync_fast = sym super::trap::septum_sync_fast,
+    sync_retry = sym super::trap::septum_sync_retry,
 );
 
 unsafe extern "C" {

@@ -33,21 +33,19 @@ impl TrapFrame {
 }
 
 /// What the short synchronous path saved (`asm.rs`, `septum_sync_common`):
-/// x0-x30 where a [`TrapFrame`] has them, but not ELR_EL2 and SPSR_EL2,
-/// which stay in their registers. On return only x0-x18, x29 and x30 are
-/// reloaded, unless a handler wrote one of x19-x28 (`reload`): the handler,
-/// a C-ABI function, keeps those itself.
+/// x0-x18, x29 and x30 where a [`TrapFrame`] has them. Not x19-x28 at
+/// first (`ALL = false`): the short handler, a C-ABI function, keeps those
+/// in their registers, so an exit that reads or writes one of them
+/// ([`ShortFrame::holds`]) is handed back, the assembly stores x19-x28 and
+/// tries again with all of them (`ALL = true`). Never ELR_EL2 and SPSR_EL2,
+/// which stay in their registers.
 #[repr(C)]
-pub struct ShortFrame {
+pub struct ShortFrame<const ALL: bool> {
     x: [u64; 31],
-    /// Set when one of x19-x28 was written. (The slot where a `TrapFrame`
-    /// keeps ELR_EL2; the full path fills it in after the short one gave up.)
-    reload: u64,
 }
 
-const _: () = assert!(core::mem::size_of::<ShortFrame>() <= core::mem::size_of::<TrapFrame>());
 const _: () =
-    assert!(core::mem::offset_of!(ShortFrame, reload) == core::mem::offset_of!(TrapFrame, elr));
+    assert!(core::mem::size_of::<ShortFrame<true>>() <= core::mem::size_of::<TrapFrame>());
 
 /// A guest's general-purpose registers as an exit handler sees them.
 pub trait GuestRegs {
@@ -66,7 +64,7 @@ impl GuestRegs for TrapFrame {
     }
 }
 
-impl ShortFrame {
+impl<const ALL: bool> ShortFrame<ALL> {
     /// x0-x3: a hypercall's function ID and first arguments.
     pub fn args(&self) -> [u64; 4] {
         [self.x[0], self.x[1], self.x[2], self.x[3]]
@@ -77,43 +75,63 @@ impl ShortFrame {
         self.x[0] = x0;
         self.x[1] = x1;
     }
+
+    /// Whether register `n` is in the frame, or is XZR.
+    #[inline(always)]
+    pub fn holds(n: u8) -> bool {
+        ALL || !(19..=28).contains(&n)
+    }
 }
 
-impl GuestRegs for ShortFrame {
+/// Only for registers the frame [`holds`](ShortFrame::holds): the short
+/// paths check before they emulate. Anything else reads as 0 and is not
+/// written (never reached; no panic on an exit path).
+impl<const ALL: bool> GuestRegs for ShortFrame<ALL> {
     fn get(&self, n: u8) -> u64 {
+        if !Self::holds(n) {
+            return 0;
+        }
         self.x.get(n as usize).copied().unwrap_or(0)
     }
     fn put(&mut self, n: u8, v: u64) {
+        if !Self::holds(n) {
+            return;
+        }
         if let Some(r) = self.x.get_mut(n as usize) {
             *r = v;
-            if (19..=28).contains(&n) {
-                self.reload = 1;
-            }
         }
     }
 }
 
-/// What the short synchronous path does next (`septum_sync_fast`'s result).
-const SLOW: u32 = 0;
-const DONE: u32 = 1;
-const DONE_RELOAD: u32 = 2;
+/// What became of an exit on the short synchronous path.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Short {
+    /// Nothing changed; the full path takes the exit.
+    Slow = 0,
+    /// Handled; back to the guest.
+    Done = 1,
+    /// Nothing changed; it needs one of x19-x28 (try again with them).
+    NeedsAll = 2,
+}
 
 /// Called by the short synchronous path (a trap from a guest running
-/// AArch64). `DONE` or `DONE_RELOAD`: handled, back to the guest; `SLOW`:
-/// nothing was changed, and the full path handles the exit.
-pub extern "C" fn septum_sync_fast(frame: &mut ShortFrame) -> u32 {
-    frame.reload = 0;
-    if !crate::exit::fast(frame) {
-        return SLOW;
-    }
-    if !crate::system::guests_may_run() {
+/// AArch64), first with x19-x28 still in their registers.
+pub extern "C" fn septum_sync_fast(frame: &mut ShortFrame<false>) -> u32 {
+    finish(crate::exit::fast(frame))
+}
+
+/// The same, again, with x19-x28 in the frame too (`NeedsAll`). Never
+/// answers `NeedsAll`.
+pub extern "C" fn septum_sync_retry(frame: &mut ShortFrame<true>) -> u32 {
+    finish(crate::exit::fast(frame))
+}
+
+#[inline(always)]
+fn finish(r: Short) -> u32 {
+    if r == Short::Done && !crate::system::guests_may_run() {
         crate::system::halt_core();
     }
-    if frame.reload != 0 {
-        DONE_RELOAD
-    } else {
-        DONE
-    }
+    r as u32
 }
 
 /// Which vector was taken (the number the vector stub loads into x0).

@@ -13,15 +13,16 @@
 # loops on its CPUs, console output and network traffic) and crash-looping,
 # and beside a guest flooding the hypervisor with faults or with SGIs and
 # GIC MMIO (the interference table); the two-vCPU
-# guest guests/pairbench natively, in qemu/configs/virt-pairbench.toml and
-# with direct interrupt delivery in qemu/configs/virt-pairbench-direct.toml;
+# guest guests/pairbench natively, in qemu/configs/virt-pairbench.toml,
+# with direct interrupt delivery in qemu/configs/virt-pairbench-direct.toml
+# and on a GICv2 (natively and in qemu/configs/virt-pairbench-v2.toml);
 # and configs/rpi4.toml with the benchmark RTOS on QEMU raspi4b (GICv2).
 set -euo pipefail
 . "$(dirname "$0")/lib/deps.sh"
 
 smoke=0
 case "${1:-}" in
-    -h | --help) sed -n '2,18p' "$0"; exit 0 ;;
+    -h | --help) sed -n '2,19p' "$0"; exit 0 ;;
     --smoke) smoke=1 ;;
     "") ;;
     *) echo "bench.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
@@ -43,6 +44,7 @@ cargo build -q --release --target aarch64-unknown-none -p septum-pairbench
     target/septum/guests/septum-pairbench.bin
 scripts/build.sh --quiet --config qemu/configs/virt-pairbench.toml >/dev/null
 scripts/build.sh --quiet --config qemu/configs/virt-pairbench-direct.toml >/dev/null
+scripts/build.sh --quiet --config qemu/configs/virt-pairbench-v2.toml >/dev/null
 
 if [ "$smoke" = 1 ]; then
     exec python3 scripts/lib/bench.py --smoke

@@ -16,7 +16,9 @@
 //!   SGI pending bytes are the model's; RAZ registers read 0;
 //! - an ITARGETSR write routes each owned SPI to the lowest existing vCPU
 //!   of its mask or leaves it; GICD_SGIR yields exactly the targets an
-//!   independent decoder computes, never a vCPU >= `nr_vcpus`;
+//!   independent decoder computes, never a vCPU >= `nr_vcpus`, and
+//!   `sgir_write` (the hypervisor's lock-free path) answers the same with no
+//!   state change or effect;
 //!   SPENDSGIR/CPENDSGIR set/clear exactly the SGIs of non-zero bytes, and
 //!   ISPENDR0/ICPENDR0 never change an SGI;
 //! - `ich_lr_to_gich` / `gich_lr_to_ich` keep every field GICv2 can hold
@@ -405,7 +407,19 @@ fn write_step(p: &mut Part, fx: &mut Effects, v: usize, offset: u64, width: u8, 
         .collect();
     let pending: Vec<bool> = (0..16).map(|s| p.redists[v].sgi_pending(s)).collect();
 
+    let quick = v2::sgir_write(offset, width, value, v, p.redists.len());
     let got = v2::write(&mut p.dist, &mut p.redists[v], offset, width, value, fx);
+    if let Some(q) = quick {
+        // The lock-free GICD_SGIR path: the same SGI, no state, no effect
+        // (the full path may only refuse for want of effect room).
+        if got != Err(VgicError::EffectsFull) {
+            assert_eq!(got, Ok(q), "vCPU {v} GICD_SGIR = {value:#x}");
+            assert_eq!(fx.len(), before_fx.len(), "GICD_SGIR produced effects");
+            assert_eq!(p.snapshot(), before, "GICD_SGIR changed state");
+        }
+    } else {
+        assert!(offset != 0xf00 || width != 4, "a GICD_SGIR write missed by sgir_write");
+    }
     let mut want = expected_access(offset, width);
     if want.is_ok() && EFFECTS_CAPACITY - before_fx.len() < MAX_EFFECTS_PER_WRITE {
         want = Err(VgicError::EffectsFull);

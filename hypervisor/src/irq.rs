@@ -341,6 +341,14 @@ fn inject_virtual(intid: u32, prio: u8) {
         g.write_lr(0, encode_lr(intid, None, prio, true, LrState::Pending));
         return;
     }
+    inject_through_manager(g, &mut mgr, n, intid, prio);
+}
+
+/// `inject_virtual` when a list register is in use or something is queued:
+/// the manager decides. Out of line, so that the common case above (and
+/// its caller) saves few registers and no LR snapshot.
+#[inline(never)]
+fn inject_through_manager(g: &Gic, mgr: &mut LrManager<64>, n: usize, intid: u32, prio: u8) {
     let mut lrs = read_lrs(g, n);
     let before = lrs;
     let irq = Irq {

@@ -50,6 +50,9 @@ pub struct PartitionRt {
     /// GICD_TYPER needs no lock (`exit::emulate_mmio`).
     pub gicd_at: GuestPhysAddr,
     pub gicd_shadow: DistShadow,
+    /// The distributor's entry of `emulated` (its kind and size), so that
+    /// the MMIO path finds it with one compare before the table search.
+    pub gicd: (Device, u64),
     /// One redistributor per vCPU, in vCPU order.
     pub redists: Box<[Mutex<VgicRedist>]>,
     /// Emulated UART, if the partition has one.
@@ -210,9 +213,13 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
                 .add(range, device)
                 .map_err(|e| alloc::format!("{}: virtual GIC: {e:?}", cfg.name))
         };
+        let gicd = match plat.gic.version {
+            GicVersion::V3 => (Device::GicdV3, GICD_SIZE),
+            GicVersion::V2 => (Device::GicdV2, septum_core::vgic::v2::GICD_V2_SIZE),
+        };
         match plat.gic.version {
             GicVersion::V3 => {
-                add_gic(GuestRange::new(gicd_at, GICD_SIZE), Device::GicdV3)?;
+                add_gic(GuestRange::new(gicd_at, gicd.1), gicd.0)?;
                 add_gic(
                     GuestRange::new(
                         GuestPhysAddr::new(plat.gic.gicr.raw()),
@@ -233,10 +240,7 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
                     attrs(Perms::RW, MemType::Device),
                 )
                 .map_err(|e| alloc::format!("{}: GICV: {e:?}", cfg.name))?;
-                add_gic(
-                    GuestRange::new(gicd_at, septum_core::vgic::v2::GICD_V2_SIZE),
-                    Device::GicdV2,
-                )?;
+                add_gic(GuestRange::new(gicd_at, gicd.1), gicd.0)?;
             }
         }
         if let Some(septum_core::config::Watchdog {
@@ -258,6 +262,7 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
             vgic: Mutex::new(vgic),
             gicd_at,
             gicd_shadow: DistShadow::new(),
+            gicd,
             redists,
             vuart,
             emulated,

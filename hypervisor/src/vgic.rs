@@ -58,6 +58,16 @@ pub fn mmio_dist_v2(
     width: u8,
     store: Option<u64>,
 ) -> Result<u64, &'static str> {
+    // SGI generation first, without the locks or an effects list (the
+    // GICv2 counterpart of a trapped ICC_SGI1R_EL1 write).
+    if let (Some(v), true) = (store, vcpu < p.redists.len()) {
+        if let Some(sgi) = v2::sgir_write(off, width, v, vcpu, p.redists.len()) {
+            if let Some(sgi) = sgi {
+                deliver_sgi(p, sgi.intid, sgi.targets);
+            }
+            return Ok(0);
+        }
+    }
     let r = p.redists.get(vcpu).ok_or("no such vCPU")?;
     let (mut d, mut r) = (p.vgic.lock(), r.lock());
     if let Some(v) = store {
@@ -257,9 +267,15 @@ pub fn send_sgi(p: &PartitionRt, sender: usize, value: u64) {
 /// Makes SGI `intid` pending for each vCPU in `targets` (bit n = vCPU n;
 /// vCPUs the partition does not have are ignored) and kicks them.
 pub fn deliver_sgi(p: &PartitionRt, intid: u32, targets: u32) {
-    for (vcpu, r) in p.redists.iter().enumerate().take(32) {
-        if targets & (1 << vcpu) != 0 && r.lock().set_sgi_pending(intid) {
-            irq::kick(p, vcpu);
+    // Only the targets' bits are visited (usually one), in ascending order.
+    let mut t = targets;
+    while t != 0 {
+        let vcpu = t.trailing_zeros() as usize;
+        t &= t - 1;
+        if let Some(r) = p.redists.get(vcpu) {
+            if r.lock().set_sgi_pending(intid) {
+                irq::kick(p, vcpu);
+            }
         }
     }
 }
@@ -298,11 +314,7 @@ pub fn reset(p: &PartitionRt) {
 /// built or reset; a guest's write refreshes it in `mmio_dist*`).
 pub fn refresh_shadow(p: &PartitionRt) {
     let mut d = p.vgic.lock();
-    let v2 = p
-        .emulated
-        .ranges()
-        .iter()
-        .any(|(_, dev)| *dev == septum_core::emu::Device::GicdV2);
+    let v2 = p.gicd.0 == septum_core::emu::Device::GicdV2;
     match p.redists.first() {
         Some(r) if v2 => p.gicd_shadow.refresh_v2(&mut d, &mut r.lock()),
         _ => p.gicd_shadow.refresh_v3(&mut d),

@@ -277,16 +277,21 @@ fn intruder_restarts_until_budget_spent() {
 /// the device drops it (GICD_IS/ICPENDR1). The same guest
 /// (guests/pairbench) checks it natively, then in a partition.
 /// REQ-ISO-6: the same guest checks what trapped loads and a hypercall leave
-/// in the registers the short exit path handles specially.
+/// in the registers the short exit path handles specially. Both on a GICv3
+/// and on a GICv2 (qemu/configs/virt-pairbench-v2.toml: the banked SGI/PPI
+/// word of the GICv2 distributor, its emulation and the GICV interface).
 #[test]
 fn hardware_interrupt_state_reads_as_on_the_bare_machine() {
     let image = build("qemu/configs/virt-pairbench.toml");
+    let image_v2 = build("qemu/configs/virt-pairbench-v2.toml");
     let native = repo_root().join("target/septum/guests/septum-pairbench.bin");
     const OK: &str = "pairbench: gic state: ok";
     const REGS_OK: &str = "pairbench: trap registers: ok";
-    for (what, path, machine) in [
-        ("natively", &native, Machine::VirtNative),
-        ("in a partition", &image, Machine::VirtEl2),
+    for (what, path, machine, gic) in [
+        ("natively", &native, Machine::VirtNative, "GICv3"),
+        ("in a partition", &image, Machine::VirtEl2, "GICv3"),
+        ("natively", &native, Machine::VirtNativeGicV2, "GICv2"),
+        ("in a partition", &image_v2, Machine::VirtEl2GicV2, "GICv2"),
     ] {
         let opts = Options {
             machine,
@@ -296,6 +301,12 @@ fn hardware_interrupt_state_reads_as_on_the_bare_machine() {
         let out = q.wait_until("the GIC state and trap register checks", BOOT, |o| {
             o.contains(REGS_OK) || o.contains("error: trap registers")
         });
+        let what = format!("{what} on a {gic}");
+        assert!(
+            out.contains(&format!("pairbench: vCPU 0 up ({gic})")),
+            "{what}: the guest found another GIC:\n{}",
+            tail(&out, 30)
+        );
         assert!(out.contains(OK), "{what}:\n{}", tail(&out, 30));
         assert!(out.contains(REGS_OK), "{what}:\n{}", tail(&out, 30));
     }

@@ -186,6 +186,14 @@ TARGET = {"timer_irq": 100, "gicd_read": 112, "hvc_round_trip": 94, "sgi_round_t
           "device_irq": 100}
 
 
+# The five exit paths the targets are for, in table order.
+PATHS = [("timer_irq", "virtual timer, CVAL → handler (p50 of 1000)"),
+         ("gicd_read", "trapped GICD_TYPER read (mean of 1000)"),
+         ("hvc_round_trip", "HVC PSCI_VERSION round trip (mean of 1000)"),
+         ("sgi_round_trip", "SGI round trip vCPU0 → vCPU1 → vCPU0 (p50 of 1000)"),
+         ("device_irq", "passthrough device interrupt, write → handler (p50 of 1000)")]
+
+
 def pair_value(d, name):
     v = d.get(name)
     if not v:
@@ -196,17 +204,23 @@ def pair_value(d, name):
 def bao_rows(pair_native, pair_septum):
     """(path, native, Bao, Septum, Bao overhead, Septum overhead, Septum/Bao, target) rows."""
     rows = []
-    for name, label in [("timer_irq", "virtual timer, CVAL → handler (p50 of 1000)"),
-                        ("gicd_read", "trapped GICD_TYPER read (mean of 1000)"),
-                        ("hvc_round_trip", "HVC PSCI_VERSION round trip (mean of 1000)"),
-                        ("sgi_round_trip", "SGI round trip vCPU0 → vCPU1 → vCPU0 (p50 of 1000)"),
-                        ("device_irq", "passthrough device interrupt, write → handler (p50 of 1000)")]:
+    for name, label in PATHS:
         n, sp = pair_value(pair_native, name), pair_value(pair_septum, name)
         b_native, b = BAO.get(name, (None, None))
         b_over = None if b is None else b - (b_native or 0)
         s_over = None if sp is None or n is None else sp - n
         rows.append((label, n, b, sp, b_over, s_over,
                      f"{s_over / b_over:.2f}" if s_over is not None and b_over else "n/a", TARGET[name]))
+    return rows
+
+
+def v2_rows(pair_native_v2, pair_septum_v2):
+    """(path, native, Septum, overhead, target) on the GICv2 backend. Bao
+    was measured on a GICv3 only; the targets are the same overheads."""
+    rows = []
+    for name, label in PATHS:
+        n, sp = pair_value(pair_native_v2, name), pair_value(pair_septum_v2, name)
+        rows.append((label, n, sp, None if n is None or sp is None else sp - n, TARGET[name]))
     return rows
 
 
@@ -383,10 +397,19 @@ def smoke():
         "smoke-pair-direct", ["-M", "virt,virtualization=on,gic-version=3", "-kernel",
                               os.path.join(ROOT, "target/septum/virt-pairbench-direct/septum.img")],
         "bench: done", limit))
+    found["pair_native_v2"] = parse_pair(run_qemu(
+        "smoke-pair-native-v2", ["-M", "virt,gic-version=2", "-kernel",
+                                 os.path.join(ROOT, "target/septum/guests/septum-pairbench.bin")],
+        "bench: done", limit))
+    found["pair_septum_v2"] = parse_pair(run_qemu(
+        "smoke-pair-septum-v2", ["-M", "virt,virtualization=on,gic-version=2", "-kernel",
+                                 os.path.join(ROOT, "target/septum/virt-pairbench-v2/septum.img")],
+        "bench: done", limit))
     found["boot"] = parse_hyp(pair_txt, "")
+    every = ["sgi_round_trip", "device_irq", "timer_irq", "hvc_round_trip", "gicd_read"]
     missing = [f"{run}: {fig}" for run, figs in
                [("rtos_native", ["irq_latency", "release_jitter"]),
-                ("pair_native", ["sgi_round_trip", "device_irq", "timer_irq", "hvc_round_trip", "gicd_read"]),
+                ("pair_native", every), ("pair_native_v2", every), ("pair_septum_v2", every),
                 ("pair_septum", ["sgi_round_trip", "device_irq", "timer_irq", "hvc_round_trip", "gicd_read"]),
                 ("pair_direct", ["device_irq", "timer_irq"])]
                for fig in figs if fig not in found[run]]
@@ -430,6 +453,11 @@ def main():
     pair_direct = parse_pair(run_qemu("pair-direct", ["-M", "virt,virtualization=on,gic-version=3", "-kernel",
                                                       os.path.join(ROOT, "target/septum/virt-pairbench-direct/septum.img")],
                                       "bench: done", limit))
+    pair_native_v2 = parse_pair(run_qemu("pair-native-v2", ["-M", "virt,gic-version=2", "-kernel", pair_native_img],
+                                         "bench: done", limit))
+    pair_septum_v2 = parse_pair(run_qemu("pair-septum-v2", ["-M", "virt,virtualization=on,gic-version=2", "-kernel",
+                                                            os.path.join(ROOT, "target/septum/virt-pairbench-v2/septum.img")],
+                                         "bench: done", limit))
     idle_txt = run_qemu("septum-idle", ["-M", "virt,virtualization=on,gic-version=3", "-kernel", idle_img] + NET,
                         "bench: done", limit, os.path.join(OUT, "septum-idle-linux.log"))
     load_txt = run_qemu("septum-load", ["-M", "virt,virtualization=on,gic-version=3", "-kernel", load_img] + NET,
@@ -477,6 +505,8 @@ def main():
         "bao_comparison": [dict(zip(["path", "native", "bao", "septum", "bao_overhead", "septum_overhead",
                                      "septum_over_bao", "target_overhead"], r))
                            for r in bao_rows(pair_native, pair_septum)],
+        "exit_paths_gicv2": [dict(zip(["path", "native", "septum", "septum_overhead", "target_overhead"], r))
+                             for r in v2_rows(pair_native_v2, pair_septum_v2)],
         "rpi4_gicv2_linux_idle": {k: rpi4.get(k) for k in ["irq_latency", "release_jitter"]}
         | {"exit": rpi4["exit"], "misses": rpi4["misses"]},
         "boot": hyp,
@@ -591,6 +621,15 @@ def main():
            "| path | native | Septum, virtual | Septum, direct | direct overhead |", "|---|---|---|---|---|"]
     for label, n, v, d, o in direct_rows(pair_native, pair_septum, pair_direct):
         md.append(f"| {label} | {fmt(n)} | {fmt(v)} | {fmt(d)} | {'—' if o is None else f'{o:+d}'} |")
+    md += ["", "## Exit paths on the GICv2 backend (instructions)", "",
+           "guests/pairbench natively on QEMU virt with gic-version=2 and in "
+           "qemu/configs/virt-pairbench-v2.toml (GICv2 distributor emulated, list registers in GICH, "
+           "the guest's CPU interface the hardware's GICV). Bao was measured on a GICv3 only; the "
+           "targets are the same overheads.", "",
+           "| path | native | Septum | Septum overhead | target |", "|---|---|---|---|---|"]
+    for label, n, sp, so, t in v2_rows(pair_native_v2, pair_septum_v2):
+        ok = "" if so is None else (" ✓" if so <= t else " ✗")
+        md.append(f"| {label} | {fmt(n)} | {fmt(sp)} | {'—' if so is None else '+' + fmt(so)} | ≤ +{t}{ok} |")
     md += ["", "## Raspberry Pi 4 (QEMU raspi4b, GICv2 backend), Linux idle", "",
            "The same benchmark RTOS in configs/rpi4.toml: list registers in GICH (MMIO), "
            "the GICv2 distributor emulated, the CPU interface the hardware's GICV.", "",

@@ -133,7 +133,7 @@ def profile(log, syms, guest_syms, window, rounds, detail, addr2line, elf):
 def main():
     image, elf, guest_elf, nm, addr2line, log = sys.argv[1:7]
     detail = sys.argv[7] if len(sys.argv) > 7 else ""
-    cmd = ["qemu-system-aarch64", "-nodefaults", "-M", "virt,virtualization=on,gic-version=3", "-cpu", "cortex-a72",
+    cmd = ["qemu-system-aarch64", "-nodefaults", "-M", "virt,virtualization=on,gic-version=" + os.environ.get("SEPTUM_PROFILE_GIC", "3"), "-cpu", "cortex-a72",
            "-smp", "4", "-m", "2G", "-nographic", "-monitor", "none", "-icount", "shift=0,sleep=off",
            "-global", "cortex-a72-arm-cpu.cntfrq=1000000000", "-kernel", image, "-serial", "stdio", "-serial", "null"]
     out = run(cmd, log, 300)

@@ -1,13 +1,24 @@
 //! The few devices the benchmark touches, at QEMU `virt`'s addresses (the
-//! partition sees the same IPAs): the GICv3 distributor and redistributors
-//! by MMIO, the CPU interface by system registers, PL011 UART0 (console)
-//! and UART1 (the passthrough device that raises the measured interrupt),
-//! the virtual counter and PSCI over HVC.
+//! partition sees the same IPAs): the GIC — a GICv3's distributor and
+//! redistributors by MMIO and its CPU interface by system registers, or a
+//! GICv2's distributor and CPU interface (GICC) by MMIO, whichever
+//! ID_AA64PFR0_EL1 says the core has — PL011 UART0 (console) and UART1 (the
+//! passthrough device that raises the measured interrupt), the virtual
+//! counter and PSCI over HVC.
 
 use core::arch::asm;
 use core::fmt;
+use core::sync::atomic::{AtomicBool, Ordering};
 
 const GICD: usize = 0x0800_0000;
+/// A GICv2's CPU interface on `virt` (in a partition: the hardware's GICV
+/// at the same IPA).
+const GICC: usize = 0x0801_0000;
+const GICC_CTLR: usize = 0x00;
+const GICC_PMR: usize = 0x04;
+const GICC_IAR: usize = 0x0c;
+const GICC_EOIR: usize = 0x10;
+const GICD_SGIR: usize = 0xf00;
 const GICR: usize = 0x080a_0000;
 const GICR_STRIDE: usize = 0x2_0000;
 const SGI_FRAME: usize = 0x1_0000;
@@ -27,6 +38,28 @@ const UART_FR_TXFF: u32 = 1 << 5;
 const UART_INT_TX: u32 = 1 << 5;
 /// Polls of a busy bit before giving up: a dead device must not hang us.
 const POLLS: u32 = 1_000_000;
+
+/// Set by [`detect_gic`]: the GIC is a GICv2 (no system-register CPU
+/// interface).
+static V2: AtomicBool = AtomicBool::new(false);
+
+/// Reads ID_AA64PFR0_EL1.GIC: 0 means no GICv3 system-register interface,
+/// so a GICv2. Returns whether it is one.
+pub fn detect_gic() -> bool {
+    let pfr0: u64;
+    // SAFETY: reading an ID register has no side effects.
+    unsafe {
+        asm!("mrs {v}, id_aa64pfr0_el1", v = out(reg) pfr0, options(nomem, nostack, preserves_flags))
+    };
+    let v2 = (pfr0 >> 24) & 0xf == 0;
+    V2.store(v2, Ordering::Relaxed);
+    v2
+}
+
+#[inline(always)]
+fn v2() -> bool {
+    V2.load(Ordering::Relaxed)
+}
 
 fn read32(addr: usize) -> u32 {
     let v: u32;
@@ -95,6 +128,19 @@ fn set_priority(frame: usize, intid: u32, priority: u8) {
 /// The distributor: affinity routing and Group 1 on; the benchmark's SPI
 /// (UART1) in Group 1 at `priority`, routed to vCPU 0.
 pub fn gicd_init(priority: u8) {
+    if v2() {
+        // Both groups on (no Security Extensions here, or a virtual
+        // interface: the interrupts keep their reset group); UART1 at
+        // `priority`, targeted at vCPU 0.
+        write32(GICD, 0b11);
+        let word = (UART1_INTID / 32) as usize * 4;
+        set_priority(GICD, UART1_INTID, priority);
+        let targets = GICD + 0x800 + (UART1_INTID as usize & !3);
+        let shift = (UART1_INTID % 4) * 8;
+        write32(targets, (read32(targets) & !(0xff << shift)) | (1 << shift));
+        write32(GICD + 0x100 + word, 1 << (UART1_INTID % 32));
+        return;
+    }
     const CTLR_ENABLE_GRP1: u32 = 1 << 1;
     const CTLR_ARE: u32 = 1 << 4;
     const CTLR_RWP: u32 = 1 << 31;
@@ -117,6 +163,20 @@ pub fn gicd_init(priority: u8) {
 /// and enabled, and its CPU interface on. `false` if the redistributor at
 /// the expected place does not carry this vCPU's affinity.
 pub fn cpu_init(cpu: usize, sgis: u32, priority: u8) -> bool {
+    if v2() {
+        // The SGIs' enable and priority are banked in the distributor.
+        for intid in 0..16u32 {
+            if sgis & (1 << intid) != 0 {
+                set_priority(GICD, intid, priority);
+            }
+        }
+        write32(GICD + 0x100, sgis);
+        write32(GICC + GICC_PMR, 0xff);
+        // EnableGrp0 | EnableGrp1 | AckCtl: either group is signalled as an
+        // IRQ and acknowledged through GICC_IAR.
+        write32(GICC + GICC_CTLR, 0b111);
+        return true;
+    }
     let rd = GICR + cpu * GICR_STRIDE;
     let typer_hi = read32(rd + 0x0c); // GICR_TYPER[63:32]: affinity
     if typer_hi & 0xff != cpu as u32 {
@@ -160,6 +220,10 @@ pub fn cpu_init(cpu: usize, sgis: u32, priority: u8) -> bool {
 /// Sends SGI `intid` to vCPU `target` (Aff0, affinity 0.0.0).
 #[inline(always)]
 pub fn send_sgi(intid: u32, target: usize) {
+    if v2() {
+        write32(GICD + GICD_SGIR, (1 << (16 + (target & 7))) | (intid & 0xf));
+        return;
+    }
     let v = (u64::from(intid & 0xf) << 24) | (1u64 << (target & 0xf));
     // SAFETY: ICC_SGI1R_EL1 only raises an SGI on a vCPU of this guest.
     unsafe {
@@ -167,17 +231,28 @@ pub fn send_sgi(intid: u32, target: usize) {
     };
 }
 
-pub fn ack() -> u32 {
+/// Acknowledges the pending interrupt: (its INTID, the value [`eoi`] takes;
+/// on a GICv2 an SGI's includes its source CPU).
+pub fn ack() -> (u32, u32) {
+    if v2() {
+        let iar = read32(GICC + GICC_IAR);
+        return (iar & 0x3ff, iar);
+    }
     let v: u64;
     // SAFETY: acknowledges the pending interrupt this handler then ends.
     unsafe { asm!("mrs {v}, icc_iar1_el1", v = out(reg) v, options(nostack, preserves_flags)) };
-    (v & 0x00ff_ffff) as u32
+    let intid = (v & 0x00ff_ffff) as u32;
+    (intid, intid)
 }
 
-pub fn eoi(intid: u32) {
-    // SAFETY: `intid` came from `ack` on this vCPU.
+pub fn eoi(token: u32) {
+    if v2() {
+        write32(GICC + GICC_EOIR, token);
+        return;
+    }
+    // SAFETY: `token` came from `ack` on this vCPU.
     unsafe {
-        asm!("msr icc_eoir1_el1, {v}", v = in(reg) u64::from(intid), options(nostack, preserves_flags))
+        asm!("msr icc_eoir1_el1, {v}", v = in(reg) u64::from(token), options(nostack, preserves_flags))
     };
 }
 
@@ -271,10 +346,12 @@ impl IrqState {
     }
 }
 
-/// The frame and bit of `intid`: vCPU 0's redistributor for SGIs and PPIs,
-/// the distributor for SPIs.
+/// The frame and bit of `intid`: vCPU 0's redistributor for SGIs and PPIs
+/// (on a GICv2, the distributor's banked word 0), the distributor for SPIs.
 fn frame_bit(intid: u32) -> (usize, u32) {
-    if intid < 32 {
+    // A GICv2's SGI and PPI registers are word 0 of the distributor's,
+    // banked per CPU.
+    if intid < 32 && !v2() {
         (SGI0, 1 << intid)
     } else {
         (GICD + (intid / 32) as usize * 4, 1 << (intid % 32))
@@ -295,6 +372,10 @@ pub fn irq_enable(intid: u32, on: bool) {
 
 /// vCPU 0's virtual timer PPI in Group 1 at `priority`.
 pub fn vtimer_irq_init(priority: u8) {
+    if v2() {
+        set_priority(GICD, VTIMER_INTID, priority);
+        return;
+    }
     write32(SGI0 + 0x80, read32(SGI0 + 0x80) | (1 << VTIMER_INTID)); // IGROUPR0
     set_priority(SGI0, VTIMER_INTID, priority);
 }
@@ -327,8 +408,8 @@ pub fn gicd_typer() -> u32 {
 }
 
 /// What a trapped load and a hypercall leave in the registers the
-/// hypervisor's short exit path treats specially (x19-x28, which it reloads
-/// only when written): GICD_TYPER loaded into x20 and x28, then PSCI_VERSION
+/// hypervisor's short exit path treats specially (x19-x28, which it saves
+/// only for an exit that needs one of them): GICD_TYPER loaded into x20 and x28, then PSCI_VERSION
 /// over HVC with x19, x21 and x27 holding known values. Natively the load is
 /// a device read and QEMU answers the HVC.
 pub fn trap_registers() -> [u64; 5] {

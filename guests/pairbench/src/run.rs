@@ -44,7 +44,11 @@ extern "C" fn guest_main(cpu: u64) {
 }
 
 fn primary() {
-    say!("pairbench: vCPU 0 up");
+    let v2 = hw::detect_gic();
+    say!(
+        "pairbench: vCPU 0 up ({})",
+        if v2 { "GICv2" } else { "GICv3" }
+    );
     hw::gicd_init(PRIORITY);
     if !hw::cpu_init(0, 1 << SGI_PONG, PRIORITY) {
         say!("pairbench: error: no redistributor for vCPU 0");
@@ -275,6 +279,7 @@ fn summarise(name: &str, buf: &mut [u64; SAMPLES]) {
 }
 
 fn secondary(cpu: usize) {
+    hw::detect_gic();
     if !hw::cpu_init(cpu, 1 << SGI_PING, PRIORITY) {
         say!("pairbench: error: no redistributor for vCPU {cpu}");
         return;
@@ -289,7 +294,7 @@ fn secondary(cpu: usize) {
 #[no_mangle]
 extern "C" fn guest_on_irq() {
     let t = hw::now();
-    let intid = hw::ack();
+    let (intid, token) = hw::ack();
     match intid {
         SGI_PING => hw::send_sgi(SGI_PONG, 0),
         SGI_PONG => STAMP.store(t, Ordering::Release),
@@ -312,7 +317,7 @@ extern "C" fn guest_on_irq() {
         _ => {}
     }
     if intid < 1020 {
-        hw::eoi(intid);
+        hw::eoi(token);
     }
 }
 

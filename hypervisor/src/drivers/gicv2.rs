@@ -197,6 +197,8 @@ impl GicV2 {
     }
 
     pub fn send_sgi(&self, core: u64, sgi: u32) {
+        // What the SGI announces must be visible to the target first.
+        crate::arch::aarch64::asm::dmb_ishst();
         self.gicd.write32(
             GICD_SGIR,
             (u32::from(Self::target(core)) << 16) | (sgi & 0xf),

@@ -325,12 +325,15 @@ impl GicV3 {
     /// Sends hypervisor SGI `sgi` (0..16) to core `core` (Aff0 < 16, Aff1..3 = 0).
     pub fn send_sgi(&self, core: u64, sgi: u32) {
         let v = ((sgi as u64 & 0xf) << 24) | (1 << (core & 0xf));
-        if self.is_direct(core as usize) {
-            sys::write_sgi0r(v);
-        } else {
-            sys::write_sgi1r(v);
-        }
-        crate::arch::aarch64::asm::dsb_isb();
+        // What the SGI announces (a pending bit, a posted start) must be
+        // visible to the target before it takes the interrupt.
+        crate::arch::aarch64::asm::sgi_write_fence_then(|| {
+            if self.is_direct(core as usize) {
+                sys::write_sgi0r(v);
+            } else {
+                sys::write_sgi1r(v);
+            }
+        });
     }
 
     /// Acknowledges the highest-priority pending Group 0 interrupt.

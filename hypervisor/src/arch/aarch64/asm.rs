@@ -667,6 +667,26 @@ pub fn sev() {
     unsafe { asm!("dsb sy", "sev", options(nostack, preserves_flags)) }
 }
 
+/// Makes this core's earlier stores (a virtual SGI's pending bit) visible to
+/// the other cores before a GICv3 SGI register write, which memory barriers
+/// alone do not order; `isb` afterwards makes the write take effect.
+#[inline(always)]
+pub fn sgi_write_fence_then(write: impl FnOnce()) {
+    // SAFETY: barriers only order memory accesses and instructions.
+    unsafe { asm!("dsb ishst", options(nostack, preserves_flags)) };
+    write();
+    // SAFETY: as above.
+    unsafe { asm!("isb", options(nostack, preserves_flags)) };
+}
+
+/// Orders this core's earlier stores before a later Device-memory store (a
+/// GICv2 GICD_SGIR write).
+#[inline(always)]
+pub fn dmb_ishst() {
+    // SAFETY: a barrier only orders memory accesses.
+    unsafe { asm!("dmb ishst", options(nostack, preserves_flags)) }
+}
+
 /// Full-system data synchronization barrier followed by an isb.
 #[inline(always)]
 pub fn dsb_isb() {

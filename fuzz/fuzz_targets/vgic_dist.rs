@@ -428,7 +428,11 @@ fuzz_target!(|input: Input| {
         for off in 0..shadow::SPAN + 4 {
             for width in [1u8, 2, 4, 8] {
                 if let Some(v) = sh.read(off, width) {
-                    assert_eq!(d.read(off, width), Ok(u64::from(v)), "shadow {off:#x}/{width}");
+                    assert_eq!(
+                        d.read(off, width),
+                        Ok(u64::from(v)),
+                        "shadow {off:#x}/{width}"
+                    );
                 }
             }
         }

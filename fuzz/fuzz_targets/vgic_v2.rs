@@ -418,7 +418,10 @@ fn write_step(p: &mut Part, fx: &mut Effects, v: usize, offset: u64, width: u8, 
             assert_eq!(p.snapshot(), before, "GICD_SGIR changed state");
         }
     } else {
-        assert!(offset != 0xf00 || width != 4, "a GICD_SGIR write missed by sgir_write");
+        assert!(
+            offset != 0xf00 || width != 4,
+            "a GICD_SGIR write missed by sgir_write"
+        );
     }
     let mut want = expected_access(offset, width);
     if want.is_ok() && EFFECTS_CAPACITY - before_fx.len() < MAX_EFFECTS_PER_WRITE {

@@ -238,9 +238,10 @@ const ICH_HCR_NPIE: u64 = 1 << 3;
 #[inline(always)]
 fn inject_hw(g: &Gic, core: usize, intid: u32, prio: u8) {
     if g.hcr() & ICH_HCR_NPIE == 0 {
-        let free = g.elrsr() & LR_MASK.load(Ordering::Relaxed);
+        let free = g.free_lrs(LR_MASK.load(Ordering::Relaxed));
         if free != 0 {
-            g.write_lr(free.trailing_zeros() as usize, lr_value(intid, prio));
+            let i = free.trailing_zeros() as usize;
+            g.write_hw_pending_lr(i, lr_value(intid, prio), intid, prio);
             return;
         }
     }

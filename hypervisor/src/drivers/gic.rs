@@ -4,7 +4,7 @@
 //! GICv2 side converts (`septum_core::vgic::v2`).
 
 use septum_core::config::{Gic as GicCfg, GicVersion};
-use septum_core::vgic::v2::{gich_lr_to_ich, ich_lr_to_gich};
+use septum_core::vgic::v2::{gich_hw_pending, gich_lr_to_ich, ich_lr_to_gich};
 
 use super::gicd;
 use super::gicv2::GicV2;
@@ -237,6 +237,26 @@ impl Gic {
         match self {
             Gic::V3(_) => sys::write_lr(i, v),
             Gic::V2(g) => g.write_lr(i, ich_lr_to_gich(v) & !GICH_LR_GROUP1),
+        }
+    }
+
+    /// The empty list registers among `mask`, one bit each.
+    #[inline(always)]
+    pub fn free_lrs(&self, mask: u64) -> u64 {
+        match self {
+            Gic::V3(_) => sys::read_ich_elrsr() & mask,
+            Gic::V2(g) => g.free_lrs(mask),
+        }
+    }
+
+    /// A pending hardware interrupt (vINTID = pINTID = `intid`, priority
+    /// `prio`) into list register `i`; `lr` is its GICv3 form. A GICv2's
+    /// is built directly rather than converted.
+    #[inline(always)]
+    pub fn write_hw_pending_lr(&self, i: usize, lr: u64, intid: u32, prio: u8) {
+        match self {
+            Gic::V3(_) => sys::write_lr(i, lr),
+            Gic::V2(g) => g.write_lr(i, gich_hw_pending(intid, prio)),
         }
     }
 

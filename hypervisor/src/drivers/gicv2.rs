@@ -269,6 +269,18 @@ impl GicV2 {
             | (u64::from(self.gich.read32(GICH_ELRSR0 + 4)) << 32)
     }
 
+    /// The empty list registers among `mask` (one bit each): ELRSR1 is read
+    /// only when `mask` reaches past LR 31 (a GIC-400 has four).
+    #[inline(always)]
+    pub fn free_lrs(&self, mask: u64) -> u64 {
+        let low = u64::from(self.gich.read32(GICH_ELRSR0));
+        if mask >> 32 == 0 {
+            low & mask
+        } else {
+            (low | (u64::from(self.gich.read32(GICH_ELRSR0 + 4)) << 32)) & mask
+        }
+    }
+
     pub fn hcr(&self) -> u32 {
         self.gich.read32(GICH_HCR)
     }

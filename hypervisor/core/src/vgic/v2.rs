@@ -407,6 +407,23 @@ pub const fn ich_lr_to_gich(lr: u64) -> u32 {
     v
 }
 
+/// The `GICH_LR<n>` of a pending hardware interrupt whose vINTID is its
+/// pINTID `intid`, at priority `prio`, Group 0 (a GICv2 guest's group):
+/// what [`ich_lr_to_gich`] makes of the GICv3 list register the interrupt
+/// path builds, with the group cleared, but built directly (no decode on
+/// the interrupt path). 0 where a GICv2 cannot express it.
+#[inline(always)]
+pub const fn gich_hw_pending(intid: u32, prio: u8) -> u32 {
+    if !expressible(intid, Some(intid)) {
+        return 0;
+    }
+    intid
+        | (((prio >> 3) as u32) << GICH_PRIORITY_SHIFT)
+        | (state_bits(LrState::Pending) << GICH_STATE_SHIFT)
+        | GICH_HW
+        | (intid << GICH_PID_SHIFT)
+}
+
 /// Converts a GICv2 `GICH_LR<n>` back to the `ICH_LR<n>_EL2` form. The
 /// SGI source (CPUID) is dropped, GICv3 LRs have none; reserved bits are
 /// ignored. A value outside what [`ich_lr_to_gich`] produces (vINTID
@@ -438,6 +455,21 @@ pub const fn gich_lr_to_ich(lr: u32) -> u64 {
 mod tests {
     use super::super::{Effect, MAX_EFFECTS_PER_WRITE, PRIORITY_MASK};
     use super::*;
+
+    #[test]
+    fn gich_hw_pending_is_the_conversion_of_the_gicv3_form() {
+        use crate::vgic::lr::encode_lr;
+        for intid in 0..1100u32 {
+            for prio in 0..=255u8 {
+                let ich = encode_lr(intid, Some(intid), prio, true, LrState::Pending);
+                assert_eq!(
+                    gich_hw_pending(intid, prio),
+                    ich_lr_to_gich(ich) & !GICH_GRP1,
+                    "INTID {intid}, priority {prio:#x}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn sgir_write_answers_as_the_emulation() {

@@ -100,7 +100,7 @@ fn fast_mmio<const ALL: bool>(frame: &mut ShortFrame<ALL>, esr: u64) -> Short {
     // of GICD_CTLR (which Linux polls) costs little more than the decode.
     // (The emulation would answer the same, `septum_core::vgic::shadow`.)
     if !acc.write {
-        let gicd_off = acc.ipa.raw().wrapping_sub(p.gicd_at.raw());
+        let gicd_off = acc.ipa.raw().wrapping_sub(p.gicd.0.start.raw());
         if let Some(v) = p.gicd_shadow.read(gicd_off, acc.width) {
             frame.put(acc.reg, esr::extend_read(&acc, u64::from(v)));
             skip_trapped_instruction();
@@ -229,10 +229,11 @@ fn emulate_mmio(
 ) -> Result<(), &'static str> {
     // The distributor by one compare (the same answer as the table's: the
     // ranges never overlap), everything else through the table.
-    let gicd_off = acc.ipa.raw().wrapping_sub(p.gicd_at.raw());
-    let hit = if gicd_off < p.gicd.1 {
+    let (gicd, device) = p.gicd;
+    let gicd_off = acc.ipa.raw().wrapping_sub(gicd.start.raw());
+    let hit = if gicd_off < gicd.size {
         Hit {
-            device: p.gicd.0,
+            device,
             offset: gicd_off,
             vcpu: 0,
         }

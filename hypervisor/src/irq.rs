@@ -179,13 +179,7 @@ pub fn num_lrs() -> usize {
     NUM_LRS.load(Ordering::Relaxed).clamp(1, 16)
 }
 
-const LR_PENDING: u64 = 1 << 62;
 const LR_HW: u64 = 1 << 61;
-const LR_GROUP1: u64 = 1 << 60;
-
-fn lr_value(intid: u32, prio: u8) -> u64 {
-    LR_PENDING | LR_HW | LR_GROUP1 | ((prio as u64) << 48) | ((intid as u64) << 32) | intid as u64
-}
 
 /// Handles one physical IRQ taken while a guest ran on this core. The hot
 /// case, one of the partition's own hardware interrupts into a free list
@@ -241,7 +235,7 @@ fn inject_hw(g: &Gic, core: usize, intid: u32, prio: u8) {
         let free = g.free_lrs(LR_MASK.load(Ordering::Relaxed));
         if free != 0 {
             let i = free.trailing_zeros() as usize;
-            g.write_hw_pending_lr(i, lr_value(intid, prio), intid, prio);
+            g.write_hw_pending_lr(i, intid, prio);
             return;
         }
     }

@@ -44,15 +44,15 @@ pub struct PartitionRt {
     /// VTTBR_EL2 value (VMID and stage-2 root).
     pub vttbr: u64,
     pub vgic: Mutex<VgicDist>,
-    /// Where the guest sees its distributor, and its first four words as the
-    /// emulation answers them (refreshed under `vgic`'s lock by every write
-    /// that can change them, `vgic::refresh_shadow`): a read of GICD_CTLR or
-    /// GICD_TYPER needs no lock (`exit::emulate_mmio`).
-    pub gicd_at: GuestPhysAddr,
+    /// The distributor's entry of `emulated` (where the guest sees it, and
+    /// its kind), so that the MMIO path finds it with one compare before the
+    /// table search.
+    pub gicd: (GuestRange, Device),
+    /// The distributor's first four words as the emulation answers them
+    /// (refreshed under `vgic`'s lock by every write that can change them,
+    /// and by `vgic::refresh_shadow`): a read of GICD_CTLR or GICD_TYPER
+    /// needs no lock (`exit::fast_mmio`).
     pub gicd_shadow: DistShadow,
-    /// The distributor's entry of `emulated` (its kind and size), so that
-    /// the MMIO path finds it with one compare before the table search.
-    pub gicd: (Device, u64),
     /// One redistributor per vCPU, in vCPU order.
     pub redists: Box<[Mutex<VgicRedist>]>,
     /// Emulated UART, if the partition has one.
@@ -214,12 +214,15 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
                 .map_err(|e| alloc::format!("{}: virtual GIC: {e:?}", cfg.name))
         };
         let gicd = match plat.gic.version {
-            GicVersion::V3 => (Device::GicdV3, GICD_SIZE),
-            GicVersion::V2 => (Device::GicdV2, septum_core::vgic::v2::GICD_V2_SIZE),
+            GicVersion::V3 => (GuestRange::new(gicd_at, GICD_SIZE), Device::GicdV3),
+            GicVersion::V2 => (
+                GuestRange::new(gicd_at, septum_core::vgic::v2::GICD_V2_SIZE),
+                Device::GicdV2,
+            ),
         };
         match plat.gic.version {
             GicVersion::V3 => {
-                add_gic(GuestRange::new(gicd_at, gicd.1), gicd.0)?;
+                add_gic(gicd.0, gicd.1)?;
                 add_gic(
                     GuestRange::new(
                         GuestPhysAddr::new(plat.gic.gicr.raw()),
@@ -240,7 +243,7 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
                     attrs(Perms::RW, MemType::Device),
                 )
                 .map_err(|e| alloc::format!("{}: GICV: {e:?}", cfg.name))?;
-                add_gic(GuestRange::new(gicd_at, gicd.1), gicd.0)?;
+                add_gic(gicd.0, gicd.1)?;
             }
         }
         if let Some(septum_core::config::Watchdog {
@@ -260,9 +263,8 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
             state: AtomicU8::new(State::Loading as u8),
             vttbr: septum_core::pgtable::vttbr_value(cfg.vmid, pt.root()),
             vgic: Mutex::new(vgic),
-            gicd_at,
-            gicd_shadow: DistShadow::new(),
             gicd,
+            gicd_shadow: DistShadow::new(),
             redists,
             vuart,
             emulated,

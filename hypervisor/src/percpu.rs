@@ -53,13 +53,9 @@ pub fn clear_running() {
 /// The partition and vCPU this core is running, if any.
 #[inline]
 pub fn running() -> Option<(&'static PartitionRt, usize)> {
+    // One read of MPIDR_EL1 for both (this is on the SGI path).
     let c = core();
-    let p = RUNNING_PARTITION.get(c)?.load(Ordering::Acquire);
-    let v = RUNNING_VCPU.get(c)?.load(Ordering::Relaxed);
-    // SAFETY: only `set_running` stores a non-null pointer, and it comes
-    // from a `&'static PartitionRt` (the partition table is built once and
-    // never freed or moved); it is only read, shared.
-    unsafe { p.as_ref() }.map(|p| (p, v))
+    partition_on(c).map(|p| (p, vcpu_on(c)))
 }
 
 pub fn set_pa_range_bits(bits: u8) {
@@ -73,18 +69,28 @@ pub fn pa_range_bits() -> u8 {
 /// The vCPU number of `running`, alone.
 #[inline]
 pub fn running_vcpu() -> usize {
-    RUNNING_VCPU
-        .get(core())
-        .map_or(0, |v| v.load(Ordering::Relaxed))
+    vcpu_on(core())
 }
 
 /// The partition this core is running, if any (the hypercall path needs no
 /// vCPU number).
 #[inline]
 pub fn running_partition() -> Option<&'static PartitionRt> {
-    let p = RUNNING_PARTITION.get(core())?.load(Ordering::Acquire);
-    // SAFETY: as in `running`.
+    partition_on(core())
+}
+
+#[inline(always)]
+fn partition_on(c: usize) -> Option<&'static PartitionRt> {
+    let p = RUNNING_PARTITION.get(c)?.load(Ordering::Acquire);
+    // SAFETY: only `set_running` stores a non-null pointer, and it comes
+    // from a `&'static PartitionRt` (the partition table is built once and
+    // never freed or moved); it is only read, shared.
     unsafe { p.as_ref() }
+}
+
+#[inline(always)]
+fn vcpu_on(c: usize) -> usize {
+    RUNNING_VCPU.get(c).map_or(0, |v| v.load(Ordering::Relaxed))
 }
 
 /// Power state of the vCPU a core hosts, as PSCI AFFINITY_INFO reports it.

@@ -314,7 +314,7 @@ pub fn reset(p: &PartitionRt) {
 /// built or reset; a guest's write refreshes it in `mmio_dist*`).
 pub fn refresh_shadow(p: &PartitionRt) {
     let mut d = p.vgic.lock();
-    let v2 = p.gicd.0 == septum_core::emu::Device::GicdV2;
+    let v2 = p.gicd.1 == septum_core::emu::Device::GicdV2;
     match p.redists.first() {
         Some(r) if v2 => p.gicd_shadow.refresh_v2(&mut d, &mut r.lock()),
         _ => p.gicd_shadow.refresh_v3(&mut d),

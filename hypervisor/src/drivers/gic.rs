@@ -4,6 +4,7 @@
 //! GICv2 side converts (`septum_core::vgic::v2`).
 
 use septum_core::config::{Gic as GicCfg, GicVersion};
+use septum_core::vgic::lr::{encode_lr, LrState};
 use septum_core::vgic::v2::{gich_hw_pending, gich_lr_to_ich, ich_lr_to_gich};
 
 use super::gicd;
@@ -249,13 +250,16 @@ impl Gic {
         }
     }
 
-    /// A pending hardware interrupt (vINTID = pINTID = `intid`, priority
-    /// `prio`) into list register `i`; `lr` is its GICv3 form. A GICv2's
-    /// is built directly rather than converted.
+    /// A pending Group 1 hardware interrupt (vINTID = pINTID = `intid`,
+    /// priority `prio`) into list register `i`, built in each GIC's own
+    /// format (a GICv2's directly, not converted; Group 0 there).
     #[inline(always)]
-    pub fn write_hw_pending_lr(&self, i: usize, lr: u64, intid: u32, prio: u8) {
+    pub fn write_hw_pending_lr(&self, i: usize, intid: u32, prio: u8) {
         match self {
-            Gic::V3(_) => sys::write_lr(i, lr),
+            Gic::V3(_) => sys::write_lr(
+                i,
+                encode_lr(intid, Some(intid), prio, true, LrState::Pending),
+            ),
             Gic::V2(g) => g.write_lr(i, gich_hw_pending(intid, prio)),
         }
     }

@@ -237,16 +237,6 @@ septum_irq_common:
 septum_fiq_common:
     septum_short_path {fiq_handler}
 
-// A synchronous exception from a guest running AArch64: the caller-saved
-// registers, x29 and x30 where a TrapFrame has them, but not x19-x28 (the
-// handler, a C-ABI function, keeps those itself), ELR_EL2 or SPSR_EL2
-// (which stay in their registers), and the short handler, which finishes
-// the exits that need no more (most hypercalls, SGI generation, trapped
-// debug registers, emulated MMIO). It answers (trap::Short) 1, done; 2,
-// the exit needs one of x19-x28: they are stored (still the guest's, the
-// handler kept them) and the retry handler, which may write them, runs on
-// the whole register file; or 0, nothing changed, and the full path takes
-// the exit with ELR/SPSR stored too.
 // Stores or loads x19-x28 where a TrapFrame has them.
 .macro septum_x19_x28 one, two
     \one    x19, [sp, #16 * 9 + 8]
@@ -257,6 +247,16 @@ septum_fiq_common:
     \one    x28, [sp, #16 * 14]
 .endm
 
+// A synchronous exception from a guest running AArch64: the caller-saved
+// registers, x29 and x30 where a TrapFrame has them, but not x19-x28 (the
+// handler, a C-ABI function, keeps those itself), ELR_EL2 or SPSR_EL2
+// (which stay in their registers), and the short handler, which finishes
+// the exits that need no more (most hypercalls, SGI generation, trapped
+// debug registers, emulated MMIO). It answers (trap::Short) 1, done; 2,
+// the exit needs one of x19-x28: they are stored (still the guest's, the
+// handler kept them) and the retry handler, which may write them, runs on
+// the whole register file; or 0, nothing changed, and the full path takes
+// the exit with ELR/SPSR stored too.
 septum_sync_common:
     stp     x2, x3, [sp, #16 * 1]
     stp     x4, x5, [sp, #16 * 2]

@@ -11,7 +11,7 @@ use spin::mutex::SpinMutex as Mutex;
 use spin::Once;
 use tock_registers::interfaces::Readable;
 
-use crate::drivers::gic::{Gic, SPURIOUS};
+use crate::drivers::gic::{Ack, FastIrq, Gic, ICH_HCR_NPIE, SPURIOUS};
 use crate::percpu;
 
 static GIC: Once<Gic> = Once::new();
@@ -160,18 +160,18 @@ pub fn take_at_el2() -> Option<u32> {
             return Some(intid);
         }
         // EOImode 0: the EOI also deactivates.
-        let intid = g.ack();
-        if intid < 1020 {
-            g.eoi(intid);
-            return Some(intid);
+        let a = g.ack();
+        if a.intid() < 1020 {
+            g.eoi(a);
+            return Some(a.intid());
         }
         return None;
     }
-    let intid = g.ack();
-    (intid < 1020).then(|| {
-        g.eoi(intid);
-        g.deactivate(intid);
-        intid
+    let a = g.ack();
+    (a.intid() < 1020).then(|| {
+        g.eoi(a);
+        g.deactivate(a);
+        a.intid()
     })
 }
 
@@ -183,39 +183,51 @@ const LR_HW: u64 = 1 << 61;
 
 /// Handles one physical IRQ taken while a guest ran on this core. The hot
 /// case, one of the partition's own hardware interrupts into a free list
-/// register, is a table lookup and three system-register accesses.
+/// register, is a table lookup and three GIC accesses.
 pub fn handle() {
-    let gic = gic();
-    let intid = gic.ack();
+    // SAFETY: `init_gic` ran on the boot core before any guest started,
+    // and this runs only on an interrupt taken from a guest.
+    let gic = unsafe { GIC.get_unchecked() };
+    match gic {
+        Gic::V3(g) => handle_on(gic, g),
+        Gic::V2(g) => handle_on(gic, g),
+    }
+}
+
+#[inline(always)]
+fn handle_on<G: FastIrq>(gic: &Gic, g: &G) {
+    let a = g.ack();
+    let intid = a.intid();
     // The hypervisor's SGIs first: a virtual SGI's round trip takes two.
     if intid < 16 {
-        gic.eoi(intid);
-        gic.deactivate(intid);
+        g.eoi(a);
+        g.deactivate(a);
         handle_sgi(intid);
         return;
     }
     let core = percpu::core();
     if let Some(e) = route_slot(core, intid).map(|s| s.load(Ordering::Relaxed)) {
         if e != 0 {
-            inject_hw(gic, core, intid, e & !1);
+            inject_hw(gic, g, core, intid, e & !1);
             // Priority drop only: the guest's EOI deactivates it (HW bit).
-            gic.eoi(intid);
+            g.eoi(a);
             return;
         }
     }
-    handle_own(gic, intid);
+    handle_own(gic, a);
 }
 
 /// Everything but a partition's hardware interrupt and the hypervisor's
 /// SGIs: the EL2 timer, the maintenance interrupt, spurious IDs, and
 /// interrupts nobody owns (dropped, so they cannot block the CPU interface).
 #[inline(never)]
-fn handle_own(gic: &Gic, intid: u32) {
+fn handle_own(gic: &Gic, a: Ack) {
+    let intid = a.intid();
     if intid >= SPURIOUS - 3 {
         return;
     }
-    gic.eoi(intid);
-    gic.deactivate(intid);
+    gic.eoi(a);
+    gic.deactivate(a);
     if intid == crate::watchdog::HYP_TIMER_INTID {
         crate::watchdog::on_timer();
     } else if intid == crate::config::CONFIG.platform.gic.maintenance_irq {
@@ -223,15 +235,13 @@ fn handle_own(gic: &Gic, intid: u32) {
     }
 }
 
-const ICH_HCR_NPIE: u64 = 1 << 3;
-
 /// Puts `intid` into a free list register, or queues it for the
 /// maintenance interrupt when all are busy. Nothing is queued exactly when
 /// the underflow interrupt is off (ICH_HCR_EL2.NPIE, kept by `set_npie`
 /// with the queue), so the common case needs neither the queue nor its lock.
 #[inline(always)]
-fn inject_hw(g: &Gic, core: usize, intid: u32, prio: u8) {
-    if g.hcr() & ICH_HCR_NPIE == 0 {
+fn inject_hw<G: FastIrq>(gic: &Gic, g: &G, core: usize, intid: u32, prio: u8) {
+    if !g.npie(core) {
         let free = g.free_lrs(LR_MASK.load(Ordering::Relaxed));
         if free != 0 {
             let i = free.trailing_zeros() as usize;
@@ -239,7 +249,7 @@ fn inject_hw(g: &Gic, core: usize, intid: u32, prio: u8) {
             return;
         }
     }
-    inject_hw_queued(g, core, intid, prio);
+    inject_hw_queued(gic, core, intid, prio);
 }
 
 #[cold]
@@ -262,7 +272,7 @@ fn inject_hw_queued(g: &Gic, core: usize, intid: u32, prio: u8) {
         // entry per interrupt ID and one source per ID, but never lose a
         // hardware interrupt silently): drop it at the GIC.
         log::warn!("core {}: interrupt {intid} dropped ({e:?})", percpu::core());
-        g.deactivate(intid);
+        g.deactivate(Ack::of(intid));
     }
     write_changed(g, &before[..n], &lrs[..n]);
     set_npie(g, mgr.has_queued());
@@ -426,7 +436,7 @@ pub fn flush_core() {
         let mut mgr = mgr.lock();
         for q in mgr.queue() {
             if let Some(p) = q.pintid {
-                g.deactivate(p);
+                g.deactivate(Ack::of(p));
             }
         }
         mgr.clear();
@@ -440,7 +450,7 @@ pub fn flush_core() {
     for i in 0..num_lrs() {
         let lr = g.read_lr(i);
         if lr >> 62 != 0 && lr & LR_HW != 0 {
-            g.deactivate(((lr >> 32) & 0x1fff) as u32);
+            g.deactivate(Ack::of(((lr >> 32) & 0x1fff) as u32));
         }
         g.write_lr(i, 0);
     }

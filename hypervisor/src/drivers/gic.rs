@@ -20,6 +20,126 @@ pub use super::gicv3::SPURIOUS;
 /// interrupts in.
 const GICH_LR_GROUP1: u32 = 1 << 30;
 
+/// An acknowledged interrupt, as its EOI and deactivation must name it:
+/// the INTID and, on a GICv2, an SGI's source CPU (GICC_IAR bits 12:10),
+/// carried from `ack` to `eoi`/`deactivate` instead of kept aside.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Ack {
+    intid: u32,
+    raw: u32,
+}
+
+impl Ack {
+    /// Interrupt `intid` with no source: any PPI or SPI, any GICv3 INTID.
+    #[inline(always)]
+    pub const fn of(intid: u32) -> Self {
+        Ack { intid, raw: intid }
+    }
+
+    /// A GICC_IAR value (INTID bits 9:0, source CPU bits 12:10).
+    #[inline(always)]
+    pub const fn from_iar(iar: u32) -> Self {
+        Ack {
+            intid: iar & 0x3ff,
+            raw: iar & 0x1fff,
+        }
+    }
+
+    /// The INTID; 1020 and above is no interrupt (spurious).
+    #[inline(always)]
+    pub const fn intid(self) -> u32 {
+        self.intid
+    }
+
+    /// The value the GIC's EOI and deactivation registers take.
+    #[inline(always)]
+    pub const fn raw(self) -> u32 {
+        self.raw
+    }
+}
+
+/// ICH_HCR_EL2 / GICH_HCR.NPIE: En (bit 0) and NPIE (bit 3) sit at the
+/// same place in both.
+pub const ICH_HCR_NPIE: u64 = 1 << 3;
+
+/// What the IRQ fast path needs of a GIC, implemented by each version so
+/// that `irq::handle` is compiled once per version: one dispatch per
+/// interrupt instead of one per register access.
+pub trait FastIrq {
+    /// Acknowledges the highest-priority pending interrupt.
+    fn ack(&self) -> Ack;
+    /// Priority drop (EOImode 1).
+    fn eoi(&self, a: Ack);
+    fn deactivate(&self, a: Ack);
+    /// Whether the underflow interrupt is on (NPIE) on core `core`, which
+    /// must be this core: the list-register manager has interrupts queued
+    /// exactly then.
+    fn npie(&self, core: usize) -> bool;
+    /// The empty list registers among `mask`, one bit each.
+    fn free_lrs(&self, mask: u64) -> u64;
+    /// A pending Group 1 hardware interrupt (vINTID = pINTID = `intid`,
+    /// priority `prio`) into list register `i`, built in the GIC's own
+    /// format (a GICv2's directly, not converted; Group 0 there).
+    fn write_hw_pending_lr(&self, i: usize, intid: u32, prio: u8);
+}
+
+impl FastIrq for GicV3 {
+    #[inline(always)]
+    fn ack(&self) -> Ack {
+        GicV3::ack(self)
+    }
+    #[inline(always)]
+    fn eoi(&self, a: Ack) {
+        GicV3::eoi(self, a)
+    }
+    #[inline(always)]
+    fn deactivate(&self, a: Ack) {
+        GicV3::deactivate(self, a)
+    }
+    #[inline(always)]
+    fn npie(&self, _core: usize) -> bool {
+        sys::read_ich_hcr() & ICH_HCR_NPIE != 0
+    }
+    #[inline(always)]
+    fn free_lrs(&self, mask: u64) -> u64 {
+        sys::read_ich_elrsr() & mask
+    }
+    #[inline(always)]
+    fn write_hw_pending_lr(&self, i: usize, intid: u32, prio: u8) {
+        sys::write_lr(
+            i,
+            encode_lr(intid, Some(intid), prio, true, LrState::Pending),
+        )
+    }
+}
+
+impl FastIrq for GicV2 {
+    #[inline(always)]
+    fn ack(&self) -> Ack {
+        GicV2::ack(self)
+    }
+    #[inline(always)]
+    fn eoi(&self, a: Ack) {
+        GicV2::eoi(self, a)
+    }
+    #[inline(always)]
+    fn deactivate(&self, a: Ack) {
+        GicV2::deactivate(self, a)
+    }
+    #[inline(always)]
+    fn npie(&self, core: usize) -> bool {
+        GicV2::npie(self, core)
+    }
+    #[inline(always)]
+    fn free_lrs(&self, mask: u64) -> u64 {
+        GicV2::free_lrs(self, mask)
+    }
+    #[inline(always)]
+    fn write_hw_pending_lr(&self, i: usize, intid: u32, prio: u8) {
+        self.write_lr(i, gich_hw_pending(intid, prio))
+    }
+}
+
 #[derive(Clone, Copy, Debug)]
 pub enum Gic {
     V3(GicV3),
@@ -199,19 +319,16 @@ impl Gic {
         both!(self, g => g.send_sgi(core, sgi))
     }
 
-    #[inline(always)]
-    pub fn ack(&self) -> u32 {
+    pub fn ack(&self) -> Ack {
         both!(self, g => g.ack())
     }
 
-    #[inline(always)]
-    pub fn eoi(&self, intid: u32) {
-        both!(self, g => g.eoi(intid))
+    pub fn eoi(&self, a: Ack) {
+        both!(self, g => g.eoi(a))
     }
 
-    #[inline(always)]
-    pub fn deactivate(&self, intid: u32) {
-        both!(self, g => g.deactivate(intid))
+    pub fn deactivate(&self, a: Ack) {
+        both!(self, g => g.deactivate(a))
     }
 
     // The virtual CPU interface of this core.
@@ -241,29 +358,6 @@ impl Gic {
         }
     }
 
-    /// The empty list registers among `mask`, one bit each.
-    #[inline(always)]
-    pub fn free_lrs(&self, mask: u64) -> u64 {
-        match self {
-            Gic::V3(_) => sys::read_ich_elrsr() & mask,
-            Gic::V2(g) => g.free_lrs(mask),
-        }
-    }
-
-    /// A pending Group 1 hardware interrupt (vINTID = pINTID = `intid`,
-    /// priority `prio`) into list register `i`, built in each GIC's own
-    /// format (a GICv2's directly, not converted; Group 0 there).
-    #[inline(always)]
-    pub fn write_hw_pending_lr(&self, i: usize, intid: u32, prio: u8) {
-        match self {
-            Gic::V3(_) => sys::write_lr(
-                i,
-                encode_lr(intid, Some(intid), prio, true, LrState::Pending),
-            ),
-            Gic::V2(g) => g.write_lr(i, gich_hw_pending(intid, prio)),
-        }
-    }
-
     /// Empty list registers, one bit each.
     #[inline(always)]
     pub fn elrsr(&self) -> u64 {
@@ -273,8 +367,7 @@ impl Gic {
         }
     }
 
-    /// ICH_HCR_EL2 / GICH_HCR: En (bit 0) and NPIE (bit 3) sit at the
-    /// same place in both.
+    /// ICH_HCR_EL2 / GICH_HCR (see [`ICH_HCR_NPIE`]).
     pub fn hcr(&self) -> u64 {
         match self {
             Gic::V3(_) => sys::read_ich_hcr(),

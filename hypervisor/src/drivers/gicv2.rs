@@ -9,18 +9,19 @@
 //!   only its own, so per-core requests for another core are refused (the
 //!   callers do per-core work on the core itself);
 //! - an acknowledged SGI carries its source CPU in GICC_IAR, and the EOI
-//!   and deactivation must name the same source, so it is remembered per
-//!   core between `ack` and `eoi`/`deactivate`;
+//!   and deactivation must name the same source, so `ack` hands back the
+//!   whole IAR value (an [`Ack`]) for `eoi` and `deactivate`;
 //! - interrupts stay in the group the firmware left them in (Group 1 when
 //!   the Pi firmware's GIC setup ran in the secure world; Group 0 on a GIC
 //!   without security extensions, as QEMU's): bit 0 of GICC_CTLR enables
 //!   exactly that group in both views.
 
-use core::sync::atomic::{AtomicU32, Ordering};
+use core::sync::atomic::{AtomicBool, Ordering};
 
 use septum_core::addr::PhysAddr;
 use septum_core::config::{Gic as GicCfg, MAX_CPUS};
 
+use super::gic::Ack;
 use super::gicd::{self, GICD_ICACTIVER, GICD_ICPENDR, GICD_ISPENDR};
 use super::mmio::Mmio;
 use crate::percpu;
@@ -51,11 +52,14 @@ const GICH_ELRSR0: usize = 0x030;
 const GICH_APR: usize = 0x0f0;
 const GICH_LR: usize = 0x100;
 
-use super::gicv3::{PRIO_GUEST, PRIO_HYP, SPURIOUS};
+use super::gicv3::{PRIO_GUEST, PRIO_HYP};
 
-/// Source CPU of the SGI each core last acknowledged, per SGI.
-static SGI_SOURCE: [[AtomicU32; 16]; MAX_CPUS] =
-    [const { [const { AtomicU32::new(0) }; 16] }; MAX_CPUS];
+/// GICH_HCR.NPIE of each core as last written: the IRQ fast path asks it
+/// on every interrupt, and GICH is memory-mapped (a load from memory is
+/// cheaper than a device read, on a board by far). Only the core itself
+/// writes its GICH, through `set_hcr`, so the copy cannot go stale.
+static NPIE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+const GICH_HCR_NPIE: u32 = 1 << 3;
 
 #[derive(Clone, Copy, Debug)]
 pub struct GicV2 {
@@ -205,46 +209,21 @@ impl GicV2 {
         );
     }
 
+    /// Acknowledges the highest-priority pending interrupt. The answer
+    /// keeps an SGI's source CPU, which its EOI and deactivation must name.
     #[inline(always)]
-    pub fn ack(&self) -> u32 {
-        let iar = self.gicc.read32(GICC_IAR);
-        let intid = iar & 0x3ff;
-        if intid < 16 {
-            if let Some(slot) = SGI_SOURCE
-                .get(percpu::core())
-                .and_then(|s| s.get(intid as usize))
-            {
-                slot.store((iar >> 10) & 7, Ordering::Relaxed);
-            }
-        }
-        if intid >= 1020 {
-            SPURIOUS
-        } else {
-            intid
-        }
-    }
-
-    /// The IAR value to hand back for `intid` (its SGI source restored).
-    fn iar_of(intid: u32) -> u32 {
-        let src = if intid < 16 {
-            SGI_SOURCE
-                .get(percpu::core())
-                .and_then(|s| s.get(intid as usize))
-                .map_or(0, |s| s.load(Ordering::Relaxed))
-        } else {
-            0
-        };
-        (src << 10) | (intid & 0x3ff)
+    pub fn ack(&self) -> Ack {
+        Ack::from_iar(self.gicc.read32(GICC_IAR))
     }
 
     #[inline(always)]
-    pub fn eoi(&self, intid: u32) {
-        self.gicc.write32(GICC_EOIR, Self::iar_of(intid));
+    pub fn eoi(&self, a: Ack) {
+        self.gicc.write32(GICC_EOIR, a.raw());
     }
 
     #[inline(always)]
-    pub fn deactivate(&self, intid: u32) {
-        self.gicc.write32(GICC_DIR, Self::iar_of(intid));
+    pub fn deactivate(&self, a: Ack) {
+        self.gicc.write32(GICC_DIR, a.raw());
     }
 
     // The virtual interface control block (GICH). List registers are in
@@ -286,7 +265,16 @@ impl GicV2 {
     }
 
     pub fn set_hcr(&self, v: u32) {
+        if let Some(n) = NPIE.get(percpu::core()) {
+            n.store(v & GICH_HCR_NPIE != 0, Ordering::Relaxed);
+        }
         self.gich.write32(GICH_HCR, v);
+    }
+
+    /// GICH_HCR.NPIE of core `core` (this core), from its copy.
+    #[inline(always)]
+    pub fn npie(&self, core: usize) -> bool {
+        NPIE.get(core).is_some_and(|n| n.load(Ordering::Relaxed))
     }
 
     /// The virtual CPU interface as a vCPU finds it at power-on.

@@ -9,6 +9,7 @@ use septum_core::vgic::direct;
 use septum_core::addr::PhysAddr;
 use septum_core::config::Gic as GicCfg;
 
+use super::gic::Ack;
 use super::gicd::{self, GICD_ICACTIVER, GICD_ICPENDR, GICD_ISPENDR};
 use super::mmio::Mmio;
 use crate::arch::aarch64::asm::gic as sys;
@@ -351,20 +352,20 @@ impl GicV3 {
 
     /// Acknowledges the highest-priority pending interrupt.
     #[inline(always)]
-    pub fn ack(&self) -> u32 {
-        (sys::read_iar1() & 0xff_ffff) as u32
+    pub fn ack(&self) -> Ack {
+        Ack::of((sys::read_iar1() & 0xff_ffff) as u32)
     }
 
     /// Priority drop only (EOImode 1): the interrupt stays active until a
     /// deactivation, by us ([`Self::deactivate`]) or by the guest through
     /// a hardware-linked list register.
     #[inline(always)]
-    pub fn eoi(&self, intid: u32) {
-        sys::write_eoir1(intid as u64);
+    pub fn eoi(&self, a: Ack) {
+        sys::write_eoir1(u64::from(a.raw()));
     }
 
     #[inline(always)]
-    pub fn deactivate(&self, intid: u32) {
-        sys::write_dir(intid as u64);
+    pub fn deactivate(&self, a: Ack) {
+        sys::write_dir(u64::from(a.raw()));
     }
 }

@@ -23,33 +23,43 @@ impl Mmio {
         self.base
     }
 
+    /// The register's address. Wrapping, not checked: `base` is a device
+    /// window below 2^48 and every `off` is a register offset of that
+    /// device (a constant, or an index masked to the register file), so
+    /// the sum cannot overflow; the release build's overflow check would
+    /// add two instructions to every register access on the exit paths.
+    #[inline(always)]
+    fn at(&self, off: usize) -> usize {
+        (self.base.raw() as usize).wrapping_add(off)
+    }
+
     #[inline(always)]
     pub fn read32(&self, off: usize) -> u32 {
         // SAFETY: per `new`, base + off is a device register of this device.
-        unsafe { core::ptr::read_volatile((self.base.raw() as usize + off) as *const u32) }
+        unsafe { core::ptr::read_volatile(self.at(off) as *const u32) }
     }
 
     #[inline(always)]
     pub fn write32(&self, off: usize, v: u32) {
         // SAFETY: per `new`, base + off is a device register of this device.
-        unsafe { core::ptr::write_volatile((self.base.raw() as usize + off) as *mut u32, v) }
+        unsafe { core::ptr::write_volatile(self.at(off) as *mut u32, v) }
     }
 
     #[inline(always)]
     pub fn read64(&self, off: usize) -> u64 {
         // SAFETY: per `new`, base + off is a 64-bit device register.
-        unsafe { core::ptr::read_volatile((self.base.raw() as usize + off) as *const u64) }
+        unsafe { core::ptr::read_volatile(self.at(off) as *const u64) }
     }
 
     #[inline(always)]
     pub fn write64(&self, off: usize, v: u64) {
         // SAFETY: per `new`, base + off is a 64-bit device register.
-        unsafe { core::ptr::write_volatile((self.base.raw() as usize + off) as *mut u64, v) }
+        unsafe { core::ptr::write_volatile(self.at(off) as *mut u64, v) }
     }
 
     #[inline(always)]
     pub fn write8(&self, off: usize, v: u8) {
         // SAFETY: per `new`, base + off is a byte-accessible device register.
-        unsafe { core::ptr::write_volatile((self.base.raw() as usize + off) as *mut u8, v) }
+        unsafe { core::ptr::write_volatile(self.at(off) as *mut u8, v) }
     }
 }

@@ -99,15 +99,28 @@ fn fast_mmio<const ALL: bool>(frame: &mut ShortFrame<ALL>, esr: u64) -> Short {
     // The shadowed distributor words first, in this leaf function: a read
     // of GICD_CTLR (which Linux polls) costs little more than the decode.
     // (The emulation would answer the same, `septum_core::vgic::shadow`.)
+    let gicd_off = acc.ipa.raw().wrapping_sub(p.gicd.0.start.raw());
     if !acc.write {
-        let gicd_off = acc.ipa.raw().wrapping_sub(p.gicd.0.start.raw());
         if let Some(v) = p.gicd_shadow.read(gicd_off, acc.width) {
             frame.put(acc.reg, esr::extend_read(&acc, u64::from(v)));
             skip_trapped_instruction();
             return Short::Done;
         }
+    } else if gicd_off == septum_core::vgic::v2::SGIR && p.gicd.1 == Device::GicdV2 {
+        // SGI generation on a GICv2, without the second decode and the
+        // device dispatch (the counterpart of a trapped ICC_SGI1R_EL1).
+        return fast_sgir_v2(p, acc.width, frame.get(acc.reg));
     }
     fast_emulate(p, frame, esr)
+}
+
+#[inline(never)]
+fn fast_sgir_v2(p: &PartitionRt, width: u8, value: u64) -> Short {
+    if vgic::sgir_write_v2(p, percpu::running_vcpu(), width, value).is_err() {
+        return Short::Slow;
+    }
+    skip_trapped_instruction();
+    Short::Done
 }
 
 /// The rest of `fast_mmio`, which decodes the access again: cheaper than

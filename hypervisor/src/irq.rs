@@ -6,7 +6,7 @@
 use core::sync::atomic::{AtomicU64, AtomicU8, AtomicUsize, Ordering};
 
 use septum_core::config::MAX_CPUS;
-use septum_core::vgic::lr::{encode_lr, hw_state_view, Irq, LrManager, LrState, StateReg};
+use septum_core::vgic::lr::{hw_state_view, Irq, LrManager, StateReg};
 use spin::mutex::SpinMutex as Mutex;
 use spin::Once;
 use tock_registers::interfaces::Readable;
@@ -333,20 +333,27 @@ fn handle_sgi(sgi: u32) {
 
 /// Injects a purely virtual interrupt (an SGI) into this core's vCPU.
 fn inject_virtual(intid: u32, prio: u8) {
+    let gic = gic();
+    match gic {
+        Gic::V3(g) => inject_virtual_on(gic, g, intid, prio),
+        Gic::V2(g) => inject_virtual_on(gic, g, intid, prio),
+    }
+}
+
+#[inline(always)]
+fn inject_virtual_on<G: FastIrq>(gic: &Gic, g: &G, intid: u32, prio: u8) {
     let Some(mgr) = LRS.get(percpu::core()) else {
         return;
     };
-    let g = gic();
     let mut mgr = mgr.lock();
-    let n = num_lrs();
     // Fast path: nothing queued and every list register empty, so the SGI
     // cannot be pending in one already (which the manager would coalesce).
-    let all = (1u64 << n) - 1;
-    if !mgr.has_queued() && g.elrsr() & all == all {
-        g.write_lr(0, encode_lr(intid, None, prio, true, LrState::Pending));
+    let all = LR_MASK.load(Ordering::Relaxed);
+    if !mgr.has_queued() && g.free_lrs(all) == all {
+        g.write_virtual_pending_lr(0, intid, prio);
         return;
     }
-    inject_through_manager(g, &mut mgr, n, intid, prio);
+    inject_through_manager(gic, &mut mgr, num_lrs(), intid, prio);
 }
 
 /// `inject_virtual` when a list register is in use or something is queued:
@@ -378,27 +385,22 @@ pub fn inject_pending_sgis() {
         return;
     };
     let Some(r) = p.redists.get(vcpu) else { return };
+    // The distributor's enable from its shadow, so that only this vCPU's
+    // redistributor is locked (an enabling write kicks the vCPUs after it
+    // refreshed the shadow).
+    if !p.gicd_shadow.group1_enabled() {
+        return;
+    }
     // Bounded: at most 16 SGIs can be pending. Whether another one waits is
-    // read under the same hold of the locks (usually none does: one SGI per
-    // kick), so the last round does not take them again.
-    let mut more = true;
+    // read under the same hold of the lock (usually none does: one SGI per
+    // kick), so the last round does not take it again.
     for _ in 0..16 {
+        let Some((b, more)) = r.lock().take_best_pending() else {
+            break;
+        };
+        inject_virtual(b.intid, b.priority);
         if !more {
             break;
-        }
-        let next = {
-            let d = p.vgic.lock();
-            let mut r = r.lock();
-            let best = d.pending_for(&r);
-            if let Some(b) = best {
-                r.take_pending(b.intid);
-                more = d.pending_for(&r).is_some();
-            }
-            best
-        };
-        match next {
-            Some(b) => inject_virtual(b.intid, b.priority),
-            None => break,
         }
     }
 }

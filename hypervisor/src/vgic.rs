@@ -60,11 +60,8 @@ pub fn mmio_dist_v2(
 ) -> Result<u64, &'static str> {
     // SGI generation first, without the locks or an effects list (the
     // GICv2 counterpart of a trapped ICC_SGI1R_EL1 write).
-    if let (Some(v), true) = (store, vcpu < p.redists.len()) {
-        if let Some(sgi) = v2::sgir_write(off, width, v, vcpu, p.redists.len()) {
-            if let Some(sgi) = sgi {
-                deliver_sgi(p, sgi.intid, sgi.targets);
-            }
+    if let (Some(v), v2::SGIR) = (store, off) {
+        if sgir_write_v2(p, vcpu, width, v).is_ok() {
             return Ok(0);
         }
     }
@@ -93,6 +90,22 @@ pub fn mmio_dist_v2(
     let v = v2::read(&mut d, &mut r, off, width).map_err(|_| "invalid distributor access")?;
     drop((d, r));
     Ok(filled(p, vcpu, off, hw, v))
+}
+
+/// A GICD_SGIR write of `width` bytes by vCPU `vcpu`: the SGI it names is
+/// delivered; `Err` for a width GICD_SGIR does not take, which the
+/// emulation then answers (`v2::write`).
+#[inline(always)]
+pub fn sgir_write_v2(p: &PartitionRt, vcpu: usize, width: u8, v: u64) -> Result<(), ()> {
+    if vcpu >= p.redists.len() {
+        return Err(());
+    }
+    match v2::sgir_write(v2::SGIR, width, v, vcpu, p.redists.len()) {
+        Some(Some(sgi)) => deliver_sgi(p, sgi.intid, sgi.targets),
+        Some(None) => {}
+        None => return Err(()),
+    }
+    Ok(())
 }
 
 /// A trapped access at `off` in vCPU `target`'s redistributor frame.

@@ -5,7 +5,7 @@
 
 use septum_core::config::{Gic as GicCfg, GicVersion};
 use septum_core::vgic::lr::{encode_lr, LrState};
-use septum_core::vgic::v2::{gich_hw_pending, gich_lr_to_ich, ich_lr_to_gich};
+use septum_core::vgic::v2::{gich_hw_pending, gich_lr_to_ich, gich_virtual_pending, ich_lr_to_gich};
 
 use super::gicd;
 use super::gicv2::GicV2;
@@ -81,6 +81,9 @@ pub trait FastIrq {
     /// priority `prio`) into list register `i`, built in the GIC's own
     /// format (a GICv2's directly, not converted; Group 0 there).
     fn write_hw_pending_lr(&self, i: usize, intid: u32, prio: u8);
+    /// A pending Group 1 purely virtual interrupt (an SGI) into list
+    /// register `i`, likewise.
+    fn write_virtual_pending_lr(&self, i: usize, intid: u32, prio: u8);
 }
 
 impl FastIrq for GicV3 {
@@ -111,6 +114,10 @@ impl FastIrq for GicV3 {
             encode_lr(intid, Some(intid), prio, true, LrState::Pending),
         )
     }
+    #[inline(always)]
+    fn write_virtual_pending_lr(&self, i: usize, intid: u32, prio: u8) {
+        sys::write_lr(i, encode_lr(intid, None, prio, true, LrState::Pending))
+    }
 }
 
 impl FastIrq for GicV2 {
@@ -137,6 +144,10 @@ impl FastIrq for GicV2 {
     #[inline(always)]
     fn write_hw_pending_lr(&self, i: usize, intid: u32, prio: u8) {
         self.write_lr(i, gich_hw_pending(intid, prio))
+    }
+    #[inline(always)]
+    fn write_virtual_pending_lr(&self, i: usize, intid: u32, prio: u8) {
+        self.write_lr(i, gich_virtual_pending(intid, prio))
     }
 }
 
@@ -355,15 +366,6 @@ impl Gic {
         match self {
             Gic::V3(_) => sys::write_lr(i, v),
             Gic::V2(g) => g.write_lr(i, ich_lr_to_gich(v) & !GICH_LR_GROUP1),
-        }
-    }
-
-    /// Empty list registers, one bit each.
-    #[inline(always)]
-    pub fn elrsr(&self) -> u64 {
-        match self {
-            Gic::V3(_) => sys::read_ich_elrsr(),
-            Gic::V2(g) => g.elrsr(),
         }
     }
 

@@ -242,12 +242,6 @@ impl GicV2 {
         self.gich.write32(GICH_LR + 4 * (i & 63), v);
     }
 
-    /// Bit n set: list register n is empty.
-    pub fn elrsr(&self) -> u64 {
-        u64::from(self.gich.read32(GICH_ELRSR0))
-            | (u64::from(self.gich.read32(GICH_ELRSR0 + 4)) << 32)
-    }
-
     /// The empty list registers among `mask` (one bit each): ELRSR1 is read
     /// only when `mask` reaches past LR 31 (a GIC-400 has four).
     #[inline(always)]

@@ -283,7 +283,17 @@ impl VgicDist {
         }
         let v32 = value as u32;
         match reg {
-            Reg::Ctlr => self.ctlr = v32 & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1),
+            Reg::Ctlr => {
+                let was = self.group1_enabled();
+                self.ctlr = v32 & (CTLR_ENABLE_GRP0 | CTLR_ENABLE_GRP1);
+                if !was && self.group1_enabled() {
+                    // SGIs made pending while the distributor was off are
+                    // deliverable now: every vCPU looks again.
+                    for vcpu in 0..self.nr_vcpus.min(super::MAX_VCPUS) {
+                        fx.push(Effect::Kick { vcpu });
+                    }
+                }
+            }
             Reg::Bits(op, k) => self.write_bits(op, k, v32, fx),
             Reg::Priority(b) => {
                 for i in 0..width as u64 {
@@ -439,12 +449,22 @@ mod tests {
             0x50,
             "ARE and DS always set, groups disabled"
         );
-        assert!(w(&mut d, CTLR, 4, 0xffff_ffff).is_empty());
+        let kicks: Vec<Effect> = (0..4).map(|vcpu| Effect::Kick { vcpu }).collect();
+        assert_eq!(
+            w(&mut d, CTLR, 4, 0xffff_ffff),
+            kicks,
+            "enabling Group 1 kicks every vCPU (SGIs pending while it was off)"
+        );
         assert_eq!(r(&mut d, CTLR), 0x53, "RWP and the rest stay 0");
         assert!(d.group1_enabled());
-        w(&mut d, CTLR, 4, 0x1);
+        assert!(
+            w(&mut d, CTLR, 4, 0x2).is_empty(),
+            "no kick when it stays enabled"
+        );
+        assert!(w(&mut d, CTLR, 4, 0x1).is_empty(), "nor when it is disabled");
         assert!(!d.group1_enabled());
         assert_eq!(r(&mut d, CTLR), 0x51);
+        assert_eq!(w(&mut d, CTLR, 4, 0x2), kicks);
     }
 
     #[test]

@@ -174,6 +174,18 @@ impl VgicRedist {
         was
     }
 
+    /// Takes the highest-priority pending and enabled SGI out of the
+    /// pending state (for a list register), with whether another one is
+    /// still waiting. The distributor's Group 1 enable is the caller's to
+    /// check ([`VgicDist::pending_for`] is this without the take).
+    ///
+    /// [`VgicDist::pending_for`]: super::VgicDist::pending_for
+    pub fn take_best_pending(&mut self) -> Option<(PendingIrq, bool)> {
+        let best = self.best_pending()?;
+        self.take_pending(best.intid);
+        Some((best, self.best_pending().is_some()))
+    }
+
     /// Highest-priority pending and enabled SGI (lowest INTID on ties).
     pub(super) fn best_pending(&self) -> Option<PendingIrq> {
         // Set bits in ascending order, a new best only on a strictly higher

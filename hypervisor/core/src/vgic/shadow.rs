@@ -12,8 +12,12 @@
 //!
 //! A read racing a write on another vCPU sees the old or the new value,
 //! as it would on hardware.
+//!
+//! The shadow also keeps whether the distributor forwards Group 1
+//! interrupts (GICD_CTLR), which SGI injection asks on every SGI: it then
+//! needs only the target's redistributor lock, not the distributor's.
 
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use super::{v2, VgicDist, VgicRedist};
 
@@ -35,13 +39,22 @@ const VALID: u64 = 1 << 32;
 #[derive(Debug, Default)]
 pub struct DistShadow {
     words: [AtomicU64; 4],
+    group1: AtomicBool,
 }
 
 impl DistShadow {
     pub const fn new() -> DistShadow {
         DistShadow {
             words: [const { AtomicU64::new(0) }; 4],
+            group1: AtomicBool::new(false),
         }
+    }
+
+    /// Whether the distributor forwards Group 1 interrupts
+    /// ([`VgicDist::group1_enabled`]) as of the last refresh.
+    #[inline(always)]
+    pub fn group1_enabled(&self) -> bool {
+        self.group1.load(Ordering::Acquire)
     }
 
     /// The answer to a guest read of `width` bytes at `offset` of the
@@ -62,12 +75,14 @@ impl DistShadow {
     /// Refreshes every word from a GICv3 distributor.
     pub fn refresh_v3(&self, d: &mut VgicDist) {
         self.refresh(|off| d.read(off, 4).ok());
+        self.group1.store(d.group1_enabled(), Ordering::Release);
     }
 
     /// Refreshes every word from a GICv2 distributor frame (its first four
     /// words are not banked, so any vCPU's redistributor will do).
     pub fn refresh_v2(&self, d: &mut VgicDist, r: &mut VgicRedist) {
         self.refresh(|off| v2::read(d, r, off, 4).ok());
+        self.group1.store(d.group1_enabled(), Ordering::Release);
     }
 
     fn refresh(&self, mut read: impl FnMut(u64) -> Option<u64>) {
@@ -109,6 +124,7 @@ mod tests {
                 "offset {off:#x} not shadowed"
             );
         }
+        assert_eq!(s.group1_enabled(), d.group1_enabled());
     }
 
     #[test]
@@ -162,6 +178,7 @@ mod tests {
                     "offset {off:#x}"
                 );
             }
+            assert_eq!(s.group1_enabled(), d.group1_enabled());
         }
     }
 

@@ -52,7 +52,8 @@ const ITARGETSR: u64 = 0x800;
 const ITARGETSR_LAST: u64 = 0x8fb;
 const ICFGR: u64 = 0xc00;
 const ICFGR_END: u64 = 0xcff;
-const SGIR: u64 = 0xf00;
+/// GICD_SGIR's offset in the distributor frame.
+pub const SGIR: u64 = 0xf00;
 const CPENDSGIR: u64 = 0xf10;
 const SPENDSGIR: u64 = 0xf20;
 const SPENDSGIR_LAST: u64 = 0xf2f;
@@ -424,6 +425,20 @@ pub const fn gich_hw_pending(intid: u32, prio: u8) -> u32 {
         | (intid << GICH_PID_SHIFT)
 }
 
+/// The `GICH_LR<n>` of a pending purely virtual interrupt (an SGI, source
+/// CPU 0) `intid` at priority `prio`, Group 0: [`ich_lr_to_gich`] of the
+/// GICv3 list register SGI injection builds, with the group cleared, built
+/// directly. 0 where a GICv2 cannot express it.
+#[inline(always)]
+pub const fn gich_virtual_pending(intid: u32, prio: u8) -> u32 {
+    if !expressible(intid, None) {
+        return 0;
+    }
+    intid
+        | (((prio >> 3) as u32) << GICH_PRIORITY_SHIFT)
+        | (state_bits(LrState::Pending) << GICH_STATE_SHIFT)
+}
+
 /// Converts a GICv2 `GICH_LR<n>` back to the `ICH_LR<n>_EL2` form. The
 /// SGI source (CPUID) is dropped, GICv3 LRs have none; reserved bits are
 /// ignored. A value outside what [`ich_lr_to_gich`] produces (vINTID
@@ -464,6 +479,21 @@ mod tests {
                 let ich = encode_lr(intid, Some(intid), prio, true, LrState::Pending);
                 assert_eq!(
                     gich_hw_pending(intid, prio),
+                    ich_lr_to_gich(ich) & !GICH_GRP1,
+                    "INTID {intid}, priority {prio:#x}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn gich_virtual_pending_is_the_conversion_of_the_gicv3_form() {
+        use crate::vgic::lr::encode_lr;
+        for intid in 0..1100u32 {
+            for prio in 0..=255u8 {
+                let ich = encode_lr(intid, None, prio, true, LrState::Pending);
+                assert_eq!(
+                    gich_virtual_pending(intid, prio),
                     ich_lr_to_gich(ich) & !GICH_GRP1,
                     "INTID {intid}, priority {prio:#x}"
                 );
@@ -527,7 +557,11 @@ mod tests {
         let (mut d, mut rs) = part();
         let r = &mut rs[0];
         assert_eq!(rd(&mut d, r, CTLR), 0);
-        assert!(w(&mut d, r, CTLR, 4, 0xffff_ffff).is_empty());
+        assert_eq!(
+            w(&mut d, r, CTLR, 4, 0xffff_ffff).len(),
+            4,
+            "enabling kicks each of the 4 vCPUs"
+        );
         assert_eq!(rd(&mut d, r, CTLR), 1, "no ARE, DS or Group 1 bit shows");
         assert!(d.group1_enabled(), "bit 0 is the internal Group 1 enable");
         assert_eq!(d.read(V3_CTLR, 4).unwrap() & 0b11, 0b10);

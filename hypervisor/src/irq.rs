@@ -407,7 +407,10 @@ pub fn inject_pending_sgis() {
 
 /// Tells vCPU `vcpu` of `p` that it has new virtual SGIs: directly if it
 /// runs here, by a hypervisor SGI if it runs on another core, not at all if
-/// it is off (they are injected when it starts).
+/// it is off (they are injected when it starts). Out of line: inlined into
+/// the delivery loop, its constants would be hoisted into callee-saved
+/// registers that every SGI then saves and restores.
+#[inline(never)]
 pub fn kick(p: &crate::partition::PartitionRt, vcpu: usize) {
     let Some(&core) = p.cfg.cores.get(vcpu) else {
         return;

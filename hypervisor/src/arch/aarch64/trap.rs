@@ -121,9 +121,14 @@ pub extern "C" fn septum_sync_fast(frame: &mut ShortFrame<false>) -> u32 {
 }
 
 /// The same, again, with x19-x28 in the frame too (`NeedsAll`). Never
-/// answers `NeedsAll`.
+/// answers `NeedsAll`: a frame with every register cannot lack one, and
+/// should a future exit claim otherwise it takes the full path, because the
+/// assembly would return to the guest on a second `NeedsAll`.
 pub extern "C" fn septum_sync_retry(frame: &mut ShortFrame<true>) -> u32 {
-    finish(crate::exit::fast(frame))
+    match crate::exit::fast(frame) {
+        Short::NeedsAll => Short::Slow as u32,
+        r => finish(r),
+    }
 }
 
 #[inline(always)]

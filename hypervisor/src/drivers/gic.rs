@@ -5,7 +5,9 @@
 
 use septum_core::config::{Gic as GicCfg, GicVersion};
 use septum_core::vgic::lr::{encode_lr, LrState};
-use septum_core::vgic::v2::{gich_hw_pending, gich_lr_to_ich, gich_virtual_pending, ich_lr_to_gich};
+use septum_core::vgic::v2::{
+    gich_hw_pending, gich_lr_to_ich, gich_virtual_pending, ich_lr_to_gich,
+};
 
 use super::gicd;
 use super::gicv2::GicV2;

@@ -461,7 +461,10 @@ mod tests {
             w(&mut d, CTLR, 4, 0x2).is_empty(),
             "no kick when it stays enabled"
         );
-        assert!(w(&mut d, CTLR, 4, 0x1).is_empty(), "nor when it is disabled");
+        assert!(
+            w(&mut d, CTLR, 4, 0x1).is_empty(),
+            "nor when it is disabled"
+        );
         assert!(!d.group1_enabled());
         assert_eq!(r(&mut d, CTLR), 0x51);
         assert_eq!(w(&mut d, CTLR, 4, 0x2), kicks);

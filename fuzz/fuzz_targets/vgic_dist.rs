@@ -414,12 +414,25 @@ fuzz_target!(|input: Input| {
                     assert!(new.len() <= MAX_EFFECTS_PER_WRITE);
                     // Route first: an EnableSpi names the target in force
                     // after the write.
+                    let group1_was = m.ctlr & 0b10 != 0;
                     model_write(&mut m, offset, width, value);
-                    if let Some(n) = expected_effect_count(&m, offset, value) {
-                        assert_eq!(new.len(), n, "effects of {offset:#x} = {value:#x}: {new:?}");
-                    }
-                    for &e in new {
-                        check_effect(&mut m, e);
+                    if !group1_was && m.ctlr & 0b10 != 0 {
+                        // Enabling Group 1: every vCPU looks for SGIs that
+                        // became pending while it was off; nothing else.
+                        let kicks: Vec<Effect> =
+                            (0..m.nr_vcpus).map(|vcpu| Effect::Kick { vcpu }).collect();
+                        assert_eq!(new, &kicks[..], "enabling Group 1");
+                    } else {
+                        if let Some(n) = expected_effect_count(&m, offset, value) {
+                            assert_eq!(
+                                new.len(),
+                                n,
+                                "effects of {offset:#x} = {value:#x}: {new:?}"
+                            );
+                        }
+                        for &e in new {
+                            check_effect(&mut m, e);
+                        }
                     }
                 }
             }

@@ -313,10 +313,18 @@ fuzz_target!(|input: Input| {
                 fx.clear();
             }
             Op::Group1(on) => {
+                let was = d.group1_enabled();
                 let mut tmp = Effects::new();
                 d.write(0, 4, if on { 2 } else { 0 }, &mut tmp)
                     .expect("GICD_CTLR write");
-                assert!(tmp.is_empty());
+                // Enabling kicks every vCPU (SGIs pending while it was
+                // off); nothing else has an effect.
+                let kicks: Vec<Effect> = if on && !was {
+                    (0..nr_vcpus).map(|vcpu| Effect::Kick { vcpu }).collect()
+                } else {
+                    Vec::new()
+                };
+                assert_eq!(tmp.as_slice(), &kicks[..]);
             }
             Op::Sgi1r { value, sender } => {
                 let targets = check_sgi1r(value, usize::from(sender), usize::from(input.nr_vcpus));

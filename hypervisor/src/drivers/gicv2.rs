@@ -21,7 +21,7 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use septum_core::addr::PhysAddr;
 use septum_core::config::{Gic as GicCfg, MAX_CPUS};
 
-use super::gic::Ack;
+use super::gic::{Ack, ICH_HCR_NPIE};
 use super::gicd::{self, GICD_ICACTIVER, GICD_ICPENDR, GICD_ISPENDR};
 use super::mmio::Mmio;
 use crate::percpu;
@@ -59,7 +59,6 @@ use super::gicv3::{PRIO_GUEST, PRIO_HYP};
 /// cheaper than a device read, on a board by far). Only the core itself
 /// writes its GICH, through `set_hcr`, so the copy cannot go stale.
 static NPIE: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
-const GICH_HCR_NPIE: u32 = 1 << 3;
 
 #[derive(Clone, Copy, Debug)]
 pub struct GicV2 {
@@ -260,7 +259,7 @@ impl GicV2 {
 
     pub fn set_hcr(&self, v: u32) {
         if let Some(n) = NPIE.get(percpu::core()) {
-            n.store(v & GICH_HCR_NPIE != 0, Ordering::Relaxed);
+            n.store(u64::from(v) & ICH_HCR_NPIE != 0, Ordering::Relaxed);
         }
         self.gich.write32(GICH_HCR, v);
     }

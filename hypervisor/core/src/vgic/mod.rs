@@ -25,7 +25,10 @@
 //! - **SGIs** (0..=15) are purely virtual: the hypervisor synthesises them
 //!   when a guest writes ICC_SGI1R_EL1 ([`decode_sgi1r`]); their enable,
 //!   pending and priority state lives in the redistributor, and
-//!   [`VgicDist::pending_for`] picks the next one to put in a list register.
+//!   [`VgicDist::pending_for`] picks the next one to put in a list register
+//!   (the hypervisor's injection takes it with
+//!   [`VgicRedist::take_best_pending`], the distributor's Group 1 enable
+//!   read from its shadow).
 //!
 //! Interrupts a partition does not own read as zero and ignore writes, so a
 //! guest can neither observe nor affect another partition's interrupts.

@@ -621,6 +621,32 @@ mod tests {
         assert!(!r.take_pending(27));
     }
 
+    /// What SGI injection uses: the same choice as `best_pending`, taken
+    /// out of the pending state, with whether another one still waits.
+    #[test]
+    fn take_best_pending_takes_in_order() {
+        let mut r = VgicRedist::new(0, 1);
+        w(&mut r, ISENABLER0, 4, 0xffff);
+        w(&mut r, IPRIORITYR, 4, 0x0000_a0a0); // SGI 0, 1 at 0xa0
+        w(&mut r, IPRIORITYR + 8, 1, 0x80); // SGI 8 at 0x80
+        assert_eq!(r.take_best_pending(), None);
+        for s in [1, 0, 8] {
+            r.set_sgi_pending(s);
+        }
+        let mut order = Vec::new();
+        while let Some((b, more)) = r.take_best_pending() {
+            assert!(!r.sgi_pending(b.intid), "SGI {} taken", b.intid);
+            assert_eq!(more, r.best_pending().is_some());
+            order.push((b.intid, b.priority, more));
+        }
+        assert_eq!(order, [(8, 0x80, true), (0, 0xa0, true), (1, 0xa0, false)]);
+        // A disabled SGI stays pending and is not taken.
+        r.set_sgi_pending(2);
+        w(&mut r, ICENABLER0, 4, 0b100);
+        assert_eq!(r.take_best_pending(), None);
+        assert!(r.sgi_pending(2));
+    }
+
     /// REQ-FLT-2: malformed accesses get an error, never a panic.
     #[test]
     fn bad_accesses() {

@@ -10,7 +10,7 @@ const FOREIGN_RAM: u64 = 0x4800_0000;
 /// IPA 0 is not mapped in any partition.
 const UNMAPPED: u64 = 0x0;
 /// PSCI CPU_ON (SMC64) for core 1, which belongs to another partition.
-const PSCI_CPU_ON_64: u64 = 0xc400_0003;
+const PSCI_CPU_ON_64: u64 = septum_abi::psci::CPU_ON_64 as u64;
 const OTHER_CORE_MPIDR: u64 = 1;
 
 /// Set while an attack instruction runs: only then is skipping the faulting

@@ -20,7 +20,7 @@ use crate::console::{halt, put_dec, puts};
 /// Outside the partition's RAM.
 #[cfg(not(feature = "flood-irq"))]
 const FOREIGN_RAM: u64 = 0x4800_0000;
-const PSCI_CPU_ON_64: u64 = 0xc400_0003;
+const PSCI_CPU_ON_64: u64 = septum_abi::psci::CPU_ON_64 as u64;
 /// vCPUs the flood runs on (the partition's cores).
 const VCPUS: u64 = 3;
 

@@ -9,6 +9,7 @@
 use core::arch::asm;
 use core::fmt;
 use core::sync::atomic::{AtomicBool, Ordering};
+use septum_abi::psci;
 
 const GICD: usize = 0x0800_0000;
 /// A GICv2's CPU interface on `virt` (in a partition: the hardware's GICV
@@ -303,7 +304,7 @@ pub fn wait_for_interrupt(mut done: impl FnMut() -> bool, limit: u32) -> bool {
 /// PSCI CPU_ON (64-bit) of Aff0 `target` at `entry` with context `ctx`;
 /// returns the PSCI status (0 = success).
 pub fn cpu_on(target: u64, entry: u64, ctx: u64) -> i64 {
-    let mut r: u64 = 0xc400_0003;
+    let mut r = u64::from(psci::CPU_ON_64);
     // SAFETY: a PSCI call; the started vCPU runs this image's secondary
     // entry with its own stack.
     unsafe {
@@ -317,7 +318,9 @@ pub fn cpu_on(target: u64, entry: u64, ctx: u64) -> i64 {
 /// partition's policy decides).
 pub fn system_off() {
     // SAFETY: a PSCI call that does not return on success.
-    unsafe { asm!("hvc #0", in("x0") 0x8400_0008u64, clobber_abi("C"), options(nostack)) };
+    unsafe {
+        asm!("hvc #0", in("x0") u64::from(psci::SYSTEM_OFF), clobber_abi("C"), options(nostack))
+    };
 }
 
 /// vCPU 0's SGI_base frame.
@@ -428,7 +431,7 @@ pub fn trap_registers() -> [u64; 5] {
             "mov x9, x19",
             "ldp x19, x29, [sp], #16",
             in("x10") GICD + 0x4,
-            in("x11") 0x8400_0000u64,
+            in("x11") u64::from(psci::PSCI_VERSION),
             out("x9") r19,
             inout("x21") 0x2121u64 => r21,
             inout("x27") 0x2727u64 => r27,
@@ -444,7 +447,7 @@ pub fn trap_registers() -> [u64; 5] {
 /// own PSCI emulation).
 #[inline(always)]
 pub fn psci_version() -> u64 {
-    let mut r: u64 = 0x8400_0000;
+    let mut r = u64::from(psci::PSCI_VERSION);
     // SAFETY: a PSCI query without side effects.
     unsafe { asm!("hvc #0", inout("x0") r, clobber_abi("C"), options(nostack)) };
     r

@@ -1,35 +1,18 @@
 //! Septum's own hypercalls, in the SMCCC range for vendor-specific
 //! hypervisor services (SMC64 fast calls, owning entity 6: function IDs
-//! `0xC600_0000..=0xC600_FFFF`). PSCI and the SMCCC architecture calls are
-//! separate (`psci`). Documented in docs/measured-boot.md.
+//! `0xC600_0000..=0xC600_FFFF`, defined in `septum_abi::hypercall`), and
+//! the checks on the guest buffers they name. PSCI and the SMCCC
+//! architecture calls are separate (`psci`). Documented in
+//! docs/measured-boot.md.
 
 use crate::addr::{GuestPhysAddr, PhysAddr};
 use crate::config::MemRegion;
 
-/// First and last function ID of the range.
-pub const VENDOR_HYP_FIRST: u64 = 0xC600_0000;
-pub const VENDOR_HYP_LAST: u64 = 0xC600_FFFF;
-
-/// `MLOG_READ(buffer_ipa, buffer_len, offset)`: copies the measurement log's
-/// bytes from `offset` into the caller's buffer. Returns x0 = bytes copied
-/// (or a negative error), x1 = the log's total size.
-pub const MLOG_READ: u64 = 0xC600_0010;
-
-/// `HEARTBEAT()`: the critical partition is alive (its watchdog, if the
-/// configuration gives it one, is pushed forward). Returns 0, or
-/// NOT_SUPPORTED for a partition without a heartbeat watchdog.
-pub const HEARTBEAT: u64 = 0xC600_0020;
-
-/// SMCCC return codes.
-pub const NOT_SUPPORTED: i64 = -1;
-pub const INVALID_PARAMETER: i64 = -2;
-
-/// The largest buffer one call fills (a page); read a bigger log in pieces.
-pub const MAX_COPY: u64 = 4096;
-
-pub fn is_vendor_hyp(fid: u64) -> bool {
-    (VENDOR_HYP_FIRST..=VENDOR_HYP_LAST).contains(&fid)
-}
+// The function IDs and return codes are the guests' ABI too.
+pub use septum_abi::hypercall::{
+    is_vendor_hyp, HEARTBEAT, INVALID_PARAMETER, MAX_COPY, MLOG_READ, NOT_SUPPORTED,
+    VENDOR_HYP_FIRST, VENDOR_HYP_LAST,
+};
 
 /// Where a guest buffer `[ipa, ipa + len)` is in physical memory, if it lies
 /// entirely in one *writable* memory region of the partition. Anything else

@@ -4,39 +4,15 @@
 //! A partition may only ever address its own vCPUs; everything else gets the
 //! PSCI error codes the specification defines.
 
-/// PSCI return codes (as signed 32-bit values in x0).
-pub const SUCCESS: i64 = 0;
-pub const NOT_SUPPORTED: i64 = -1;
-pub const INVALID_PARAMETERS: i64 = -2;
-pub const DENIED: i64 = -3;
-pub const ALREADY_ON: i64 = -4;
-pub const ON_PENDING: i64 = -5;
-pub const INTERNAL_FAILURE: i64 = -6;
-pub const INVALID_ADDRESS: i64 = -9;
+// The function IDs, return codes and version are the guests' ABI too.
+pub use septum_abi::psci::{
+    AFFINITY_INFO_32, AFFINITY_INFO_64, AFFINITY_OFF, AFFINITY_ON, AFFINITY_ON_PENDING, ALREADY_ON,
+    CPU_OFF, CPU_ON_32, CPU_ON_64, CPU_SUSPEND_32, CPU_SUSPEND_64, DENIED, INTERNAL_FAILURE,
+    INVALID_ADDRESS, INVALID_PARAMETERS, MIGRATE_INFO_TYPE, NOT_SUPPORTED, ON_PENDING,
+    PSCI_FEATURES, PSCI_VERSION, SUCCESS, SYSTEM_OFF, SYSTEM_RESET, VERSION_1_1,
+};
+pub use septum_abi::smccc::SMCCC_VERSION;
 
-/// AFFINITY_INFO answers.
-pub const AFFINITY_ON: i64 = 0;
-pub const AFFINITY_OFF: i64 = 1;
-pub const AFFINITY_ON_PENDING: i64 = 2;
-
-/// Function IDs (SMC32 and SMC64 where both exist).
-pub const PSCI_VERSION: u32 = 0x8400_0000;
-pub const CPU_SUSPEND_32: u32 = 0x8400_0001;
-pub const CPU_SUSPEND_64: u32 = 0xc400_0001;
-pub const CPU_OFF: u32 = 0x8400_0002;
-pub const CPU_ON_32: u32 = 0x8400_0003;
-pub const CPU_ON_64: u32 = 0xc400_0003;
-pub const AFFINITY_INFO_32: u32 = 0x8400_0004;
-pub const AFFINITY_INFO_64: u32 = 0xc400_0004;
-pub const MIGRATE_INFO_TYPE: u32 = 0x8400_0006;
-pub const SYSTEM_OFF: u32 = 0x8400_0008;
-pub const SYSTEM_RESET: u32 = 0x8400_0009;
-pub const PSCI_FEATURES: u32 = 0x8400_000a;
-/// SMCCC_VERSION (Arm SMC Calling Convention), probed by Linux.
-pub const SMCCC_VERSION: u32 = 0x8000_0000;
-
-/// PSCI 1.1.
-pub const VERSION_1_1: i64 = 0x0001_0001;
 /// MIGRATE_INFO_TYPE: "trusted OS not present / migration not required".
 pub const MIGRATE_NOT_REQUIRED: i64 = 2;
 

@@ -9,11 +9,11 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::cpu;
 use super::sync::IrqCell;
 
-/// SMCCC vendor-specific hypervisor service: MLOG_READ(ipa, len, offset).
-const MLOG_READ: u64 = 0xC600_0010;
-const LOG_MAX: usize = 4096;
-/// SMCCC vendor-specific hypervisor service: HEARTBEAT().
-const HEARTBEAT: u64 = 0xC600_0020;
+use septum_abi::hypercall::{HEARTBEAT, MAX_COPY, MLOG_READ};
+use septum_abi::psci;
+
+/// One MLOG_READ's worth: the most the hypervisor copies per call.
+const LOG_MAX: usize = MAX_COPY as usize;
 
 /// Started at EL1 on a CPU with EL2: a hypervisor started us.
 static UNDER_HYPERVISOR: AtomicBool = AtomicBool::new(false);
@@ -89,8 +89,7 @@ pub fn stop_heartbeat() {
 /// return; if it does, the RTOS spins with interrupts as they are.
 #[cfg_attr(not(feature = "fault-test-system-off"), allow(dead_code))]
 pub fn system_off() {
-    const PSCI_SYSTEM_OFF: u64 = 0x8400_0008;
-    let _ = hvc(PSCI_SYSTEM_OFF, 0, 0, 0);
+    let _ = hvc(u64::from(psci::SYSTEM_OFF), 0, 0, 0);
 }
 
 /// Tells the hypervisor the control loop is alive.

@@ -1,8 +1,8 @@
 //! Septum's own hypercalls: SMCCC fast calls of the vendor-specific
 //! hypervisor service (owning entity 6), function IDs
 //! `0xC600_0000..=0xC600_FFFF`. What each does for which partition is in
-//! docs/measured-boot.md (MLOG_READ) and docs/fault-containment.md
-//! (HEARTBEAT).
+//! docs/measured-boot.md (MLOG_READ), docs/fault-containment.md
+//! (HEARTBEAT) and docs/channels.md (CHANNEL_INFO).
 
 /// First and last function ID of the range.
 pub const VENDOR_HYP_FIRST: u64 = 0xC600_0000;
@@ -18,6 +18,14 @@ pub const MLOG_READ: u64 = 0xC600_0010;
 /// NOT_SUPPORTED for a partition without a heartbeat watchdog.
 pub const HEARTBEAT: u64 = 0xC600_0020;
 
+/// `CHANNEL_INFO(name_lo, name_hi)`: finds one of the caller's channels by
+/// name (packed by `channel::pack_name`). Returns x0 = 0, x1 = the
+/// channel's IPA in the caller, x2 = its size in bytes, x3 = the caller's
+/// `channel::Role`; or x0 = INVALID_PARAMETER when the caller has no
+/// channel of that name. Constant time in the caller's channel count,
+/// which the configuration bounds (docs/channels.md).
+pub const CHANNEL_INFO: u64 = 0xC600_0030;
+
 /// Return codes (SMCCC's, negative in x0).
 pub const NOT_SUPPORTED: i64 = crate::smccc::NOT_SUPPORTED;
 pub const INVALID_PARAMETER: i64 = -2;
@@ -27,7 +35,7 @@ pub const INVALID_PARAMETER: i64 = -2;
 pub const MAX_COPY: u64 = 4096;
 
 /// Every function ID above.
-pub const ALL: [u64; 2] = [MLOG_READ, HEARTBEAT];
+pub const ALL: [u64; 3] = [MLOG_READ, HEARTBEAT, CHANNEL_INFO];
 
 /// Whether `fid` is in Septum's range (every other ID is PSCI, SMCCC or
 /// refused).

@@ -17,6 +17,7 @@
 #![no_std]
 #![forbid(unsafe_code)]
 
+pub mod channel;
 pub mod hypercall;
 pub mod psci;
 pub mod smccc;

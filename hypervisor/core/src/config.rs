@@ -170,6 +170,8 @@ pub struct Partition {
     pub watchdog: Option<Watchdog>,
     /// How the partition's own physical interrupts reach it.
     pub interrupts: InterruptDelivery,
+    /// The partition's ends of the system's channels (docs/channels.md).
+    pub channels: &'static [ChannelEnd],
 }
 
 /// How a partition's physical interrupts (its timer PPIs, its devices'
@@ -280,6 +282,49 @@ impl MemRegion {
     }
 }
 
+/// One partition's end of a channel: a page range of RAM that is in no
+/// partition's memory, mapped read-write (writer) or read-only (reader),
+/// never executable, non-cacheable. docs/channels.md.
+#[derive(Clone, Copy, Debug)]
+pub struct ChannelEnd {
+    pub name: &'static str,
+    pub ipa: GuestPhysAddr,
+    pub pa: PhysAddr,
+    pub size: u64,
+    pub role: ChannelRole,
+}
+
+pub use septum_abi::channel::Role as ChannelRole;
+
+/// The most channel ends one partition may have: CHANNEL_INFO compares
+/// every one, so this bounds its cost.
+pub const MAX_CHANNEL_ENDS: usize = 8;
+/// The longest channel name (CHANNEL_INFO passes it in two registers).
+pub const CHANNEL_NAME_MAX: usize = septum_abi::channel::NAME_MAX;
+/// The largest channel, bytes.
+pub const MAX_CHANNEL_SIZE: u64 = 0x10_0000;
+
+impl ChannelEnd {
+    /// Stage-2 permissions: a reader can never store, nobody executes.
+    pub const fn perms(&self) -> Perms {
+        match self.role {
+            ChannelRole::Writer => Perms::RW,
+            ChannelRole::Reader => Perms::R,
+        }
+    }
+    pub const fn guest_range(&self) -> GuestRange {
+        GuestRange::new(self.ipa, self.size)
+    }
+    pub const fn phys_range(&self) -> PhysRange {
+        PhysRange::new(self.pa, self.size)
+    }
+
+    /// The end among `ends` that holds `ipa` (to name it in a fault report).
+    pub fn at(ends: &[ChannelEnd], ipa: GuestPhysAddr) -> Option<&ChannelEnd> {
+        ends.iter().find(|e| e.guest_range().contains_span(ipa, 1))
+    }
+}
+
 /// A device given to a partition.
 #[derive(Clone, Copy, Debug)]
 pub struct Device {
@@ -359,6 +404,37 @@ pub struct FaultPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// REQ-CHN-4: a reader's end is read-only and never executable, a
+    /// writer's read-write and never executable; a fault is attributed to
+    /// the end that holds it.
+    #[test]
+    fn channel_ends_permissions_and_lookup() {
+        let end = |role, ipa| ChannelEnd {
+            name: "telemetry",
+            ipa: GuestPhysAddr::new(ipa),
+            pa: PhysAddr::new(0x4840_0000),
+            size: 0x1000,
+            role,
+        };
+        let r = end(ChannelRole::Reader, 0x4840_0000).perms();
+        assert!(r.read && !r.write && !r.exec);
+        let w = end(ChannelRole::Writer, 0x4040_0000).perms();
+        assert!(w.read && w.write && !w.exec);
+        let ends = [end(ChannelRole::Reader, 0x4840_0000)];
+        for (ipa, hit) in [
+            (0x4840_0000, true),
+            (0x4840_0fff, true),
+            (0x4841_0000, false),
+            (0x483f_ffff, false),
+        ] {
+            assert_eq!(
+                ChannelEnd::at(&ends, GuestPhysAddr::new(ipa)).is_some(),
+                hit,
+                "{ipa:#x}"
+            );
+        }
+    }
 
     #[test]
     fn watchdogs_describe_themselves() {

@@ -6,11 +6,11 @@
 //! docs/measured-boot.md.
 
 use crate::addr::{GuestPhysAddr, PhysAddr};
-use crate::config::MemRegion;
+use crate::config::{ChannelEnd, MemRegion};
 
 // The function IDs and return codes are the guests' ABI too.
 pub use septum_abi::hypercall::{
-    is_vendor_hyp, HEARTBEAT, INVALID_PARAMETER, MAX_COPY, MLOG_READ, NOT_SUPPORTED,
+    is_vendor_hyp, CHANNEL_INFO, HEARTBEAT, INVALID_PARAMETER, MAX_COPY, MLOG_READ, NOT_SUPPORTED,
     VENDOR_HYP_FIRST, VENDOR_HYP_LAST,
 };
 
@@ -20,6 +20,23 @@ pub use septum_abi::hypercall::{
 /// two regions) is refused.
 pub fn guest_buffer(regions: &[MemRegion], ipa: u64, len: u64) -> Option<PhysAddr> {
     translate(regions, GuestPhysAddr::new(ipa), len, Need::GuestWritable)
+}
+
+/// CHANNEL_INFO's answer: the caller's end of the channel whose name packs
+/// to `name` (`septum_abi::channel::pack_name`), as x0..x3; INVALID_PARAMETER
+/// when there is none. Every end is compared (the configuration bounds how
+/// many a partition has), so the cost does not depend on the name asked.
+pub fn channel_info(ends: &[ChannelEnd], name: [u64; 2]) -> [u64; 4] {
+    let mut found = None;
+    for e in ends {
+        if septum_abi::channel::pack_name(e.name) == Some(name) && found.is_none() {
+            found = Some(e);
+        }
+    }
+    match found {
+        Some(e) => [0, e.ipa.raw(), e.size, e.role as u64],
+        None => [INVALID_PARAMETER as u64, 0, 0, 0],
+    }
 }
 
 /// Whose write a translation is for.
@@ -76,6 +93,44 @@ mod tests {
             shared: false,
         },
     ];
+
+    const ENDS: [ChannelEnd; 2] = [
+        ChannelEnd {
+            name: "telemetry",
+            ipa: GuestPhysAddr(0x4040_0000),
+            pa: PhysAddr(0x4840_0000),
+            size: 0x1000,
+            role: crate::config::ChannelRole::Writer,
+        },
+        ChannelEnd {
+            name: "requests",
+            ipa: GuestPhysAddr(0x4041_0000),
+            pa: PhysAddr(0x4841_0000),
+            size: 0x2000,
+            role: crate::config::ChannelRole::Reader,
+        },
+    ];
+
+    /// REQ-CHN-1: a partition finds its own channel ends by name, and only
+    /// those.
+    #[test]
+    fn channel_info_finds_the_callers_ends_by_name() {
+        let pack = |n| septum_abi::channel::pack_name(n).unwrap();
+        assert_eq!(
+            channel_info(&ENDS, pack("telemetry")),
+            [0, 0x4040_0000, 0x1000, 0]
+        );
+        assert_eq!(
+            channel_info(&ENDS, pack("requests")),
+            [0, 0x4041_0000, 0x2000, 1]
+        );
+        let miss = [INVALID_PARAMETER as u64, 0, 0, 0];
+        assert_eq!(channel_info(&ENDS, pack("telemetr")), miss);
+        assert_eq!(channel_info(&ENDS, pack("telemetryy")), miss);
+        assert_eq!(channel_info(&ENDS, [0, 0]), miss);
+        assert_eq!(channel_info(&ENDS, [u64::MAX, u64::MAX]), miss);
+        assert_eq!(channel_info(&[], pack("telemetry")), miss);
+    }
 
     /// REQ-FLT-2: a guest buffer is accepted only inside its own writable RAM.
     #[test]

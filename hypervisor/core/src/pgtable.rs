@@ -86,6 +86,10 @@ const S2_MEMATTR_MASK: u64 = 0b1111 << S2_MEMATTR_SHIFT;
 const S2_MEMATTR_NORMAL_WB: u64 = 0b1111;
 /// MemAttr[3:2] = 0b00 Device, `[1:0]` = 0b01 nGnRE.
 const S2_MEMATTR_DEVICE_NGNRE: u64 = 0b0001;
+/// MemAttr[3:2] = 0b01 outer non-cacheable, `[1:0]` = 0b01 inner
+/// non-cacheable. Combined with any stage-1 type the guest picks, the
+/// access is non-cacheable or device: never cached.
+const S2_MEMATTR_NORMAL_NC: u64 = 0b0101;
 /// S2AP[0] (bit 6): read allowed.
 const S2AP_READ: u64 = 1 << 6;
 /// S2AP[1] (bit 7): write allowed.
@@ -130,6 +134,10 @@ pub enum MemType {
     Normal,
     /// Device-nGnRE. Never executable.
     Device,
+    /// Normal memory, inner and outer non-cacheable: a channel page, which
+    /// its reader may map as device memory (Linux's `/dev/mem` does), so
+    /// neither side may keep it in a cache. Stage 2 only, never executable.
+    NonCacheable,
 }
 
 /// Access rights and memory type of a mapping.
@@ -202,8 +210,9 @@ fn new_table(arena: &mut impl TableArena) -> Result<PhysAddr, MapError> {
 /// The attribute bits (everything but the address and the type bits) of a
 /// leaf descriptor for `attrs` in `regime`.
 ///
-/// Rules: Device memory is always execute-never (an `exec` request is
-/// dropped, not refused). At EL2 stage 1 every valid mapping is readable, so
+/// Rules: Device and non-cacheable memory are always execute-never (an
+/// `exec` request is dropped, not refused). Non-cacheable memory exists
+/// only at stage 2 (the hypervisor's own map has no such attribute). At EL2 stage 1 every valid mapping is readable, so
 /// `read = false` is [`MapError::InvalidAttrs`]. At stage 2 write-only is
 /// expressible, but a mapping with neither read nor write is refused
 /// (leave the range unmapped instead).
@@ -221,6 +230,7 @@ pub fn leaf_attributes(regime: Regime, attrs: MapAttrs) -> Result<u64, MapError>
             let idx = match attrs.mem {
                 MemType::Normal => MAIR_IDX_NORMAL,
                 MemType::Device => MAIR_IDX_DEVICE,
+                MemType::NonCacheable => return Err(MapError::InvalidAttrs),
             };
             d |= idx << S1_ATTRINDX_SHIFT;
             d |= S1_AP1_RES1;
@@ -235,6 +245,7 @@ pub fn leaf_attributes(regime: Regime, attrs: MapAttrs) -> Result<u64, MapError>
             let m = match attrs.mem {
                 MemType::Normal => S2_MEMATTR_NORMAL_WB,
                 MemType::Device => S2_MEMATTR_DEVICE_NGNRE,
+                MemType::NonCacheable => S2_MEMATTR_NORMAL_NC,
             };
             d |= m << S2_MEMATTR_SHIFT;
             if attrs.read {
@@ -266,10 +277,10 @@ fn decode_attrs(regime: Regime, desc: u64) -> MapAttrs {
             read: desc & S2AP_READ != 0,
             write: desc & S2AP_WRITE != 0,
             exec,
-            mem: if (desc & S2_MEMATTR_MASK) >> S2_MEMATTR_SHIFT == S2_MEMATTR_NORMAL_WB {
-                MemType::Normal
-            } else {
-                MemType::Device
+            mem: match (desc & S2_MEMATTR_MASK) >> S2_MEMATTR_SHIFT {
+                S2_MEMATTR_NORMAL_WB => MemType::Normal,
+                S2_MEMATTR_NORMAL_NC => MemType::NonCacheable,
+                _ => MemType::Device,
             },
         },
     }
@@ -1017,6 +1028,16 @@ mod tests {
             e(true, true, true, MemType::Device),
             Ok(0x0040_0000_0000_07c4)
         );
+        // Non-cacheable (a channel): MemAttr 0101 -> 0x14, XN forced; the
+        // reader's read-only form has S2AP = 01.
+        assert_eq!(
+            e(true, true, true, MemType::NonCacheable),
+            Ok(0x0040_0000_0000_07d4)
+        );
+        assert_eq!(
+            e(true, false, false, MemType::NonCacheable),
+            Ok(0x0040_0000_0000_0754)
+        );
         // No access at all is refused.
         assert_eq!(
             e(false, false, true, MemType::Normal),
@@ -1056,6 +1077,11 @@ mod tests {
         assert_eq!(
             e(true, true, true, MemType::Device),
             Ok(0x0040_0000_0000_0740)
+        );
+        // The hypervisor's own map has no non-cacheable attribute.
+        assert_eq!(
+            e(true, true, false, MemType::NonCacheable),
+            Err(MapError::InvalidAttrs)
         );
         // Bit 53 (PXN elsewhere) is RES0 here and never set.
         assert_eq!(

@@ -10,18 +10,19 @@
 //!
 //! Covered: the name, the platform, the boot policy and every partition
 //! (cores, memory, devices, interrupts, image names and load addresses,
-//! entry, fault policy). Not covered: the TOML's path (it differs between
+//! entry, fault policy, watchdog, interrupt delivery, channel ends). Not
+//! covered: the TOML's path (it differs between
 //! checkouts) and the images' bytes and sizes (the manifest's entries carry
 //! those, under the same signature).
 
 use super::sha256::{CompressFn, Sha256};
 use crate::config::{
-    Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, GicVersion, Quiesce,
-    SafeStateAction, SystemConfig, UartKind, WatchdogKind,
+    Board, ChannelRole, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, GicVersion,
+    InterruptDelivery, Quiesce, SafeStateAction, SystemConfig, UartKind, WatchdogKind,
 };
 
 /// Domain separation: a new encoding gets a new tag.
-const TAG: &[u8] = b"septum-config-digest-v1";
+const TAG: &[u8] = b"septum-config-digest-v2";
 
 struct Enc(Sha256);
 
@@ -198,6 +199,21 @@ pub fn config_digest(cfg: &SystemConfig, compress: CompressFn) -> [u8; 32] {
                 }
                 e.u32(w.timeout_ms);
             }
+        }
+        e.u8(match part.interrupts {
+            InterruptDelivery::Virtual => 0,
+            InterruptDelivery::Direct => 1,
+        });
+        e.len(part.channels.len());
+        for c in part.channels {
+            e.str(c.name);
+            e.u64(c.ipa.raw());
+            e.u64(c.pa.raw());
+            e.u64(c.size);
+            e.u8(match c.role {
+                ChannelRole::Writer => 0,
+                ChannelRole::Reader => 1,
+            });
         }
     }
     e.0.finalize()

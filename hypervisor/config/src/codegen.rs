@@ -357,6 +357,19 @@ fn partition(o: &mut String, p: &super::model::Partition, out_dir: &Path) {
         "                interrupts: ::septum_core::config::InterruptDelivery::{:?},",
         p.interrupts
     );
+    let _ = writeln!(o, "                channels: &[");
+    for c in &p.channels {
+        let _ = writeln!(
+            o,
+            "                    ::septum_core::config::ChannelEnd {{ name: {}, ipa: {}, pa: {}, size: {}, role: ::septum_core::config::ChannelRole::{:?} }},",
+            lit(&c.name),
+            ipa(c.ipa.0),
+            pa(c.pa.0),
+            hx(c.size),
+            c.role
+        );
+    }
+    let _ = writeln!(o, "                ],");
     let _ = writeln!(o, "            }},");
 }
 

@@ -247,6 +247,9 @@ pub fn device_path(name: &str, ipa: u64) -> String {
     format!("/{name}@{ipa:x}")
 }
 
+/// `compatible` of a channel's node under /reserved-memory.
+pub const CHANNEL_COMPATIBLE: &str = "septum,channel";
+
 /// Whether a memory region is ordinary RAM for Linux: private and rwx.
 /// Shared or restricted regions are also listed under /reserved-memory with
 /// `no-map`, so that the kernel never allocates from them (it would write
@@ -316,7 +319,7 @@ pub fn linux_dtb(cfg: &ValidatedConfig, partition: usize) -> Vec<u8> {
         w.end_node();
     }
     let reserved: Vec<_> = p.memory.iter().filter(|m| !is_general_ram(m)).collect();
-    if !reserved.is_empty() {
+    if !reserved.is_empty() || !p.channels.is_empty() {
         w.begin_node("reserved-memory");
         w.prop_u32("#address-cells", 2);
         w.prop_u32("#size-cells", 2);
@@ -325,6 +328,25 @@ pub fn linux_dtb(cfg: &ValidatedConfig, partition: usize) -> Vec<u8> {
             w.begin_node(&format!("{}@{:x}", m.name, m.ipa.0));
             w.prop_cells("reg", &reg(&[(m.ipa.0, m.size)]));
             w.prop_empty("no-map");
+            w.end_node();
+        }
+        // Channels (docs/channels.md): outside every memory node, so the
+        // kernel never uses them; no-map says the same to a kernel that
+        // looks. A userland reader finds its channel here by name and
+        // maps it through /dev/mem.
+        for c in &p.channels {
+            w.begin_node(&format!("{}@{:x}", c.name, c.ipa.0));
+            w.prop_str("compatible", CHANNEL_COMPATIBLE);
+            w.prop_cells("reg", &reg(&[(c.ipa.0, c.size)]));
+            w.prop_empty("no-map");
+            w.prop_str("label", &c.name);
+            w.prop_str(
+                "septum,role",
+                match c.role {
+                    super::model::ChannelRole::Writer => "writer",
+                    super::model::ChannelRole::Reader => "reader",
+                },
+            );
             w.end_node();
         }
         w.end_node();

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 pub use septum_core::addr::{GuestPhysAddr, GuestRange, PhysAddr, PhysRange};
 pub use septum_core::config::{
-    Board, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, FaultPolicy, Gic, GicVersion,
-    InterruptDelivery, Perms, SafeStateAction, Uart, UartKind, Watchdog, WatchdogKind,
+    Board, ChannelRole, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, FaultPolicy, Gic,
+    GicVersion, InterruptDelivery, Perms, SafeStateAction, Uart, UartKind, Watchdog, WatchdogKind,
 };
 
 /// Default fault policy for keys a partition leaves out (documented in
@@ -87,6 +87,8 @@ pub struct Partition {
     pub fault_policy: FaultPolicy,
     pub watchdog: Option<Watchdog>,
     pub interrupts: InterruptDelivery,
+    /// Its ends of the system's channels, in the order of the file.
+    pub channels: Vec<ChannelEnd>,
     /// Set when the partition boots Linux: then `images` are the kernel and
     /// the initrd, `entry` is the kernel and `boot_arg` the device tree's IPA.
     pub linux: Option<Linux>,
@@ -120,6 +122,16 @@ pub struct MemRegion {
     pub size: u64,
     pub perms: Perms,
     pub shared_with: Vec<String>,
+}
+
+/// One partition's end of a `[[channel]]`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChannelEnd {
+    pub name: String,
+    pub ipa: GuestPhysAddr,
+    pub pa: PhysAddr,
+    pub size: u64,
+    pub role: ChannelRole,
 }
 
 #[derive(Clone, Debug)]

@@ -111,6 +111,14 @@ rules! {
     ManifestCapacity = "CFG-55", "image names must be at most 16 printable ASCII characters, and the system at most 48 images (the boot manifest's capacity)";
     Watchdog = "CFG-56", "watchdog: kind heartbeat (timeout-ms 1..=3600000, no ipa) or sbsa-gwdt (timeout-ms a multiple of 1000 in 2000..=3600000, a 4 KiB-aligned ipa whose two 4 KiB frames overlap no memory region or device of the partition)";
     DirectInterrupts = "CFG-57", "interrupts = \"direct\" needs a GICv3 (a GICv2's Group 0 is Secure, out of a Non-secure hypervisor's reach) and a partition with exactly one core (a direct partition has no virtual SGIs)";
+
+    // Channels (docs/channels.md).
+    ChannelForm = "CFG-58", "a channel's name must be 1 to 16 characters of a-z, 0-9 and -, unique among channels; writer and reader must name two different existing partitions";
+    ChannelRange = "CFG-59", "a channel's pa, size, writer-ipa and reader-ipa must be 4 KiB aligned, and its size at most 1 MiB (septum_core::config::MAX_CHANNEL_SIZE)";
+    ChannelMemory = "CFG-60", "a channel's PA range must lie inside one RAM bank and overlap neither the hypervisor region, nor any partition's memory region, nor another channel";
+    ChannelIpa = "CFG-61", "each end of a channel must overlap none of its partition's memory regions, devices, virtual GIC frames, watchdog frames or other channel ends";
+    ChannelDma = "CFG-62", "in a partition with a dma = true device, a channel end's IPA must equal the channel's PA (no IOMMU, as CFG-35)";
+    ChannelLimit = "CFG-63", "a partition may be an end of at most 8 channels (septum_core::config::MAX_CHANNEL_ENDS)";
 }
 
 #[cfg(test)]

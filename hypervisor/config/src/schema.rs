@@ -16,6 +16,23 @@ pub struct File {
     pub boot: Option<Spanned<Boot>>,
     #[serde(default)]
     pub partition: Vec<Spanned<Partition>>,
+    #[serde(default)]
+    pub channel: Vec<Spanned<Channel>>,
+}
+
+/// `[[channel]]`: a one-directional shared page range (docs/channels.md).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Channel {
+    pub name: Spanned<String>,
+    /// Partition names.
+    pub writer: Spanned<String>,
+    pub reader: Spanned<String>,
+    pub pa: Spanned<u64>,
+    pub size: Spanned<u64>,
+    /// Where each side sees it; the PA when left out.
+    pub writer_ipa: Option<Spanned<u64>>,
+    pub reader_ipa: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

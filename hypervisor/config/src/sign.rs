@@ -195,6 +195,18 @@ pub fn core_config(cfg: &ValidatedConfig) -> core::SystemConfig {
                 fault_policy: part.fault_policy,
                 watchdog: part.watchdog,
                 interrupts: part.interrupts,
+                channels: leak(
+                    part.channels
+                        .iter()
+                        .map(|c| core::ChannelEnd {
+                            name: leak_str(&c.name),
+                            ipa: c.ipa,
+                            pa: c.pa,
+                            size: c.size,
+                            role: c.role,
+                        })
+                        .collect(),
+                ),
             }
         })
         .collect();

@@ -175,6 +175,21 @@ pub fn partition_table(cfg: &ValidatedConfig) -> String {
                 extra,
             ]);
         }
+        for c in &part.channels {
+            let (perm, how) = match c.role {
+                super::model::ChannelRole::Writer => ("rw-", "writer"),
+                super::model::ChannelRole::Reader => ("r--", "reader"),
+            };
+            rows.push(vec![
+                "channel".into(),
+                c.name.clone(),
+                perm.into(),
+                format!("IPA {}", range(c.ipa.0, c.size)),
+                format!("PA {}", range(c.pa.0, c.size)),
+                size(c.size),
+                format!("{how}; non-cacheable"),
+            ]);
+        }
         for d in &part.devices {
             let irqs: Vec<String> = d.irqs.iter().map(u32::to_string).collect();
             let mut extra = Vec::new();
@@ -329,6 +344,25 @@ pub fn partition_table(cfg: &ValidatedConfig) -> String {
                 }
                 None => map.push((m.pa.0, m.size, owner)),
             }
+        }
+    }
+    // A channel once, by its writer's end: "channel NAME: W writes, R reads".
+    for part in &cfg.partitions {
+        for c in part
+            .channels
+            .iter()
+            .filter(|c| c.role == super::model::ChannelRole::Writer)
+        {
+            let reader = cfg
+                .partitions
+                .iter()
+                .find(|q| q.channels.iter().any(|e| e.pa == c.pa && e.role != c.role))
+                .map_or("?", |q| q.name.as_str());
+            map.push((
+                c.pa.0,
+                c.size,
+                format!("channel {}: {} writes, {reader} reads", c.name, part.name),
+            ));
         }
     }
     map.sort();

@@ -174,6 +174,7 @@ struct Validator<'a> {
     linux: Vec<Option<LinuxPlan>>,
     /// The GIC as partitions see it, when the platform's GIC checked out.
     guest_gic: Option<GuestGic>,
+    chans: Vec<channels::Chan<'a>>,
 }
 
 /// Checks `file` (the parsed text of `path`); image paths are relative to
@@ -198,9 +199,13 @@ pub fn validate(
         images: Vec::new(),
         linux: Vec::new(),
         guest_gic: None,
+        chans: Vec::new(),
     };
     val.platform();
     val.partitions();
+    if !val.file.partition.is_empty() {
+        val.channels();
+    }
     let boot = val.boot();
     val.manifest_capacity();
     if !val.errs.is_empty() {
@@ -2688,6 +2693,7 @@ impl<'a> Validator<'a> {
                 Some(s::Interrupts::Direct) => InterruptDelivery::Direct,
                 _ => InterruptDelivery::Virtual,
             },
+            channels: self.channel_ends(id),
             linux,
         }
     }
@@ -2735,5 +2741,6 @@ fn check_shared_list<'l>(
     targets
 }
 
+mod channels;
 #[cfg(test)]
 mod tests;

@@ -1998,3 +1998,299 @@ fn cfg57_direct_interrupts() {
         "needs exactly one core, not 2",
     );
 }
+
+/// A telemetry channel from rtos to linux, appended to the fixture, with
+/// `extra` keys.
+fn with_channel(text: &str, channel: &str) -> String {
+    format!("{text}\n[[channel]]\n{channel}\n")
+}
+
+const CHANNEL: &str = r#"name = "telemetry"
+writer = "rtos"
+reader = "linux"
+pa = 0x4a00_0000
+size = 0x1000
+writer-ipa = 0x4100_0000
+reader-ipa = 0x6000_0000"#;
+
+fn channel(edits: &[(&str, &str)]) -> String {
+    let mut c = CHANNEL.to_owned();
+    for (old, new) in edits {
+        assert_eq!(c.matches(old).count(), 1, "{old:?}");
+        c = c.replacen(old, new, 1);
+    }
+    with_channel(GOOD, &c)
+}
+
+/// REQ-CHN-1: a valid channel gives each partition one end, the writer's
+/// read-write and the reader's read-only, and the reader-ipa defaults to
+/// the PA.
+#[test]
+fn channels_give_each_side_its_end() {
+    use septum_core::config::ChannelRole;
+    let c = ok(&channel(&[]));
+    let (w, r) = (&c.partitions[0].channels, &c.partitions[1].channels);
+    assert_eq!((w.len(), r.len()), (1, 1));
+    assert_eq!(w[0].role, ChannelRole::Writer);
+    assert_eq!(r[0].role, ChannelRole::Reader);
+    assert_eq!((w[0].ipa.0, r[0].ipa.0), (0x4100_0000, 0x6000_0000));
+    assert_eq!(
+        (w[0].pa.0, r[0].pa.0, w[0].size),
+        (0x4a00_0000, 0x4a00_0000, 0x1000)
+    );
+    let c = ok(&channel(&[
+        ("reader-ipa = 0x6000_0000", ""),
+        ("pa = 0x4a00_0000", "pa = 0x6100_0000"),
+    ]));
+    assert_eq!(c.partitions[1].channels[0].ipa.0, 0x6100_0000);
+    // The other direction, several pages.
+    let c = ok(&channel(&[
+        ("writer = \"rtos\"", "writer = \"linux\""),
+        ("reader = \"linux\"", "reader = \"rtos\""),
+        ("size = 0x1000", "size = 0x4000"),
+        ("writer-ipa = 0x4100_0000", "writer-ipa = 0x6000_0000"),
+        ("reader-ipa = 0x6000_0000", "reader-ipa = 0x4100_0000"),
+    ]));
+    assert_eq!(c.partitions[0].channels[0].role, ChannelRole::Reader);
+    assert_eq!(c.partitions[0].channels[0].ipa.0, 0x4100_0000);
+    assert_eq!(c.partitions[0].channels[0].size, 0x4000);
+}
+
+/// CFG-58: names, and two different, existing partitions.
+#[test]
+fn cfg58_channel_form() {
+    for bad in [
+        "\"\"",
+        "\"Telemetry\"",
+        "\"tele_metry\"",
+        "\"0123456789abcdefg\"",
+    ] {
+        let text = channel(&[("\"telemetry\"", bad)]);
+        let d = fails(&text, Rule::ChannelForm, "must be 1 to 16 characters");
+        assert_at(&d, &text, bad, GOOD.len());
+    }
+    ok(&channel(&[("\"telemetry\"", "\"0123456789abcde-\"")]));
+    let text = channel(&[("writer = \"rtos\"", "writer = \"rots\"")]);
+    let d = fails(
+        &text,
+        Rule::ChannelForm,
+        "writer names `rots`, but there is no partition",
+    );
+    assert_at(&d, &text, "\"rots\"", GOOD.len());
+    let text = channel(&[("reader = \"linux\"", "reader = \"rtos\"")]);
+    fails(
+        &text,
+        Rule::ChannelForm,
+        "writer and reader are both `rtos`",
+    );
+    // Two channels of one name (the second elsewhere in memory).
+    let second = CHANNEL
+        .replace("0x4a00_0000", "0x4a00_1000")
+        .replace("0x4100_0000", "0x4100_1000")
+        .replace("0x6000_0000", "0x6000_1000");
+    let text = with_channel(&channel(&[]), &second);
+    fails(&text, Rule::ChannelForm, "two channels named `telemetry`");
+    ok(&with_channel(
+        &channel(&[]),
+        &second.replace("\"telemetry\"", "\"requests\""),
+    ));
+}
+
+/// CFG-59: page alignment and the size limit; CFG-19, -20 and -27 apply
+/// to channels as to every range.
+#[test]
+fn cfg59_channel_range() {
+    for (old, new) in [
+        ("pa = 0x4a00_0000", "pa = 0x4a00_0800"),
+        ("size = 0x1000", "size = 0x1800"),
+        ("writer-ipa = 0x4100_0000", "writer-ipa = 0x4100_0004"),
+        ("reader-ipa = 0x6000_0000", "reader-ipa = 0x6000_0100"),
+    ] {
+        let text = channel(&[(old, new)]);
+        let d = fails(&text, Rule::ChannelRange, "is not 4 KiB aligned");
+        assert_at(&d, &text, &new[new.find('0').unwrap()..], GOOD.len());
+    }
+    fails(
+        &channel(&[("size = 0x1000", "size = 0x10_1000")]),
+        Rule::ChannelRange,
+        "above the largest channel, 0x10_0000",
+    );
+    ok(&channel(&[("size = 0x1000", "size = 0x10_0000")]));
+    fails(
+        &channel(&[("size = 0x1000", "size = 0")]),
+        Rule::RangeEmpty,
+        "has size 0",
+    );
+    // (TOML integers stop at 2^63, so no channel can reach CFG-20.)
+    fails(
+        &channel(&[(
+            "writer-ipa = 0x4100_0000",
+            "writer-ipa = 0x7fff_ffff_ffff_f000",
+        )]),
+        Rule::IpaLimit,
+        "writer-ipa range",
+    );
+    fails(
+        &channel(&[("reader-ipa = 0x6000_0000", "reader-ipa = 0x80_0000_0000")]),
+        Rule::IpaLimit,
+        "reader-ipa range",
+    );
+}
+
+/// CFG-60: RAM that is no partition's and not the hypervisor's.
+#[test]
+fn cfg60_channel_memory() {
+    let text = channel(&[("pa = 0x4a00_0000", "pa = 0x3000_0000")]);
+    let d = fails(&text, Rule::ChannelMemory, "is not inside one RAM bank");
+    assert_at(&d, &text, "0x3000_0000", GOOD.len());
+    fails(
+        &channel(&[("pa = 0x4a00_0000", "pa = 0x4000_0000")]),
+        Rule::ChannelMemory,
+        "overlaps the hypervisor region",
+    );
+    fails(
+        &channel(&[
+            ("pa = 0x4a00_0000", "pa = 0x48ff_f000"),
+            ("size = 0x1000", "size = 0x2000"),
+        ]),
+        Rule::ChannelMemory,
+        "overlaps memory region `ram` of partition `rtos`",
+    );
+    // A shared region is ordinary memory too.
+    fails(
+        &channel(&[("pa = 0x4a00_0000", "pa = 0x4900_0000")]),
+        Rule::ChannelMemory,
+        "overlaps memory region `shm` of partition `rtos`",
+    );
+    fails(
+        &channel(&[("pa = 0x4a00_0000", "pa = 0x5fff_f000")]),
+        Rule::ChannelMemory,
+        "of partition `linux`",
+    );
+    let second = CHANNEL
+        .replace("\"telemetry\"", "\"requests\"")
+        .replace("0x4100_0000", "0x4100_1000")
+        .replace("0x6000_0000", "0x6000_1000");
+    fails(
+        &with_channel(&channel(&[]), &second),
+        Rule::ChannelMemory,
+        "overlaps channel `telemetry`",
+    );
+    // Just below the Linux partition's RAM is fine.
+    ok(&channel(&[("pa = 0x4a00_0000", "pa = 0x4fff_f000")]));
+}
+
+/// CFG-61: each end is a hole in its partition's IPA space.
+#[test]
+fn cfg61_channel_ipa() {
+    let text = channel(&[("writer-ipa = 0x4100_0000", "writer-ipa = 0x40ff_f000")]);
+    let d = fails(
+        &text,
+        Rule::ChannelIpa,
+        "the writer end at IPA [0x40ff_f000, 0x4100_0000) in partition `rtos` overlaps memory region `ram`",
+    );
+    assert_at(&d, &text, "0x40ff_f000", GOOD.len());
+    fails(
+        &channel(&[("writer-ipa = 0x4100_0000", "writer-ipa = 0x0900_0000")]),
+        Rule::ChannelIpa,
+        "overlaps device `console`",
+    );
+    fails(
+        &channel(&[("reader-ipa = 0x6000_0000", "reader-ipa = 0x0904_0000")]),
+        Rule::ChannelIpa,
+        "in partition `linux` overlaps device `uart1`",
+    );
+    fails(
+        &channel(&[("reader-ipa = 0x6000_0000", "reader-ipa = 0x0800_0000")]),
+        Rule::ChannelIpa,
+        "the virtual GIC's GICD frame",
+    );
+    // Linux has three vCPUs: three redistributor frames of 0x2_0000.
+    fails(
+        &channel(&[("reader-ipa = 0x6000_0000", "reader-ipa = 0x080f_f000")]),
+        Rule::ChannelIpa,
+        "the virtual GIC's GICR frame",
+    );
+    ok(&channel(&[(
+        "reader-ipa = 0x6000_0000",
+        "reader-ipa = 0x0810_0000",
+    )]));
+    let wd = "fault-policy = { access-violation = \"stop\"";
+    let text = patch(&[(
+        wd,
+        "watchdog = { kind = \"sbsa-gwdt\", ipa = 0x6000_0000, timeout-ms = 2000 }\nfault-policy = { access-violation = \"stop\"",
+    )]);
+    fails(
+        &with_channel(&text, CHANNEL),
+        Rule::ChannelIpa,
+        "the sbsa-gwdt frames",
+    );
+    let second = CHANNEL
+        .replace("\"telemetry\"", "\"requests\"")
+        .replace("0x4a00_0000", "0x4a00_1000")
+        .replace("0x6000_0000", "0x6000_1000");
+    fails(
+        &with_channel(&channel(&[]), &second),
+        Rule::ChannelIpa,
+        "overlaps the writer end of channel `telemetry`",
+    );
+}
+
+/// CFG-62: a partition with a DMA master sees its channels at their PAs.
+#[test]
+fn cfg62_channel_dma() {
+    let dma = UART1.replace("irqs = [40]", "irqs = [40], dma = true");
+    // The fixture's Linux RAM is not identity-mapped, which CFG-35 also
+    // reports.
+    let text = with_channel(&patch(&[(UART1, &dma)]), CHANNEL);
+    let d = fails_with(
+        &text,
+        Rule::ChannelDma,
+        "has the DMA master `uart1`, so its reader end must be at IPA == PA (0x4a00_0000), not 0x6000_0000",
+    );
+    assert!(
+        d.errors()
+            .iter()
+            .all(|e| [Rule::ChannelDma, Rule::DmaIdentity].contains(&e.rule)),
+        "{d}"
+    );
+    let text = with_channel(
+        &patch(&[(UART1, &dma)]),
+        &CHANNEL
+            .replace("reader-ipa = 0x6000_0000", "")
+            .replace("0x4a00_0000", "0x6100_0000"),
+    );
+    let d = check(&text).unwrap_err();
+    assert!(
+        d.errors().iter().all(|e| e.rule == Rule::DmaIdentity),
+        "{d}"
+    );
+}
+
+/// CFG-63: at most eight ends per partition.
+#[test]
+fn cfg63_channel_limit() {
+    let mut text = GOOD.to_owned();
+    for i in 0..9u64 {
+        let c = CHANNEL
+            .replace("\"telemetry\"", &format!("\"c{i}\""))
+            .replace("0x4a00_0000", &format!("{:#x}", 0x4a00_0000 + i * 0x1000))
+            .replace("0x4100_0000", &format!("{:#x}", 0x4100_0000 + i * 0x1000))
+            .replace("0x6000_0000", &format!("{:#x}", 0x6000_0000 + i * 0x1000));
+        text = with_channel(&text, &c);
+        if i == 7 {
+            ok(&text);
+        }
+    }
+    let d = fails(
+        &text,
+        Rule::ChannelLimit,
+        "partition `rtos` is an end of 9 channels; at most 8",
+    );
+    assert!(
+        d.errors()
+            .iter()
+            .any(|e| e.message.contains("partition `linux`")),
+        "{d}"
+    );
+}

@@ -455,6 +455,19 @@ fn print_partition(p: &Partition) {
         List(|| p.devices.iter().flat_map(|d| d.irqs.iter())),
         p.cores.len()
     );
+    for c in p.channels {
+        log::info!(
+            "      channel {:<10} IPA {:#011x} -> PA {:#011x} {} {} KiB, non-cacheable",
+            c.name,
+            c.ipa.raw(),
+            c.pa.raw(),
+            match c.role {
+                septum_core::config::ChannelRole::Writer => "rw- writer",
+                septum_core::config::ChannelRole::Reader => "r-- reader",
+            },
+            c.size / 1024
+        );
+    }
     for i in p.images {
         log::info!(
             "      image   {:<10} {} bytes at IPA {:#x}",

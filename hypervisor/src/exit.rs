@@ -6,7 +6,8 @@
 use aarch64_cpu::registers::{
     ELR_EL1, ELR_EL2, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2, HPFAR_EL2, SPSR_EL1, VBAR_EL1,
 };
-use septum_core::config::FaultAction;
+use septum_core::addr::GuestPhysAddr;
+use septum_core::config::{ChannelEnd, ChannelRole, FaultAction};
 use septum_core::emu::{Device, Hit};
 use septum_core::esr::{self, ExceptionClass, MmioAccess};
 use septum_core::fault::Fault;
@@ -209,6 +210,20 @@ fn data_abort(frame: &mut TrapFrame, esr: u64) {
         Ok(a) => a,
         Err(e) => {
             let ipa = fault_ipa();
+            if let Some(c) = ChannelEnd::at(p.cfg.channels, GuestPhysAddr::new(ipa)) {
+                return guest_fault(
+                    frame,
+                    Fault::AccessViolation,
+                    format_args!(
+                        "access to channel '{}' at IPA {ipa:#x} refused (this partition's end: {}) at pc {pc:#x}",
+                        c.name,
+                        match c.role {
+                            ChannelRole::Reader => "reader, read-only",
+                            ChannelRole::Writer => "writer, plain loads and stores only",
+                        }
+                    ),
+                );
+            }
             return guest_fault(
                 frame,
                 Fault::AccessViolation,

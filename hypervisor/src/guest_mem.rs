@@ -89,17 +89,25 @@ pub fn write(
 /// Zeroes a whole memory region of a partition that is not running (before
 /// its images are loaded), with `DC ZVA` where the CPU allows it.
 pub fn scrub(m: &MemRegion) -> Result<(), GuestMemError> {
-    if !mmu::covers(m.pa.raw(), m.size) {
+    scrub_range(m.pa, m.size)
+}
+
+/// Zeroes `[pa, pa + size)` to the point of coherency (so that a
+/// non-cacheable mapping of it, a channel's, sees the zeros and no dirty
+/// line is left to be written back over the owner's stores later).
+pub fn scrub_range(pa: PhysAddr, size: u64) -> Result<(), GuestMemError> {
+    if !mmu::covers(pa.raw(), size) {
         return Err(GuestMemError::OutsideMap);
     }
-    let mut at = m.pa.raw();
-    let end = m.pa.raw() + m.size;
+    let mut at = pa.raw();
+    let end = pa.raw() + size;
     while at < end {
         let n = (end - at).min(STEP as u64);
         if !asm::zero_to_poc(at, n) {
-            // SAFETY: the region is RAM owned by this (not running)
-            // partition alone (validated: disjoint from the hypervisor and
-            // from other partitions), in the EL2 map (checked).
+            // SAFETY: the range is RAM owned by this (not running)
+            // partition alone, or a channel before any partition runs
+            // (validated: disjoint from the hypervisor and from every other
+            // partition's memory), in the EL2 map (checked).
             unsafe { core::ptr::write_bytes(at as *mut u8, 0, n as usize) };
             asm::dcache_clean_inval_range(at, n);
         }

@@ -10,6 +10,11 @@ use crate::{guest_mem, measure};
 
 #[inline(never)]
 pub fn handle(p: &PartitionRt, frame: &mut TrapFrame) {
+    if frame.x[0] == hc::CHANNEL_INFO {
+        let r = hc::channel_info(p.cfg.channels, [frame.x[1], frame.x[2]]);
+        frame.x[..4].copy_from_slice(&r);
+        return;
+    }
     let (x0, x1) = match register_only(p, frame.x[0]) {
         Some(r) => r,
         None => mlog_read(p, frame.x[1], frame.x[2], frame.x[3]),
@@ -19,10 +24,11 @@ pub fn handle(p: &PartitionRt, frame: &mut TrapFrame) {
 }
 
 /// The calls answered in x0/x1 without touching guest memory (every call
-/// but `MLOG_READ`, which is `None`): what the short exit path may finish.
+/// but `MLOG_READ` and `CHANNEL_INFO`, which answers in x0..x3: `None`):
+/// what the short exit path may finish.
 pub fn register_only(p: &PartitionRt, call: u64) -> Option<(i64, u64)> {
     match call {
-        hc::MLOG_READ => None,
+        hc::MLOG_READ | hc::CHANNEL_INFO => None,
         hc::HEARTBEAT if crate::watchdog::heartbeat(p) => Some((0, 0)),
         _ => Some((NOT_SUPPORTED, 0)),
     }

@@ -176,6 +176,24 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
             )
             .map_err(|e| alloc::format!("{}: memory '{}': {e:?}", cfg.name, m.name))?;
         }
+        // Channels: the reader's end read-only, neither executable, both
+        // non-cacheable (docs/channels.md). Zeroed here, once, before any
+        // partition runs; a restart of either side leaves the page alone
+        // (the writer takes its sequence up from what is there).
+        for c in cfg.channels {
+            pt.map(
+                &mut arena,
+                c.ipa.raw(),
+                c.pa,
+                c.size,
+                attrs(c.perms(), MemType::NonCacheable),
+            )
+            .map_err(|e| alloc::format!("{}: channel '{}': {e:?}", cfg.name, c.name))?;
+            if c.role == septum_core::config::ChannelRole::Writer {
+                guest_mem::scrub_range(c.pa, c.size)
+                    .map_err(|e| alloc::format!("{}: channel '{}': {e:?}", cfg.name, c.name))?;
+            }
+        }
         let mut vuart = None;
         let mut emulated = EmuTable::new();
         for d in cfg.devices {

@@ -87,6 +87,18 @@ fn within(range: (u64, u64), base: u64, len: usize) -> bool {
 }
 
 /// Whether `[base, base + len)` is device memory in the boot map.
+/// Whether a channel the hypervisor names (`CHANNEL_INFO`) can be used:
+/// whole pages inside the RAM window of the RTOS's stage-1 map (where its
+/// stores are Normal memory, which stage 2 makes non-cacheable). A channel
+/// elsewhere would be device memory or unmapped; the RTOS then does
+/// without telemetry rather than fault.
+pub fn channel_usable(ipa: u64, size: u64) -> bool {
+    ipa.is_multiple_of(4096)
+        && size >= 4096
+        && size.is_multiple_of(4096)
+        && usize::try_from(size).is_ok_and(|len| within(RAM_WINDOW, ipa, len))
+}
+
 pub fn device_mapped(base: u64, len: usize) -> bool {
     DEVICE_WINDOWS.iter().any(|&w| within(w, base, len))
 }
@@ -267,5 +279,20 @@ mod tests {
         assert!(dtb_readable(0x4000_0000, 0x10_0000));
         assert!(!dtb_readable(0x4000_0000, DTB_MAX + 1));
         assert!(!dtb_readable(0x7fff_0000, 0x2_0000));
+    }
+
+    /// REQ-CHN-2: the RTOS writes only a channel inside its RAM window.
+    #[test]
+    fn channels_must_be_whole_pages_in_the_ram_window() {
+        assert!(channel_usable(0x4040_0000, 0x1000));
+        assert!(channel_usable(0x7fff_f000, 0x1000));
+        assert!(!channel_usable(0x7fff_f000, 0x2000));
+        assert!(!channel_usable(0x3fff_f000, 0x1000));
+        assert!(!channel_usable(0x0900_0000, 0x1000));
+        assert!(!channel_usable(0x4040_0800, 0x1000));
+        assert!(!channel_usable(0x4040_0000, 0x800));
+        assert!(!channel_usable(0x4040_0000, 0));
+        assert!(!channel_usable(u64::MAX - 0xfff, 0x1000));
+        assert!(!channel_usable(0x4040_0000, u64::MAX & !0xfff));
     }
 }

@@ -2,6 +2,9 @@
 
 use core::fmt;
 
+use crate::infusion::PumpState;
+use septum_abi::channel::telemetry::{PumpState as TmState, Telemetry};
+
 /// Fields of `rtos: heartbeat ...`; the format is parsed by the integration
 /// tests and by people, so it changes only together with docs/rtos.md.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,6 +37,36 @@ impl fmt::Display for StatusLine {
             self.alarms
         )
     }
+}
+
+impl StatusLine {
+    /// The same figures as the telemetry channel's record (docs/channels.md),
+    /// with the pump's state: what Linux's status page shows.
+    pub fn telemetry(&self, state: PumpState, occlusions: u32) -> Telemetry {
+        Telemetry {
+            heartbeat: self.heartbeat,
+            uptime_ms: self.uptime_ms,
+            cycles: self.cycles,
+            misses: self.misses,
+            jitter_max_us: sat32(self.jitter_max_us),
+            jitter_mean_us: sat32(self.jitter_mean_us),
+            dose_ul: self.dose_ul,
+            rate_x100: self
+                .rate_x100
+                .clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+            state: match state {
+                PumpState::Infusing => TmState::Infusing,
+                PumpState::OcclusionAlarm => TmState::OcclusionAlarm,
+                PumpState::Stopped => TmState::Stopped,
+            },
+            alarms: self.alarms,
+            occlusions,
+        }
+    }
+}
+
+fn sat32(x: u64) -> u32 {
+    u32::try_from(x).unwrap_or(u32::MAX)
 }
 
 /// Longest possible status line (every field at its maximum), bytes.
@@ -133,6 +166,44 @@ mod tests {
         let mut b = LineBuf::<STATUS_LINE_MAX>::new();
         write!(b, "{s}").unwrap();
         assert!(!b.truncated());
+    }
+
+    /// REQ-CHN-2: the telemetry record carries the status line's figures.
+    #[test]
+    fn telemetry_carries_the_status_line() {
+        let s = StatusLine {
+            heartbeat: 3,
+            uptime_ms: 3000,
+            cycles: 2999,
+            misses: 1,
+            jitter_max_us: 41,
+            jitter_mean_us: 7,
+            dose_ul: 4,
+            rate_x100: 500,
+            alarms: 2,
+        };
+        let t = s.telemetry(PumpState::OcclusionAlarm, 1);
+        assert_eq!(
+            (t.heartbeat, t.uptime_ms, t.cycles, t.misses, t.dose_ul),
+            (3, 3000, 2999, 1, 4)
+        );
+        assert_eq!(
+            (t.jitter_max_us, t.jitter_mean_us, t.rate_x100),
+            (41, 7, 500)
+        );
+        assert_eq!(
+            (t.state, t.alarms, t.occlusions),
+            (TmState::OcclusionAlarm, 2, 1)
+        );
+        // Out-of-range figures saturate rather than wrap.
+        let big = StatusLine {
+            jitter_max_us: u64::MAX,
+            rate_x100: i64::MIN,
+            ..s
+        };
+        let t = big.telemetry(PumpState::Stopped, 0);
+        assert_eq!((t.jitter_max_us, t.rate_x100), (u32::MAX, i32::MIN));
+        assert_eq!(t.state, TmState::Stopped);
     }
 
     #[test]

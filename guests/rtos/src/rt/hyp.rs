@@ -9,7 +9,8 @@ use core::sync::atomic::{AtomicBool, Ordering};
 use super::cpu;
 use super::sync::IrqCell;
 
-use septum_abi::hypercall::{HEARTBEAT, MAX_COPY, MLOG_READ};
+use septum_abi::channel::{pack_name, Role};
+use septum_abi::hypercall::{CHANNEL_INFO, HEARTBEAT, MAX_COPY, MLOG_READ};
 use septum_abi::psci;
 
 /// One MLOG_READ's worth: the most the hypervisor copies per call.
@@ -29,7 +30,13 @@ fn el2_implemented() -> bool {
 
 /// `hvc #0` with x0..x3; returns x0, x1.
 fn hvc(fid: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
-    let (r0, r1);
+    let [r0, r1, _, _] = hvc4(fid, a1, a2, a3);
+    (r0, r1)
+}
+
+/// `hvc #0` with x0..x3; returns x0..x3.
+fn hvc4(fid: u64, a1: u64, a2: u64, a3: u64) -> [u64; 4] {
+    let (r0, r1, r2, r3);
     // SAFETY: an SMCCC call to the hypervisor: only x0-x3 are inputs, x0-x17
     // may be clobbered by the callee (SMCCC 1.1); the buffer it writes is
     // this partition's own memory, handed over as the call's argument.
@@ -38,8 +45,8 @@ fn hvc(fid: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
             "hvc #0",
             inout("x0") fid => r0,
             inout("x1") a1 => r1,
-            inout("x2") a2 => _,
-            inout("x3") a3 => _,
+            inout("x2") a2 => r2,
+            inout("x3") a3 => r3,
             out("x4") _, out("x5") _, out("x6") _, out("x7") _,
             out("x8") _, out("x9") _, out("x10") _, out("x11") _,
             out("x12") _, out("x13") _, out("x14") _, out("x15") _,
@@ -47,7 +54,7 @@ fn hvc(fid: u64, a1: u64, a2: u64, a3: u64) -> (u64, u64) {
             options(nostack)
         )
     };
-    (r0, r1)
+    [r0, r1, r2, r3]
 }
 
 /// Notes and returns whether a hypervisor started us: `entry_el` 1 means
@@ -131,4 +138,20 @@ pub fn report_measurements() {
             core::str::from_utf8(&hex).unwrap_or("?")
         );
     });
+}
+
+/// This partition's end of channel `name`: its IPA, size and role, from
+/// CHANNEL_INFO. `None` without a hypervisor or without such a channel.
+pub fn channel(name: &str) -> Option<(u64, u64, Role)> {
+    if !UNDER_HYPERVISOR.load(Ordering::Relaxed) {
+        return None;
+    }
+    let [lo, hi] = pack_name(name)?;
+    let [r, ipa, size, role] = hvc4(CHANNEL_INFO, lo, hi, 0);
+    let role = match role {
+        0 => Role::Writer,
+        1 => Role::Reader,
+        _ => return None,
+    };
+    (r == 0).then_some((ipa, size, role))
 }

@@ -17,6 +17,7 @@ pub mod kernel;
 pub mod mmio;
 pub mod sync;
 mod tasks;
+mod telemetry;
 pub mod timer;
 pub mod uart;
 
@@ -48,6 +49,7 @@ extern "C" fn rtos_main(entry_el: u64, boot_arg: u64) -> ! {
     };
     hyp::init();
     hyp::report_measurements();
+    telemetry::init();
     #[cfg(feature = "bench")]
     bench::exit_costs(under_hypervisor, platform.gic);
     let Some(clock) = clock else {

@@ -96,6 +96,9 @@ pub fn status_job(job: &Job) {
             rate_x100: snap.rate_x100(),
             alarms: sup.alarms,
         };
+        // Telemetry first: a few stores, where the console line below is
+        // paced by the UART.
+        super::telemetry::publish(&line.telemetry(snap.state, snap.occlusion_events));
         st.line.clear();
         let _ = writeln!(st.line, "{line}");
         console::write_bytes(st.line.as_bytes());

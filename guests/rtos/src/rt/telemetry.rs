@@ -1,0 +1,65 @@
+//! The writer's end of the `telemetry` channel (docs/channels.md): once a
+//! second the status task publishes the status line's figures there, under
+//! the channel's sequence lock, for Linux's status page. Writing never
+//! waits for the reader and costs the same whatever Linux does: 20 word
+//! stores and two barriers.
+
+use septum_abi::channel::telemetry::{Telemetry, MAGIC, VERSION};
+use septum_abi::channel::{Role, Words, Writer, PAGE_WORDS};
+use septum_rtos::platform;
+
+use super::hyp;
+use super::sync::JobCell;
+
+/// The channel's first page, as words.
+struct Page {
+    base: usize,
+}
+
+impl Words for Page {
+    fn load(&self, word: usize) -> u32 {
+        if word >= PAGE_WORDS {
+            return 0;
+        }
+        // SAFETY: `base` is a page of the channel, inside the RAM window of
+        // the boot map (checked in `init`), mapped by the hypervisor for
+        // this partition alone to write; `word` is inside it.
+        unsafe { core::ptr::read_volatile((self.base as *const u32).add(word)) }
+    }
+
+    fn store(&mut self, word: usize, value: u32) {
+        if word >= PAGE_WORDS {
+            return;
+        }
+        // SAFETY: as in `load`.
+        unsafe { core::ptr::write_volatile((self.base as *mut u32).add(word), value) }
+    }
+}
+
+static OUT: JobCell<Option<(Page, Writer)>> = JobCell::new(None);
+
+/// Looks the channel up; called once, before the tasks start.
+pub fn init() {
+    let Some((ipa, size, role)) = hyp::channel("telemetry") else {
+        return;
+    };
+    if role != Role::Writer || !platform::channel_usable(ipa, size) {
+        crate::println!(
+            "rtos: telemetry: channel at {ipa:#x} (+{size:#x}, {role:?}) is not writable RAM here; not used"
+        );
+        return;
+    }
+    let page = Page { base: ipa as usize };
+    let w = Writer::attach(&page, MAGIC, VERSION);
+    crate::println!("rtos: telemetry: channel at {ipa:#x}, published once a second");
+    OUT.with(|o| *o = Some((page, w)));
+}
+
+/// Publishes one record (from the status task only).
+pub fn publish(t: &Telemetry) {
+    OUT.with(|o| {
+        if let Some((page, w)) = o {
+            w.publish(page, &t.encode());
+        }
+    });
+}

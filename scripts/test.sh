@@ -29,8 +29,8 @@ cargo fmt --all -- --check
 # The fuzz crate is a workspace of its own (nightly only to build).
 (cd fuzz && cargo fmt -- --check)
 
-step "host unit tests (septum-abi, septum-fdt, septum-core, septum-config, rtos logic, harness)"
-cargo test -p septum-abi -p septum-fdt -p septum-core -p septum-config
+step "host unit tests (septum-abi, septum-fdt, septum-core, septum-config, septum-telemetry, rtos logic, harness)"
+cargo test -p septum-abi -p septum-fdt -p septum-core -p septum-config -p septum-telemetry
 cargo test -p septum-rtos --lib
 cargo test -p septum-qemu-tests --lib
 
@@ -41,8 +41,8 @@ step "build the default image (also validates configs/qemu-virt.toml)"
 scripts/build.sh --quiet --config configs/qemu-virt.toml >/dev/null
 
 step "clippy (host crates and bare-metal crates)"
-cargo clippy -q -p septum-abi -p septum-fdt -p septum-core -p septum-config -p septum-qemu-tests --all-targets -- -D warnings
-cargo clippy -q -p septum-rtos -p septum-intruder -p septum-pairbench -p septum-guest-rt --target aarch64-unknown-none -- -D warnings
+cargo clippy -q -p septum-abi -p septum-fdt -p septum-core -p septum-config -p septum-qemu-tests -p septum-telemetry --all-targets -- -D warnings
+cargo clippy -q -p septum-rtos -p septum-intruder -p septum-pairbench -p septum-guest-rt -p septum-telemetry --target aarch64-unknown-none -- -D warnings
 cargo clippy -q -p septum-rtos --features bench,fault-test-stop-heartbeat,fault-test-system-off \
     --target aarch64-unknown-none -- -D warnings
 cargo clippy -q -p septum-intruder --features flood --target aarch64-unknown-none \

@@ -192,3 +192,111 @@ fn reboot_and_poweroff_leave_the_rtos_running() {
     let out = q.wait_for_count("[rtos] rtos: heartbeat ", n + 3, Duration::from_secs(120));
     assert_rtos_clean(&out);
 }
+
+/// A field of the telemetry JSON (`"key":value`), as a number.
+fn field(json: &str, key: &str) -> f64 {
+    let at = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {json}"));
+    let rest = &json[at + key.len() + 3..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end]
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}
+
+/// The value of `key=` in the console line `rtos: heartbeat N ...`.
+fn status_field(out: &str, n: u64, key: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("rtos: heartbeat {n} ")))
+        .unwrap_or_else(|| panic!("no heartbeat {n} line"));
+    let v = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {line}"));
+    v.parse().unwrap_or_else(|_| panic!("{key} in {line}"))
+}
+
+/// REQ-CHN-2, REQ-CHN-3: the status page and /cgi-bin/telemetry show the
+/// pump live, from the RTOS's record on the telemetry channel: the same
+/// figures as the RTOS's own status line, advancing; and REQ-CHN-4: Linux
+/// cannot write the channel (a store is a stage-2 permission fault, an
+/// abort injected into the storing process), and the record survives it.
+#[test]
+fn status_page_shows_the_pump_live_and_linux_cannot_write_it() {
+    let mut q = boot();
+    let page = q.wait_status_page();
+    assert!(
+        page.contains("pump (from the RTOS, telemetry channel):"),
+        "{page}"
+    );
+    assert!(page.contains("  pump: infusing, rate "), "{page}");
+    let first = q.http_get("/cgi-bin/telemetry").expect("telemetry answers");
+    let hb = field(&first, "heartbeat") as u64;
+    assert!(hb >= 1, "{first}");
+    // Every figure is the RTOS's own for that second.
+    let out = q.wait_for(&format!("rtos: heartbeat {hb} "), Duration::from_secs(10));
+    for key in ["cycles", "misses", "dose_ul", "alarms"] {
+        assert_eq!(
+            field(&first, key) as u64,
+            status_field(&out, hb, key),
+            "{key}: {first}"
+        );
+    }
+    assert_eq!(
+        field(&first, "rate_ml_h"),
+        status_field(&out, hb, "rate") as f64 / 100.0
+    );
+    assert_eq!(
+        field(&first, "seq") as u64 % 2,
+        0,
+        "a complete record: {first}"
+    );
+    assert!(first.contains("\"state\":\"infusing\""), "{first}");
+    // Five seconds later: later record, more dose.
+    q.wait_for(
+        &format!("rtos: heartbeat {} ", hb + 5),
+        Duration::from_secs(60),
+    );
+    let later = q.http_get("/cgi-bin/telemetry").expect("telemetry answers");
+    assert!(
+        field(&later, "heartbeat") as u64 >= hb + 5,
+        "{first}\n{later}"
+    );
+    assert!(
+        field(&later, "seq") > field(&first, "seq"),
+        "{first}\n{later}"
+    );
+    assert!(
+        field(&later, "dose_ul") > field(&first, "dose_ul"),
+        "{first}\n{later}"
+    );
+    assert!(field(&later, "uptime_ms") >= field(&first, "uptime_ms") + 5000.0);
+
+    // A store from Linux: busybox devmem maps /dev/mem read-write and
+    // writes one word over the record's magic.
+    let before = q.output().len();
+    let w = q.linux_run("devmem 0x48400000 32 0x0badf00d; echo rc=$?");
+    assert!(w.contains("rc=135"), "devmem died of SIGBUS (128 + 7): {w}");
+    let out = q.wait_for("abort injected", Duration::from_secs(10));
+    let fault = out[before..]
+        .lines()
+        .find(|l| l.contains("partition 'linux'") && l.contains("abort injected"))
+        .unwrap_or_else(|| panic!("no fault line:\n{}", &out[before..]));
+    assert!(
+        fault.contains("access to channel 'telemetry' at IPA 0x48400000 refused (this partition's end: reader, read-only)"),
+        "{fault}"
+    );
+    let after = q.http_get("/cgi-bin/telemetry").expect("telemetry answers");
+    assert!(
+        field(&after, "seq") > field(&later, "seq"),
+        "record intact: {after}"
+    );
+    assert!(
+        q.linux_run("devmem 0x48400000 32").contains("0x4D545053"),
+        "magic SPTM"
+    );
+    assert_rtos_clean(&q.output());
+}

@@ -14,6 +14,10 @@ if [ -r "$mlog" ]; then
     echo "measured boot: $n entries, running digest $(od -An -v -tx1 -j16 -N32 "$mlog" | tr -d ' \n')"
 fi
 echo
+# The therapy, live: the RTOS's record on the read-only telemetry channel.
+echo "pump (from the RTOS, telemetry channel):"
+septum-telemetry --text 2>&1 | sed 's/^/  /'
+echo
 echo "devices (/proc/iomem, top level):"
 grep -v '^ ' /proc/iomem | sed 's/^/  /'
 echo

@@ -49,8 +49,11 @@ pub fn init() {
         );
         return;
     }
-    let page = Page { base: ipa as usize };
-    let w = Writer::attach(&page, MAGIC, VERSION);
+    let mut page = Page { base: ipa as usize };
+    let mut w = Writer::attach(&page, MAGIC, VERSION);
+    // A first record at once (heartbeat 0, nothing delivered yet), so that
+    // a reader never finds the channel empty while the RTOS runs.
+    w.publish(&mut page, &Telemetry::default().encode());
     crate::println!("rtos: telemetry: channel at {ipa:#x}, published once a second");
     OUT.with(|o| *o = Some((page, w)));
 }

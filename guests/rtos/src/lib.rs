@@ -18,6 +18,7 @@ pub mod pi;
 pub mod platform;
 pub mod prng;
 pub mod pump;
+pub mod requests;
 pub mod sched;
 pub mod stats;
 pub mod status;

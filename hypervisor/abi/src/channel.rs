@@ -491,3 +491,272 @@ mod tests {
         assert_eq!(pack_name("a\0b"), None);
     }
 }
+
+/// Therapy requests (channel `requests`, Linux → RTOS; docs/channels.md,
+/// "Requests"): fixed-size slots, each a request body signed with ed25519
+/// by a key the RTOS holds from its own signed image. Linux only carries
+/// the bytes. This module is the framing alone: what a slot holds and
+/// what is signed. Judging a request (signature, replay, content, limits)
+/// is the RTOS's (`septum_rtos::requests`), in that order.
+pub mod request {
+    /// `"SPRQ"` little-endian.
+    pub const MAGIC: u32 = u32::from_le_bytes(*b"SPRQ");
+    /// Major version in the high half; a slot of another major is refused.
+    pub const VERSION: u32 = 1 << 16;
+    /// Bytes of one slot.
+    pub const SLOT: usize = 128;
+    /// Bytes of the signed body, at the start of the slot.
+    pub const BODY: usize = 48;
+    /// The ed25519 signature, after the body.
+    pub const SIG: usize = 64;
+    /// What is signed: this prefix, then the body (so that a signature made
+    /// for anything else never verifies as a request).
+    pub const DOMAIN: &[u8; 26] = b"septum-therapy-request-v1\0";
+    /// `DOMAIN` and the body.
+    pub const MESSAGE: usize = DOMAIN.len() + BODY;
+
+    /// Command codes.
+    pub const SET_RATE: u32 = 1;
+    pub const PAUSE: u32 = 2;
+    pub const RESUME: u32 = 3;
+    pub const ACK_ALARM: u32 = 4;
+
+    /// A request's fields as the slot holds them (nothing judged yet but
+    /// the framing).
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Request {
+        /// Index of the signing key in the RTOS's table.
+        pub key_id: u32,
+        /// Chosen by the sender; the answer names it.
+        pub request_id: u32,
+        /// Strictly increasing per key: a slot with a sequence number not
+        /// above the last accepted one is a replay.
+        pub seq: u64,
+        pub command: u32,
+        /// SET_RATE: the rate in hundredths of a mL/h; otherwise 0.
+        pub arg: i32,
+    }
+
+    /// Why a slot is not a request at all.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum FrameError {
+        Magic,
+        Version,
+        /// A reserved byte is not zero.
+        Reserved,
+    }
+
+    fn u32_at(b: &[u8], at: usize) -> u32 {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&b[at..at + 4]);
+        u32::from_le_bytes(w)
+    }
+
+    impl Request {
+        /// The signed body: magic, version, key, request id, sequence,
+        /// command, argument, 16 reserved zero bytes.
+        pub fn body(&self) -> [u8; BODY] {
+            let mut b = [0u8; BODY];
+            b[0..4].copy_from_slice(&MAGIC.to_le_bytes());
+            b[4..8].copy_from_slice(&VERSION.to_le_bytes());
+            b[8..12].copy_from_slice(&self.key_id.to_le_bytes());
+            b[12..16].copy_from_slice(&self.request_id.to_le_bytes());
+            b[16..24].copy_from_slice(&self.seq.to_le_bytes());
+            b[24..28].copy_from_slice(&self.command.to_le_bytes());
+            b[28..32].copy_from_slice(&self.arg.to_le_bytes());
+            b
+        }
+
+        /// The bytes the signature covers.
+        pub fn message(&self) -> [u8; MESSAGE] {
+            message(&self.body())
+        }
+
+        /// A whole slot: the body, the signature, 16 reserved zero bytes.
+        pub fn slot(&self, sig: &[u8; SIG]) -> [u8; SLOT] {
+            let mut s = [0u8; SLOT];
+            s[..BODY].copy_from_slice(&self.body());
+            s[BODY..BODY + SIG].copy_from_slice(sig);
+            s
+        }
+    }
+
+    /// `DOMAIN` followed by `body`.
+    pub fn message(body: &[u8; BODY]) -> [u8; MESSAGE] {
+        let mut m = [0u8; MESSAGE];
+        m[..DOMAIN.len()].copy_from_slice(DOMAIN);
+        m[DOMAIN.len()..].copy_from_slice(body);
+        m
+    }
+
+    /// The framing of a slot: its request, its signed body and signature.
+    /// Checks only magic, major version and the reserved bytes (what is
+    /// needed to know which key to verify with); the caller verifies the
+    /// signature over [`message`] of the body before anything else.
+    pub fn frame(slot: &[u8; SLOT]) -> Result<(Request, [u8; BODY], [u8; SIG]), FrameError> {
+        if u32_at(slot, 0) != MAGIC {
+            return Err(FrameError::Magic);
+        }
+        if u32_at(slot, 4) >> 16 != VERSION >> 16 {
+            return Err(FrameError::Version);
+        }
+        if slot[32..BODY]
+            .iter()
+            .chain(&slot[BODY + SIG..])
+            .any(|&b| b != 0)
+        {
+            return Err(FrameError::Reserved);
+        }
+        let mut body = [0u8; BODY];
+        body.copy_from_slice(&slot[..BODY]);
+        let mut sig = [0u8; SIG];
+        sig.copy_from_slice(&slot[BODY..BODY + SIG]);
+        let mut seq = [0u8; 8];
+        seq.copy_from_slice(&slot[16..24]);
+        let r = Request {
+            key_id: u32_at(slot, 8),
+            request_id: u32_at(slot, 12),
+            seq: u64::from_le_bytes(seq),
+            command: u32_at(slot, 24),
+            arg: u32_at(slot, 28) as i32,
+        };
+        Ok((r, body, sig))
+    }
+
+    /// The RTOS's answer to one request, as the telemetry record carries
+    /// it. Codes are stable.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub enum Answer {
+        Accepted = 1,
+        /// Not a request (magic, version, reserved bytes).
+        Framing = 2,
+        /// `key_id` names no key the RTOS holds.
+        UnknownKey = 3,
+        /// The signature does not verify.
+        BadSignature = 4,
+        /// `seq` is not above the last one of that key.
+        Replay = 5,
+        /// A command the RTOS does not know, or an argument where there is
+        /// none.
+        Malformed = 6,
+        /// Outside the pump's hard clinical limits.
+        OutOfLimits = 7,
+        /// A rate change larger than one request may make.
+        TooLargeAStep = 8,
+        /// Too soon after the last accepted change.
+        TooSoon = 9,
+        /// Nothing to do in the pump's state (resume when not paused, an
+        /// acknowledgement with no alarm).
+        NotApplicable = 10,
+    }
+
+    impl Answer {
+        pub const ALL: [Answer; 10] = [
+            Answer::Accepted,
+            Answer::Framing,
+            Answer::UnknownKey,
+            Answer::BadSignature,
+            Answer::Replay,
+            Answer::Malformed,
+            Answer::OutOfLimits,
+            Answer::TooLargeAStep,
+            Answer::TooSoon,
+            Answer::NotApplicable,
+        ];
+
+        pub fn from_code(c: u32) -> Option<Answer> {
+            Self::ALL.into_iter().find(|a| *a as u32 == c)
+        }
+
+        pub fn name(self) -> &'static str {
+            match self {
+                Answer::Accepted => "accepted",
+                Answer::Framing => "framing",
+                Answer::UnknownKey => "unknown-key",
+                Answer::BadSignature => "bad-signature",
+                Answer::Replay => "replay",
+                Answer::Malformed => "malformed",
+                Answer::OutOfLimits => "out-of-limits",
+                Answer::TooLargeAStep => "too-large-a-step",
+                Answer::TooSoon => "too-soon",
+                Answer::NotApplicable => "not-applicable",
+            }
+        }
+    }
+
+    /// The mailbox: the `requests` channel's first 128 bytes are a header
+    /// (magic `"SPMB"`, version, `head`: slots written so far, wrapping),
+    /// then slot `i % SLOTS` at byte `SLOT * (1 + i % SLOTS)`.
+    pub const MAILBOX_MAGIC: u32 = u32::from_le_bytes(*b"SPMB");
+    /// Word index of `head` in the header.
+    pub const W_HEAD: usize = 2;
+
+    /// Slots in a mailbox of `size` bytes.
+    pub const fn slots(size: usize) -> usize {
+        (size / SLOT).saturating_sub(1)
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn sample() -> Request {
+            Request {
+                key_id: 1,
+                request_id: 77,
+                seq: 0x1_0000_0005,
+                command: SET_RATE,
+                arg: -450,
+            }
+        }
+
+        #[test]
+        fn a_slot_frames_back_to_its_request() {
+            let sig = [0xa5; SIG];
+            let slot = sample().slot(&sig);
+            let (r, body, s) = frame(&slot).unwrap();
+            assert_eq!(r, sample());
+            assert_eq!(body, sample().body());
+            assert_eq!(s, sig);
+            assert_eq!(&message(&body)[..DOMAIN.len()], DOMAIN);
+            assert_eq!(sample().message(), message(&body));
+            assert_eq!(BODY + SIG + 16, SLOT);
+        }
+
+        #[test]
+        fn framing_refuses_wrong_magic_version_and_reserved_bytes() {
+            let good = sample().slot(&[1; SIG]);
+            let mut s = good;
+            s[0] ^= 1;
+            assert_eq!(frame(&s), Err(FrameError::Magic));
+            let mut s = good;
+            s[6] = 2;
+            assert_eq!(frame(&s), Err(FrameError::Version));
+            let mut s = good;
+            s[4] = 9; // another minor version is fine
+            assert!(frame(&s).is_ok());
+            for at in (32..BODY).chain(BODY + SIG..SLOT) {
+                let mut s = good;
+                s[at] = 1;
+                assert_eq!(frame(&s), Err(FrameError::Reserved), "byte {at}");
+            }
+        }
+
+        #[test]
+        fn answer_codes_round_trip_and_are_distinct() {
+            for (i, a) in Answer::ALL.iter().enumerate() {
+                assert_eq!(Answer::from_code(*a as u32), Some(*a));
+                assert!(!Answer::ALL[..i].iter().any(|b| b.name() == a.name()));
+            }
+            assert_eq!(Answer::from_code(0), None);
+            assert_eq!(Answer::from_code(11), None);
+        }
+
+        #[test]
+        fn mailbox_slots() {
+            assert_eq!(slots(4096), 31);
+            assert_eq!(slots(128), 0);
+            assert_eq!(slots(0), 0);
+        }
+    }
+}

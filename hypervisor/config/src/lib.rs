@@ -22,6 +22,7 @@ pub mod fdt;
 pub mod linux;
 pub mod model;
 mod parse;
+pub mod request;
 pub mod rules;
 mod schema;
 pub mod sign;

@@ -14,6 +14,8 @@ usage: septum-config check <file.toml>
        septum-config sign <file.toml> --key <private.key> --out <manifest.bin>
        septum-config trust <public.pub> --out <dir>
        septum-config keygen <prefix>
+       septum-config request --key <private.key> [--key-id N] --seq N --id N --out <slot.bin>
+                             (set-rate <mL/h> | pause | resume | ack-alarm)
        septum-config tamper <file.toml> <image> <out> --flip <partition>/<image>
                                                       | --flip-signature
                                                       | --resign <private.key> [--svn N]
@@ -29,6 +31,8 @@ usage: septum-config check <file.toml>
             boot manifest (at the file's boot.security-version)
   trust     write <dir>/trust.rs: the public key the hypervisor will trust
   keygen    create <prefix>.key (private, mode 0600) and <prefix>.pub
+  request   write one signed therapy request slot (128 bytes) for the
+            RTOS's requests channel (docs/channels.md, Requests)
   tamper    write a deliberately broken copy of a built image, to see the
             hypervisor refuse it (docs/measured-boot.md)
 (docs/measured-boot.md describes the keys and the procedures)
@@ -87,6 +91,53 @@ fn fail(msg: impl std::fmt::Display) -> ExitCode {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `request --key K [--key-id N] --seq N --id N --out F COMMAND...`.
+fn request(args: &[&str]) -> ExitCode {
+    let (mut key, mut key_id, mut seq, mut id, mut out) = (None, 0u32, None, None, None);
+    let mut rest = args;
+    while let [flag, value, tail @ ..] = rest {
+        let num = |v: &str| {
+            v.parse::<u64>()
+                .map_err(|_| format!("{flag} takes a number"))
+        };
+        match *flag {
+            "--key" => key = Some(*value),
+            "--key-id" => match num(value).map(u32::try_from) {
+                Ok(Ok(n)) => key_id = n,
+                _ => return usage_error("--key-id takes a number below 2^32"),
+            },
+            "--seq" => match num(value) {
+                Ok(n) => seq = Some(n),
+                Err(e) => return usage_error(&e),
+            },
+            "--id" => match num(value).map(u32::try_from) {
+                Ok(Ok(n)) => id = Some(n),
+                _ => return usage_error("--id takes a number below 2^32"),
+            },
+            "--out" => out = Some(*value),
+            _ => break,
+        }
+        rest = tail;
+    }
+    let (Some(key), Some(seq), Some(id), Some(out)) = (key, seq, id, out) else {
+        return usage_error("request needs --key, --seq, --id and --out");
+    };
+    let cmd = match septum_config::request::parse_command(rest) {
+        Ok(c) => c,
+        Err(e) => return usage_error(&e),
+    };
+    let key = match septum_config::sign::read_private_key(Path::new(key)) {
+        Ok(k) => k,
+        Err(e) => return fail(e),
+    };
+    let slot = septum_config::request::sign(&key, key_id, id, seq, cmd);
+    if let Err(e) = fs::write(out, slot) {
+        return fail(format!("cannot write {out}: {e}"));
+    }
+    println!("wrote {out}: request {id}, key {key_id}, seq {seq}, {cmd:?}");
+    ExitCode::SUCCESS
 }
 
 fn sign(file: &Path, key: &Path, out: &Path) -> ExitCode {
@@ -253,6 +304,7 @@ fn main() -> ExitCode {
             }
         }
         ["tamper", file, image, out, how @ ..] => tamper(file, image, out, how),
+        ["request", rest @ ..] => request(rest),
         [] => usage_error("missing command"),
         [cmd, ..]
             if !matches!(
@@ -266,6 +318,7 @@ fn main() -> ExitCode {
                     | "trust"
                     | "keygen"
                     | "tamper"
+                    | "request"
             ) =>
         {
             usage_error(&format!("unknown command `{cmd}`"))

@@ -7,6 +7,7 @@
 #![cfg_attr(not(test), no_std)]
 #![forbid(unsafe_code)]
 
+pub use septum_abi as abi;
 pub mod addr;
 pub mod config;
 pub mod console;

@@ -129,6 +129,48 @@ pub fn exit_costs(under_hypervisor: bool, gic: Gic) {
         "bench: exit gicd_read ticks_x1000={}",
         t * 1000 / LOOPS
     ));
+    request_check_cost();
+}
+
+/// What judging one therapy request costs the RTOS's core
+/// (docs/channels.md): a valid one (signature verified, content judged)
+/// and a forged one (the signature fails), each the best of a few runs.
+fn request_check_cost() {
+    use ed25519_dalek::{Signer, SigningKey};
+    use septum_abi::channel::request::{Request, SET_RATE};
+    use septum_rtos::requests::{Gate, Limits, PumpView};
+    let key = SigningKey::from_bytes(&[5; 32]);
+    let pump = PumpView {
+        rate_x100: 500,
+        paused: false,
+        alarm_pending: false,
+        stopped: false,
+    };
+    let t0 = timer::now();
+    let mut gate = Gate::new(&[key.verifying_key().to_bytes()], Limits::DEFAULT);
+    let setup = timer::now() - t0;
+    let (mut good, mut forged) = (u64::MAX, u64::MAX);
+    for seq in 1..=4u64 {
+        let r = Request {
+            key_id: 0,
+            request_id: seq as u32,
+            seq,
+            command: SET_RATE,
+            arg: 500,
+        };
+        let slot = r.slot(&key.sign(&r.message()).to_bytes());
+        let t0 = timer::now();
+        core::hint::black_box(gate.check(&slot, seq * 10_000, pump));
+        good = good.min(timer::now() - t0);
+        let mut bad = slot;
+        bad[60] ^= 1;
+        let t0 = timer::now();
+        core::hint::black_box(gate.check(&bad, seq * 10_000, pump));
+        forged = forged.min(timer::now() - t0);
+    }
+    print(format_args!(
+        "bench: request_check valid_ticks={good} forged_ticks={forged} key_setup_ticks={setup}"
+    ));
 }
 
 /// Prints one histogram. The histograms no longer change once they hold

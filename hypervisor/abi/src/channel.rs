@@ -696,9 +696,119 @@ pub mod request {
         (size / SLOT).saturating_sub(1)
     }
 
+    /// The reader's place in the mailbox. `head` is the writer's (Linux's)
+    /// and believed in nothing: a head that runs more than a ring ahead, or
+    /// backwards, only makes the reader skip to the newest ring's worth
+    /// (counted), and every slot it then reads is judged like any other.
+    #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+    pub struct Cursor {
+        tail: u32,
+    }
+
+    /// What to do next with the mailbox.
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Next {
+        /// The slot to copy out and judge.
+        pub slot: usize,
+        /// Slots the writer overwrote (or claimed to) before they were read.
+        pub skipped: u32,
+    }
+
+    impl Cursor {
+        /// Starts at the writer's current head: what was written before the
+        /// reader started (a previous instance's backlog) is not acted on.
+        pub fn at(head: u32) -> Self {
+            Self { tail: head }
+        }
+
+        /// The next slot to read for a mailbox of `slots` slots whose writer
+        /// says it has written `head`, or `None` when there is nothing new
+        /// (or `slots` is 0 or above 2^32: no mailbox [`slots`] makes).
+        pub fn next(&mut self, head: u32, slots: usize) -> Option<Next> {
+            let n = u32::try_from(slots).ok().filter(|&n| n > 0)?;
+            let ahead = head.wrapping_sub(self.tail);
+            if ahead == 0 {
+                return None;
+            }
+            let mut skipped = 0;
+            if ahead > n {
+                skipped = ahead - n;
+                self.tail = head.wrapping_sub(n);
+            }
+            let slot = (self.tail % n) as usize;
+            self.tail = self.tail.wrapping_add(1);
+            Some(Next { slot, skipped })
+        }
+    }
+
     #[cfg(test)]
     mod tests {
         use super::*;
+
+        #[test]
+        fn the_cursor_follows_an_honest_writer() {
+            let mut c = Cursor::at(5);
+            assert_eq!(c.next(5, 4), None);
+            assert_eq!(
+                c.next(7, 4),
+                Some(Next {
+                    slot: 1,
+                    skipped: 0
+                })
+            );
+            assert_eq!(
+                c.next(7, 4),
+                Some(Next {
+                    slot: 2,
+                    skipped: 0
+                })
+            );
+            assert_eq!(c.next(7, 4), None);
+            // Across the wrap of the 32-bit counter.
+            let mut c = Cursor::at(u32::MAX);
+            assert_eq!(
+                c.next(1, 4),
+                Some(Next {
+                    slot: 3,
+                    skipped: 0
+                })
+            );
+            assert_eq!(
+                c.next(1, 4),
+                Some(Next {
+                    slot: 0,
+                    skipped: 0
+                })
+            );
+            assert_eq!(c.next(1, 4), None);
+        }
+
+        #[test]
+        fn the_cursor_bounds_a_hostile_writer() {
+            // A ring's worth and more ahead: the oldest are skipped.
+            let mut c = Cursor::at(0);
+            assert_eq!(
+                c.next(10, 4),
+                Some(Next {
+                    slot: 2,
+                    skipped: 6
+                })
+            );
+            for want in [3, 0, 1] {
+                assert_eq!(c.next(10, 4).map(|n| n.slot), Some(want));
+            }
+            assert_eq!(c.next(10, 4), None);
+            // Backwards is "far ahead": at most one ring, then nothing.
+            let mut c = Cursor::at(100);
+            let mut reads = 0;
+            while c.next(50, 4).is_some() {
+                reads += 1;
+            }
+            assert_eq!(reads, 4);
+            // No slots, or more than a 32-bit head can address: nothing.
+            assert_eq!(Cursor::at(0).next(3, 0), None);
+            assert_eq!(Cursor::at(0).next(3, usize::MAX), None);
+        }
 
         fn sample() -> Request {
             Request {

@@ -60,12 +60,20 @@ pub enum PumpState {
     OcclusionAlarm,
     /// Stopped for good by the supervisor (dose complete or safety stop).
     Stopped,
+    /// Motor stopped on request (an accepted PAUSE); RESUME goes back to
+    /// infusing. An occlusion while paused is noticed after the resume.
+    Paused,
 }
 
 /// Commands from the supervisor to the dosing loop.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
 pub struct Command {
+    /// Stop for good (final).
     pub stop: bool,
+    /// Hold the motor (until a command without it).
+    pub pause: bool,
+    /// The rate to deliver, ml/h; `None`: the configured one.
+    pub rate_ml_h: Option<f32>,
 }
 
 /// What the dosing loop publishes after each cycle.
@@ -154,6 +162,18 @@ impl DosingLoop {
         if cmd.stop {
             self.snap.state = PumpState::Stopped;
         }
+        let rate = cmd.rate_ml_h.unwrap_or(cfg.rate_ml_h);
+        self.snap.state = match self.snap.state {
+            PumpState::Stopped => PumpState::Stopped,
+            _ if cmd.pause => PumpState::Paused,
+            PumpState::Paused => {
+                // Resume from the feed-forward, as after an occlusion.
+                self.pi.reset();
+                self.above = 0;
+                PumpState::Infusing
+            }
+            s => s,
+        };
         self.snap.state = match self.snap.state {
             PumpState::Infusing if r.pressure_mmhg > cfg.occlusion_mmhg => {
                 self.above += 1;
@@ -185,16 +205,17 @@ impl DosingLoop {
                 }
             }
             PumpState::Stopped => PumpState::Stopped,
+            PumpState::Paused => PumpState::Paused,
         };
 
         let u = match self.snap.state {
             PumpState::Infusing => self.pi.update(
-                cfg.rate_ml_h,
+                rate,
                 r.flow_ml_h,
-                cfg.rate_ml_h * cfg.feedforward_per_ml_h,
+                rate * cfg.feedforward_per_ml_h,
                 cfg.period_s,
             ),
-            PumpState::OcclusionAlarm | PumpState::Stopped => {
+            PumpState::OcclusionAlarm | PumpState::Stopped | PumpState::Paused => {
                 self.pi.reset();
                 0.0
             }
@@ -249,6 +270,15 @@ impl SupervisorConfig {
     };
 }
 
+/// The therapy as set, from the supervisor.
+#[derive(Clone, Copy, Debug, PartialEq, Default)]
+pub struct Therapy {
+    pub rate_ml_h: f32,
+    pub paused: bool,
+    pub alarm_pending: bool,
+    pub stopped: bool,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct SupervisorStatus {
     /// Alarm events: occlusions seen from the loop plus the supervisor's own.
@@ -260,11 +290,28 @@ pub struct SupervisorStatus {
     pub checks: u64,
 }
 
+/// Supervisor checks after a change of rate (3 s at 100 Hz) during which
+/// the rate is not judged for deviation and free flow is judged against
+/// the higher of the old and the new rate: the line drains slowly after a
+/// decrease (2.1 to 0.1 ml/h takes 1.3 s to fall below 1.5 times the new
+/// rate), which must not look like free flow, while a real free flow, above
+/// both, is still caught.
+pub const SETTLE_CHECKS: u32 = 300;
+
 #[derive(Clone, Debug)]
 pub struct Supervisor {
     cfg: SupervisorConfig,
     status: SupervisorStatus,
     stop: bool,
+    /// The rate the therapy is set to now, ml/h.
+    rate_ml_h: f32,
+    paused: bool,
+    /// Checks left before the rate is judged again.
+    settle: u32,
+    /// During the settling, the higher of the old and the new rate.
+    settle_ref_ml_h: f32,
+    /// Alarms acknowledged (an ACK_ALARM request).
+    acknowledged: u32,
     last_cycles: u64,
     last_occlusions: u32,
     deviating: u32,
@@ -285,6 +332,11 @@ impl Supervisor {
                 checks: 0,
             },
             stop: false,
+            rate_ml_h: cfg.rate_ml_h,
+            paused: false,
+            settle: 0,
+            settle_ref_ml_h: 0.0,
+            acknowledged: 0,
             last_cycles: 0,
             last_occlusions: 0,
             deviating: 0,
@@ -317,9 +369,13 @@ impl Supervisor {
             self.stop = true;
         }
 
+        let rate = self.rate_ml_h;
+        let settling = self.settle > 0;
+        self.settle = self.settle.saturating_sub(1);
         if snap.state == PumpState::Infusing {
-            let err = snap.rate_ml_h - cfg.rate_ml_h;
-            if err > cfg.over_rate_frac * cfg.rate_ml_h {
+            let reference = if settling { self.settle_ref_ml_h } else { rate };
+            let err = snap.rate_ml_h - reference;
+            if err > cfg.over_rate_frac * reference {
                 self.over += 1;
                 if self.over == cfg.over_rate_checks {
                     // Free flow is dangerous: stop, not just warn.
@@ -330,7 +386,9 @@ impl Supervisor {
             } else {
                 self.over = 0;
             }
-            if err.abs() > cfg.deviation_frac * cfg.rate_ml_h {
+            if settling {
+                self.deviating = 0;
+            } else if err.abs() > cfg.deviation_frac * rate {
                 self.deviating += 1;
                 if self.deviating == cfg.deviation_checks {
                     self.status.deviation_alarms += 1;
@@ -344,7 +402,47 @@ impl Supervisor {
             self.deviating = 0;
             self.over = 0;
         }
-        Command { stop: self.stop }
+        Command {
+            stop: self.stop,
+            pause: self.paused,
+            rate_ml_h: Some(rate),
+        }
+    }
+
+    /// An accepted change of the therapy (docs/channels.md, "Requests"):
+    /// the rate is judged against the new value after `SETTLE_CHECKS`.
+    /// A stopped pump stays stopped.
+    pub fn set_rate(&mut self, rate_ml_h: f32) {
+        if rate_ml_h != self.rate_ml_h {
+            self.settle_ref_ml_h = self.rate_ml_h.max(rate_ml_h);
+            self.rate_ml_h = rate_ml_h;
+            self.settle = SETTLE_CHECKS;
+        }
+    }
+
+    pub fn set_paused(&mut self, paused: bool) {
+        if paused != self.paused {
+            self.paused = paused;
+            // Restarting the motor is a change of rate too.
+            self.settle_ref_ml_h = self.rate_ml_h;
+            self.settle = SETTLE_CHECKS;
+        }
+    }
+
+    /// Every alarm raised so far is acknowledged.
+    pub fn acknowledge(&mut self) {
+        self.acknowledged = self.status.alarms;
+    }
+
+    /// What a request needs to know: the set rate, paused, an alarm not
+    /// yet acknowledged, stopped for good.
+    pub fn therapy(&self) -> Therapy {
+        Therapy {
+            rate_ml_h: self.rate_ml_h,
+            paused: self.paused,
+            alarm_pending: self.status.alarms != self.acknowledged,
+            stopped: self.stop,
+        }
     }
 
     fn raise(&mut self, n: u32) {
@@ -360,8 +458,15 @@ impl Supervisor {
 mod tests {
     use super::*;
 
+    /// Steps the loop for `ms`, the supervisor every 10 ms, starting from
+    /// the supervisor's current therapy (as the RTOS's shared command does).
     fn run(lp: &mut DosingLoop, sup: &mut Supervisor, ms: u64) -> Snapshot {
-        let mut cmd = Command::default();
+        let t = sup.therapy();
+        let mut cmd = Command {
+            stop: t.stopped,
+            pause: t.paused,
+            rate_ml_h: Some(t.rate_ml_h),
+        };
         let mut snap = lp.snapshot();
         for _ in 0..ms {
             snap = lp.step(cmd);
@@ -468,6 +573,138 @@ mod tests {
         }
         assert_eq!(sup.status().deviation_alarms, 1);
         assert_eq!(sup.status().alarms, 1);
+    }
+
+    /// REQ-CHN-6: an accepted rate change is delivered, raises no alarm
+    /// (the largest step the request limits allow, up and down, at the
+    /// lowest rates too), and the dose follows the new rate.
+    #[test]
+    fn rate_changes_settle_without_alarms() {
+        for (from, to) in [
+            (5.0f32, 7.0f32),
+            (7.0, 5.0),
+            (2.1, 0.1),
+            (0.1, 2.1),
+            (15.0, 13.0),
+        ] {
+            let cfg = DosingConfig {
+                rate_ml_h: from,
+                ..DosingConfig::DEFAULT
+            };
+            let sup_cfg = SupervisorConfig {
+                rate_ml_h: from,
+                ..SupervisorConfig::DEFAULT
+            };
+            let mut lp = DosingLoop::new(cfg, PumpParams::DEFAULT, 3);
+            let mut sup = Supervisor::new(sup_cfg);
+            run(&mut lp, &mut sup, 3_000);
+            sup.set_rate(to);
+            let before = lp.snapshot();
+            let after = run(&mut lp, &mut sup, 20_000);
+            assert_eq!(sup.status().alarms, 0, "{from} -> {to}: {:?}", sup.status());
+            assert_eq!(after.state, PumpState::Infusing);
+            assert!(
+                (lp.plant().true_outflow() - to).abs() < 0.05 + 0.01 * to,
+                "{from} -> {to}: {}",
+                lp.plant().true_outflow()
+            );
+            // The last 10 s at the new rate.
+            let last = run(&mut lp, &mut sup, 10_000);
+            let ul = (last.dose_pl - after.dose_pl) as f64 / 1.0e6;
+            let want = f64::from(to) * 10.0 / 3.6;
+            assert!(
+                (ul - want).abs() < 0.02 * want + 0.05,
+                "{from} -> {to}: {ul} ul, want {want}"
+            );
+            assert!(after.dose_pl > before.dose_pl);
+        }
+    }
+
+    /// Free flow above both the old and the new rate is a safety stop even
+    /// while a change settles.
+    #[test]
+    fn free_flow_while_settling_is_still_a_safety_stop() {
+        let mut sup = Supervisor::new(SupervisorConfig::DEFAULT);
+        sup.set_rate(4.0);
+        let mut snap = Snapshot {
+            rate_ml_h: 9.0,
+            ..Snapshot::default()
+        };
+        let mut cmd = Command::default();
+        for i in 0..20 {
+            snap.cycles = (i + 1) * 10;
+            cmd = sup.check(&snap);
+        }
+        assert!(cmd.stop, "{:?}", sup.status());
+        assert_eq!(sup.status().over_rate_alarms, 1);
+    }
+
+    /// REQ-CHN-6: pause holds the motor with no alarm; resume infuses again.
+    #[test]
+    fn pause_and_resume() {
+        let mut lp = DosingLoop::new(DosingConfig::DEFAULT, PumpParams::DEFAULT, 4);
+        let mut sup = Supervisor::new(SupervisorConfig::DEFAULT);
+        run(&mut lp, &mut sup, 3_000);
+        sup.set_paused(true);
+        run(&mut lp, &mut sup, 100);
+        let held = run(&mut lp, &mut sup, 5_000);
+        assert_eq!(held.state, PumpState::Paused);
+        assert_eq!(held.command, 0.0);
+        assert!(
+            lp.plant().true_outflow() < 0.05,
+            "{}",
+            lp.plant().true_outflow()
+        );
+        let more = run(&mut lp, &mut sup, 5_000);
+        assert!(
+            more.dose_pl - held.dose_pl < 100_000,
+            "almost nothing delivered while paused"
+        );
+        assert!(sup.therapy().paused);
+        sup.set_paused(false);
+        run(&mut lp, &mut sup, 5_000);
+        assert_eq!(lp.snapshot().state, PumpState::Infusing);
+        assert!((lp.plant().true_outflow() - 5.0).abs() < 0.1);
+        assert_eq!(sup.status().alarms, 0, "{:?}", sup.status());
+    }
+
+    /// A stop is final: neither a resume nor a new rate restarts the motor.
+    #[test]
+    fn a_stop_is_final_for_requests_too() {
+        let sup_cfg = SupervisorConfig {
+            vtbi_pl: 2_000_000,
+            ..SupervisorConfig::DEFAULT
+        };
+        let mut lp = DosingLoop::new(DosingConfig::DEFAULT, PumpParams::DEFAULT, 1);
+        let mut sup = Supervisor::new(sup_cfg);
+        run(&mut lp, &mut sup, 3_000);
+        assert!(sup.therapy().stopped);
+        sup.set_paused(true);
+        sup.set_paused(false);
+        sup.set_rate(6.0);
+        run(&mut lp, &mut sup, 2_000);
+        assert_eq!(lp.snapshot().state, PumpState::Stopped);
+        assert_eq!(lp.snapshot().command, 0.0);
+    }
+
+    #[test]
+    fn alarms_are_pending_until_acknowledged() {
+        let mut sup = Supervisor::new(SupervisorConfig::DEFAULT);
+        assert!(!sup.therapy().alarm_pending);
+        let mut snap = Snapshot {
+            rate_ml_h: 5.0,
+            cycles: 10,
+            occlusion_events: 1,
+            ..Snapshot::default()
+        };
+        sup.check(&snap);
+        assert!(sup.therapy().alarm_pending);
+        sup.acknowledge();
+        assert!(!sup.therapy().alarm_pending);
+        snap.occlusion_events = 2;
+        snap.cycles = 20;
+        sup.check(&snap);
+        assert!(sup.therapy().alarm_pending);
     }
 
     #[test]

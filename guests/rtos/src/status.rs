@@ -58,6 +58,7 @@ impl StatusLine {
                 PumpState::Infusing => TmState::Infusing,
                 PumpState::OcclusionAlarm => TmState::OcclusionAlarm,
                 PumpState::Stopped => TmState::Stopped,
+                PumpState::Paused => TmState::Paused,
             },
             alarms: self.alarms,
             occlusions,

@@ -192,6 +192,8 @@ pub mod telemetry {
         OcclusionAlarm = 1,
         /// Stopped for good (dose complete or safety stop).
         Stopped = 2,
+        /// Held on request (an accepted pause).
+        Paused = 3,
         /// A value this reader does not know.
         Unknown = 0xff,
     }
@@ -202,6 +204,7 @@ pub mod telemetry {
                 0 => Self::Infusing,
                 1 => Self::OcclusionAlarm,
                 2 => Self::Stopped,
+                3 => Self::Paused,
                 _ => Self::Unknown,
             }
         }
@@ -211,6 +214,7 @@ pub mod telemetry {
                 Self::Infusing => "infusing",
                 Self::OcclusionAlarm => "occlusion-alarm",
                 Self::Stopped => "stopped",
+                Self::Paused => "paused",
                 Self::Unknown => "unknown",
             }
         }
@@ -349,6 +353,7 @@ mod tests {
             PumpState::Infusing,
             PumpState::OcclusionAlarm,
             PumpState::Stopped,
+            PumpState::Paused,
         ] {
             assert_eq!(PumpState::from_word(s as u32), s);
         }

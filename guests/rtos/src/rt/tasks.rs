@@ -43,7 +43,11 @@ static SNAPSHOT: IrqCell<Snapshot> = IrqCell::new(Snapshot {
     state: septum_rtos::infusion::PumpState::Infusing,
     occlusion_events: 0,
 });
-static COMMAND: IrqCell<Command> = IrqCell::new(Command { stop: false });
+static COMMAND: IrqCell<Command> = IrqCell::new(Command {
+    stop: false,
+    pause: false,
+    rate_ml_h: None,
+});
 static SUP_STATUS: IrqCell<SupervisorStatus> = IrqCell::new(SupervisorStatus {
     alarms: 0,
     deviation_alarms: 0,

@@ -450,6 +450,30 @@ impl Qemu {
             .unwrap_or_default())
     }
 
+    /// `POST path` with `body` on the forwarded HTTP port; the response
+    /// body or an error.
+    pub fn http_post(&self, path: &str, body: &[u8]) -> Result<String, String> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).map_err(|e| e.to_string())?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .map_err(|e| e.to_string())?;
+        write!(
+            s,
+            "POST {path} HTTP/1.0\r\nHost: septum\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .map_err(|e| e.to_string())?;
+        s.write_all(body).map_err(|e| e.to_string())?;
+        let mut resp = String::new();
+        s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
+        if !resp.starts_with("HTTP/1.") {
+            return Err(format!("not an HTTP response: {resp:?}"));
+        }
+        Ok(resp
+            .split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default())
+    }
+
     /// Everything the console printed so far.
     pub fn output(&self) -> String {
         self.out.lock().unwrap().clone()

@@ -62,6 +62,8 @@ impl StatusLine {
             },
             alarms: self.alarms,
             occlusions,
+            // The requests task's figures; the status task fills them in.
+            ..Telemetry::default()
         }
     }
 }

@@ -9,6 +9,7 @@
 
 use core::fmt::{self, Write};
 
+use septum_abi::channel::request::Answer;
 use septum_abi::channel::telemetry::Telemetry;
 use septum_abi::channel::ReadError;
 
@@ -18,6 +19,8 @@ pub const RESERVED_MEMORY: &str = "/proc/device-tree/reserved-memory";
 pub const COMPATIBLE: &[u8] = b"septum,channel\0";
 /// The reader's role, as the node says it.
 pub const ROLE_READER: &[u8] = b"reader\0";
+/// The writer's role (the `requests` mailbox is Linux's to write).
+pub const ROLE_WRITER: &[u8] = b"writer\0";
 
 /// A `reg` of one (address, size) pair under `/reserved-memory`, which
 /// Septum's trees give two cells each: 16 bytes, big-endian.
@@ -60,12 +63,21 @@ impl fmt::Display for Hundredths {
     }
 }
 
+/// The name of an answer code (`none` before the first request).
+pub fn answer_name(code: u32) -> &'static str {
+    match Answer::from_code(code) {
+        Some(a) => a.name(),
+        None if code == 0 => "none",
+        None => "unknown",
+    }
+}
+
 /// One record as a JSON object on one line (the `/cgi-bin/telemetry`
 /// answer; docs/channels.md lists the fields).
 pub fn json(out: &mut impl Write, seq: u32, t: &Telemetry) -> fmt::Result {
     write!(
         out,
-        "{{\"seq\":{seq},\"heartbeat\":{},\"uptime_ms\":{},\"cycles\":{},\"misses\":{},\"jitter_max_us\":{},\"jitter_mean_us\":{},\"dose_ul\":{},\"rate_ml_h\":{},\"state\":\"{}\",\"alarms\":{},\"occlusions\":{}}}",
+        "{{\"seq\":{seq},\"heartbeat\":{},\"uptime_ms\":{},\"cycles\":{},\"misses\":{},\"jitter_max_us\":{},\"jitter_mean_us\":{},\"dose_ul\":{},\"rate_ml_h\":{},\"state\":\"{}\",\"alarms\":{},\"occlusions\":{},",
         t.heartbeat,
         t.uptime_ms,
         t.cycles,
@@ -77,6 +89,16 @@ pub fn json(out: &mut impl Write, seq: u32, t: &Telemetry) -> fmt::Result {
         t.state.name(),
         t.alarms,
         t.occlusions
+    )?;
+    write!(
+        out,
+        "\"set_rate_ml_h\":{},\"requests_accepted\":{},\"requests_rejected\":{},\"requests_skipped\":{},\"last_request_id\":{},\"last_answer\":\"{}\"}}",
+        Hundredths(t.set_rate_x100),
+        t.requests_accepted,
+        t.requests_rejected,
+        t.requests_skipped,
+        t.last_request_id,
+        answer_name(t.last_answer)
     )
 }
 
@@ -89,8 +111,9 @@ pub fn json_error(out: &mut impl Write, what: &str) -> fmt::Result {
 pub fn text(out: &mut impl Write, seq: u32, t: &Telemetry) -> fmt::Result {
     writeln!(
         out,
-        "pump: {}, rate {} mL/h, {} uL delivered, {} alarms, {} occlusions",
+        "pump: {}, set to {} mL/h, measured {} mL/h, {} uL delivered, {} alarms, {} occlusions",
         t.state.name(),
+        Hundredths(t.set_rate_x100),
         Hundredths(t.rate_x100),
         t.dose_ul,
         t.alarms,
@@ -106,6 +129,15 @@ pub fn text(out: &mut impl Write, seq: u32, t: &Telemetry) -> fmt::Result {
         t.misses,
         t.jitter_max_us,
         t.jitter_mean_us
+    )?;
+    writeln!(
+        out,
+        "requests: {} accepted, {} rejected, {} skipped; last: request {} {}",
+        t.requests_accepted,
+        t.requests_rejected,
+        t.requests_skipped,
+        t.last_request_id,
+        answer_name(t.last_answer)
     )
 }
 
@@ -167,6 +199,12 @@ mod tests {
             state: PumpState::Infusing,
             alarms: 0,
             occlusions: 1,
+            requests_accepted: 2,
+            requests_rejected: 3,
+            last_request_id: 9,
+            last_answer: 5,
+            set_rate_x100: 550,
+            requests_skipped: 0,
         }
     }
 
@@ -177,7 +215,7 @@ mod tests {
         json(&mut b, 24, &sample()).unwrap();
         assert_eq!(
             core::str::from_utf8(b.as_bytes()).unwrap(),
-            "{\"seq\":24,\"heartbeat\":12,\"uptime_ms\":12345,\"cycles\":12000,\"misses\":0,\"jitter_max_us\":41,\"jitter_mean_us\":7,\"dose_ul\":17,\"rate_ml_h\":5.00,\"state\":\"infusing\",\"alarms\":0,\"occlusions\":1}"
+            "{\"seq\":24,\"heartbeat\":12,\"uptime_ms\":12345,\"cycles\":12000,\"misses\":0,\"jitter_max_us\":41,\"jitter_mean_us\":7,\"dose_ul\":17,\"rate_ml_h\":5.00,\"state\":\"infusing\",\"alarms\":0,\"occlusions\":1,\"set_rate_ml_h\":5.50,\"requests_accepted\":2,\"requests_rejected\":3,\"requests_skipped\":0,\"last_request_id\":9,\"last_answer\":\"replay\"}"
         );
         let mut b = Buf::<64>::new();
         json_error(&mut b, error_name(ReadError::Busy)).unwrap();
@@ -211,6 +249,12 @@ mod tests {
             state: PumpState::OcclusionAlarm,
             alarms: u32::MAX,
             occlusions: u32::MAX,
+            requests_accepted: u32::MAX,
+            requests_rejected: u32::MAX,
+            last_request_id: u32::MAX,
+            last_answer: u32::MAX,
+            set_rate_x100: i32::MIN,
+            requests_skipped: u32::MAX,
         };
         let mut b = Buf::<{ crate::OUT_MAX }>::new();
         json(&mut b, u32::MAX, &t).unwrap();

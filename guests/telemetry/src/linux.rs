@@ -3,11 +3,12 @@
 use core::arch::{asm, global_asm};
 use core::fmt::Write;
 
+use septum_abi::channel::request::{self, MAILBOX_MAGIC, SLOT, W_HEAD};
 use septum_abi::channel::telemetry::{Telemetry, MAGIC, VERSION, WORDS};
 use septum_abi::channel::{read, ReadError, Words, PAGE, PAGE_WORDS};
 use septum_telemetry::{
     error_name, is_channel_node, json, json_error, parse_reg, text, Buf, COMPATIBLE, OUT_MAX,
-    RESERVED_MEMORY, ROLE_READER,
+    RESERVED_MEMORY, ROLE_READER, ROLE_WRITER,
 };
 
 // The kernel enters with sp at argc, argv[], NULL, envp[], NULL, auxv.
@@ -36,6 +37,8 @@ const O_DIRECTORY: u64 = 0o40000;
 const O_SYNC: u64 = 0o4010000;
 const O_CLOEXEC: u64 = 0o2000000;
 const PROT_READ: u64 = 1;
+const PROT_WRITE: u64 = 2;
+const O_RDWR: u64 = 2;
 const MAP_SHARED: u64 = 1;
 
 /// One system call with up to six arguments; returns x0 (negative errno).
@@ -196,6 +199,9 @@ extern "C" fn tool_main(sp: *const u64) -> ! {
     let argc = unsafe { *sp } as usize;
     let mut as_json = true;
     let mut name: &[u8] = b"telemetry";
+    let mut mode = Mode::Read;
+    let mut want_path = false;
+    let mut want_count = false;
     for i in 1..argc {
         // SAFETY: as above; i < argc.
         let p = unsafe { *sp.add(1 + i) } as *const u8;
@@ -206,50 +212,38 @@ extern "C" fn tool_main(sp: *const u64) -> ! {
         }
         // SAFETY: `len` bytes before the NUL.
         let arg = unsafe { core::slice::from_raw_parts(p, len) };
+        if want_path {
+            // SAFETY: `p` is NUL-terminated at `len`, and lives as long as
+            // the process (the kernel's initial stack).
+            mode = Mode::Submit(unsafe { core::slice::from_raw_parts(p, len + 1) });
+            want_path = false;
+            continue;
+        }
+        if want_count {
+            mode = Mode::Flood(parse_u64(arg).unwrap_or_else(|| usage()));
+            want_count = false;
+            continue;
+        }
         match arg {
             b"--json" => as_json = true,
             b"--text" => as_json = false,
+            b"--submit" => want_path = true,
+            b"--flood" => want_count = true,
             a if !a.starts_with(b"-") && a.len() <= 16 => name = a,
-            _ => {
-                write_all(2, b"usage: septum-telemetry [--json|--text] [CHANNEL]\n");
-                exit(3)
-            }
+            _ => usage(),
         }
     }
     let mut out = Buf::<OUT_MAX>::new();
-    let mut node = Buf::<64>::new();
-    if !find_node(name, &mut node) {
-        fail(&mut out, as_json, "no-channel", 2);
+    match mode {
+        Mode::Submit(path) => submit(&mut out, path),
+        Mode::Flood(n) => flood(&mut out, n),
+        Mode::Read => {}
     }
-    let dir: [&[u8]; 3] = [RESERVED_MEMORY.as_bytes(), b"/", node.as_bytes()];
-    let mut b = [0u8; 64];
-    let compatible = read_file(
-        &Path::new(&[dir[0], dir[1], dir[2], b"/compatible"]),
-        &mut b,
-    );
-    if compatible != Some(COMPATIBLE) {
-        fail(&mut out, as_json, "not-a-channel", 2);
-    }
-    let role = read_file(
-        &Path::new(&[dir[0], dir[1], dir[2], b"/septum,role"]),
-        &mut b,
-    );
-    if role != Some(ROLE_READER) {
-        fail(&mut out, as_json, "not-the-reader", 2);
-    }
-    let reg = read_file(&Path::new(&[dir[0], dir[1], dir[2], b"/reg"]), &mut b).and_then(parse_reg);
-    let Some((addr, _size)) = reg.filter(|&(a, s)| a % PAGE as u64 == 0 && s >= PAGE as u64) else {
-        fail(&mut out, as_json, "bad-reg", 2);
+    let base = match map_channel(name, ROLE_READER, false) {
+        Ok((base, _)) => base,
+        Err(what) => fail(&mut out, as_json, what, 2),
     };
-    let Some(fd) = open(&Path::new(&[b"/dev/mem"]), O_RDONLY | O_SYNC) else {
-        fail(&mut out, as_json, "no-dev-mem", 2);
-    };
-    let base = syscall(SYS_MMAP, [0, PAGE as u64, PROT_READ, MAP_SHARED, fd, addr]);
-    close(fd);
-    if base < 0 {
-        fail(&mut out, as_json, "mmap", 2);
-    }
-    let page = Mapped { base: base as u64 };
+    let page = Mapped { base };
     let mut words = [0u32; WORDS];
     // The writer holds the lock for microseconds once a second: a few
     // quick tries, then a few after a pause, then give up (bounded).
@@ -274,6 +268,175 @@ extern "C" fn tool_main(sp: *const u64) -> ! {
         }
         Err(e) => fail(&mut out, as_json, error_name(e), 1),
     }
+}
+
+enum Mode {
+    Read,
+    /// A NUL-terminated path of one 128-byte slot.
+    Submit(&'static [u8]),
+    /// Slots of random bytes to write.
+    Flood(u64),
+}
+
+fn usage() -> ! {
+    write_all(
+        2,
+        b"usage: septum-telemetry [--json|--text] [CHANNEL]\n       septum-telemetry --submit SLOT-FILE\n       septum-telemetry --flood COUNT\n",
+    );
+    exit(3)
+}
+
+fn parse_u64(a: &[u8]) -> Option<u64> {
+    if a.is_empty() || a.len() > 19 || !a.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    Some(a.iter().fold(0u64, |n, d| n * 10 + u64::from(d - b'0')))
+}
+
+/// Finds channel `name` (node `<name>@...`, compatible and `role` as
+/// given) and maps its first page, read-only or read-write; returns the
+/// mapping and the channel's size, or what went wrong.
+fn map_channel(name: &[u8], role: &[u8], write: bool) -> Result<(u64, u64), &'static str> {
+    let mut node = Buf::<64>::new();
+    if !find_node(name, &mut node) {
+        return Err("no-channel");
+    }
+    let dir: [&[u8]; 3] = [RESERVED_MEMORY.as_bytes(), b"/", node.as_bytes()];
+    let mut b = [0u8; 64];
+    let compatible = read_file(
+        &Path::new(&[dir[0], dir[1], dir[2], b"/compatible"]),
+        &mut b,
+    );
+    if compatible != Some(COMPATIBLE) {
+        return Err("not-a-channel");
+    }
+    let r = read_file(
+        &Path::new(&[dir[0], dir[1], dir[2], b"/septum,role"]),
+        &mut b,
+    );
+    if r != Some(role) {
+        return Err("wrong-role");
+    }
+    let reg = read_file(&Path::new(&[dir[0], dir[1], dir[2], b"/reg"]), &mut b).and_then(parse_reg);
+    let Some((addr, size)) = reg.filter(|&(a, s)| a % PAGE as u64 == 0 && s >= PAGE as u64) else {
+        return Err("bad-reg");
+    };
+    let (flags, prot) = if write {
+        (O_RDWR | O_SYNC, PROT_READ | PROT_WRITE)
+    } else {
+        (O_RDONLY | O_SYNC, PROT_READ)
+    };
+    let Some(fd) = open(&Path::new(&[b"/dev/mem"]), flags) else {
+        return Err("no-dev-mem");
+    };
+    let base = syscall(SYS_MMAP, [0, PAGE as u64, prot, MAP_SHARED, fd, addr]);
+    close(fd);
+    if base < 0 {
+        return Err("mmap");
+    }
+    Ok((base as u64, size))
+}
+
+/// The writer's end of the mailbox: its first page.
+struct Outbox {
+    base: u64,
+    slots: usize,
+}
+
+impl Outbox {
+    fn open() -> Result<Outbox, &'static str> {
+        let (base, size) = map_channel(b"requests", ROLE_WRITER, true)?;
+        // One page is mapped: at most its slots are used.
+        let slots = request::slots((size as usize).min(PAGE));
+        if slots == 0 {
+            return Err("bad-reg");
+        }
+        let o = Outbox { base, slots };
+        if o.load(0) != MAILBOX_MAGIC {
+            o.store(0, MAILBOX_MAGIC);
+            o.store(1, request::VERSION);
+        }
+        Ok(o)
+    }
+    fn load(&self, w: usize) -> u32 {
+        // SAFETY: a live, page-sized, read-write mapping; `w` is below
+        // PAGE_WORDS (callers).
+        unsafe { core::ptr::read_volatile((self.base as *const u32).add(w)) }
+    }
+    fn store(&self, w: usize, v: u32) {
+        // SAFETY: as in `load`.
+        unsafe { core::ptr::write_volatile((self.base as *mut u32).add(w), v) }
+    }
+    /// Writes `slot` into the next slot, then publishes it by advancing
+    /// the head (after a barrier, so the RTOS never sees a head before the
+    /// slot it counts).
+    fn put(&self, slot: &[u8; SLOT]) -> u32 {
+        let head = self.load(W_HEAD);
+        let first = SLOT / 4 * (1 + head as usize % self.slots);
+        for (i, c) in slot.chunks_exact(4).enumerate() {
+            self.store(first + i, u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
+        }
+        core::sync::atomic::fence(core::sync::atomic::Ordering::SeqCst);
+        let next = head.wrapping_add(1);
+        self.store(W_HEAD, next);
+        next
+    }
+}
+
+/// `--submit FILE`: one slot from a file (what `septum-config request`
+/// wrote) into the mailbox. Prints `{"submitted":HEAD}`.
+fn submit(out: &mut Buf<OUT_MAX>, path: &'static [u8]) -> ! {
+    let mut slot = [0u8; SLOT];
+    let p = Path::new(&[&path[..path.len() - 1]]);
+    let Some(fd) = open(&p, O_RDONLY) else {
+        fail(out, true, "no-file", 2)
+    };
+    let n = syscall(
+        SYS_READ,
+        [fd, slot.as_mut_ptr() as u64, SLOT as u64, 0, 0, 0],
+    );
+    close(fd);
+    if n != SLOT as i64 {
+        fail(out, true, "not-a-slot", 2);
+    }
+    let o = Outbox::open().unwrap_or_else(|e| fail(out, true, e, 2));
+    let head = o.put(&slot);
+    let _ = writeln!(out, "{{\"submitted\":{head}}}");
+    write_all(1, out.as_bytes());
+    exit(0)
+}
+
+/// `--flood COUNT`: COUNT slots as fast as they can be written (the test of
+/// a hostile Linux): every other one random bytes, the others well-framed
+/// forgeries (right magic, version and key index, reserved bytes zero, a
+/// random signature with a canonical scalar), which the RTOS can refuse
+/// only by verifying them in full. Prints `{"flooded":COUNT}`.
+fn flood(out: &mut Buf<OUT_MAX>, count: u64) -> ! {
+    let o = Outbox::open().unwrap_or_else(|e| fail(out, true, e, 2));
+    let Some(fd) = open(&Path::new(&[b"/dev/urandom"]), O_RDONLY) else {
+        fail(out, true, "no-urandom", 2)
+    };
+    let mut slot = [0u8; SLOT];
+    for i in 0..count {
+        syscall(
+            SYS_READ,
+            [fd, slot.as_mut_ptr() as u64, SLOT as u64, 0, 0, 0],
+        );
+        if i % 2 == 1 {
+            slot[..4].copy_from_slice(&request::MAGIC.to_le_bytes());
+            slot[4..8].copy_from_slice(&request::VERSION.to_le_bytes());
+            slot[8..12].fill(0);
+            slot[32..request::BODY].fill(0);
+            // s below 2^252, so that it is canonical.
+            slot[request::BODY + request::SIG - 1] &= 0x0f;
+            slot[request::BODY + request::SIG..].fill(0);
+        }
+        o.put(&slot);
+    }
+    close(fd);
+    let _ = writeln!(out, "{{\"flooded\":{count}}}");
+    write_all(1, out.as_bytes());
+    exit(0)
 }
 
 #[panic_handler]

@@ -180,8 +180,9 @@ pub mod telemetry {
     /// `"SPTM"` little-endian.
     pub const MAGIC: u32 = u32::from_le_bytes(*b"SPTM");
     /// Major version in the high half: a reader refuses another major;
-    /// minor versions only append payload words.
-    pub const VERSION: u32 = 1 << 16;
+    /// minor versions only append payload words. 1.1 added the request
+    /// answers and the set rate (words 16-21).
+    pub const VERSION: u32 = 1 << 16 | 1;
 
     /// What the pump is doing.
     #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -244,10 +245,21 @@ pub mod telemetry {
         pub alarms: u32,
         /// Occlusions detected.
         pub occlusions: u32,
+        /// Therapy requests accepted and rejected since the RTOS started.
+        pub requests_accepted: u32,
+        pub requests_rejected: u32,
+        /// The last request judged: its id and the answer's code
+        /// (`request::Answer`; 0 before the first).
+        pub last_request_id: u32,
+        pub last_answer: u32,
+        /// The rate the therapy is set to, hundredths of a mL/h.
+        pub set_rate_x100: i32,
+        /// Mailbox slots overwritten (or claimed to be) before they were read.
+        pub requests_skipped: u32,
     }
 
     /// Payload words of this version.
-    pub const WORDS: usize = 16;
+    pub const WORDS: usize = 22;
 
     fn lo(x: u64) -> u32 {
         x as u32
@@ -280,6 +292,12 @@ pub mod telemetry {
                 self.state as u32,
                 self.alarms,
                 self.occlusions,
+                self.requests_accepted,
+                self.requests_rejected,
+                self.last_request_id,
+                self.last_answer,
+                self.set_rate_x100 as u32,
+                self.requests_skipped,
             ]
         }
 
@@ -296,6 +314,12 @@ pub mod telemetry {
                 state: PumpState::from_word(w[13]),
                 alarms: w[14],
                 occlusions: w[15],
+                requests_accepted: w[16],
+                requests_rejected: w[17],
+                last_request_id: w[18],
+                last_answer: w[19],
+                set_rate_x100: w[20] as i32,
+                requests_skipped: w[21],
             }
         }
     }
@@ -331,6 +355,12 @@ mod tests {
             state: PumpState::OcclusionAlarm,
             alarms: 2,
             occlusions: 1,
+            requests_accepted: 3,
+            requests_rejected: 0xffff_0001,
+            last_request_id: 9,
+            last_answer: 5,
+            set_rate_x100: -650,
+            requests_skipped: 17,
         }
     }
 

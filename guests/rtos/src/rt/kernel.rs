@@ -20,32 +20,46 @@ use super::{cpu, tasks, timer};
 pub const CONTROL: usize = 0;
 pub const SUPERVISOR: usize = 1;
 pub const STATUS: usize = 2;
-const NTASKS: usize = 3;
+pub const REQUESTS: usize = 3;
+const NTASKS: usize = 4;
 
 pub const TASKS: [TaskConfig; NTASKS] = [
     TaskConfig {
         name: "control",
         period_us: 1_000,
         deadline_us: 500,
-        priority: 3,
+        priority: 4,
     },
     TaskConfig {
         name: "supervisor",
         period_us: 10_000,
         deadline_us: 10_000,
-        priority: 2,
+        priority: 3,
     },
     TaskConfig {
         name: "status",
         period_us: 1_000_000,
         deadline_us: 1_000_000,
+        priority: 2,
+    },
+    // Therapy requests from Linux: at most one signature check a job
+    // (about 500,000 instructions), below everything else.
+    TaskConfig {
+        name: "requests",
+        period_us: 250_000,
+        deadline_us: 250_000,
         priority: 1,
     },
 ];
 
 /// Job functions, indexed like `TASKS`.
-const JOBS: [fn(&Job); NTASKS] = [tasks::control_job, tasks::supervisor_job, tasks::status_job];
-const _: () = assert!(CONTROL == 0 && SUPERVISOR == 1 && STATUS == 2);
+const JOBS: [fn(&Job); NTASKS] = [
+    tasks::control_job,
+    tasks::supervisor_job,
+    tasks::status_job,
+    tasks::requests_job,
+];
+const _: () = assert!(CONTROL == 0 && SUPERVISOR == 1 && STATUS == 2 && REQUESTS == 3);
 
 struct Kernel {
     sched: Option<Scheduler<NTASKS>>,

@@ -15,6 +15,7 @@ pub mod gic;
 mod hyp;
 pub mod kernel;
 pub mod mmio;
+mod requests;
 pub mod sync;
 mod tasks;
 mod telemetry;
@@ -50,6 +51,7 @@ extern "C" fn rtos_main(entry_el: u64, boot_arg: u64) -> ! {
     hyp::init();
     hyp::report_measurements();
     telemetry::init();
+    requests::init();
     #[cfg(feature = "bench")]
     bench::exit_costs(under_hypervisor, platform.gic);
     let Some(clock) = clock else {

@@ -4,8 +4,10 @@ use core::fmt::Write;
 
 use septum_rtos::infusion::{
     Command, DosingConfig, DosingLoop, Snapshot, Supervisor, SupervisorConfig, SupervisorStatus,
+    Therapy,
 };
 use septum_rtos::pump::PumpParams;
+use septum_rtos::requests::{Command as Request, PumpView};
 use septum_rtos::sched::{Job, MissKind};
 use septum_rtos::status::{LineBuf, StatusLine, STATUS_LINE_MAX};
 
@@ -71,12 +73,32 @@ pub fn control_job(_job: &Job) {
     SNAPSHOT.with(|s| *s = snap);
 }
 
-/// 100 Hz: dose limit, rate and liveness checks.
+/// The therapy as the supervisor has it, for the requests task.
+static THERAPY: IrqCell<Therapy> = IrqCell::new(Therapy {
+    rate_ml_h: DOSING.rate_ml_h,
+    paused: false,
+    alarm_pending: false,
+    stopped: false,
+});
+
+/// 100 Hz: dose limit, rate and liveness checks; applies an accepted
+/// request.
 pub fn supervisor_job(_job: &Job) {
     let snap = SNAPSHOT.with(|s| *s);
-    let (cmd, status) = SUPERVISOR.with(|s| (s.check(&snap), s.status()));
+    let request = super::requests::PENDING.with(Option::take);
+    let (cmd, status, therapy) = SUPERVISOR.with(|s| {
+        match request {
+            Some(Request::SetRate(r)) => s.set_rate(r as f32 / 100.0),
+            Some(Request::Pause) => s.set_paused(true),
+            Some(Request::Resume) => s.set_paused(false),
+            Some(Request::AckAlarm) => s.acknowledge(),
+            None => {}
+        }
+        (s.check(&snap), s.status(), s.therapy())
+    });
     COMMAND.with(|c| *c = cmd);
     SUP_STATUS.with(|s| *s = status);
+    THERAPY.with(|t| *t = therapy);
     // The supervisor ran, so the control loop it checks is alive.
     super::hyp::heartbeat();
 }
@@ -102,7 +124,15 @@ pub fn status_job(job: &Job) {
         };
         // Telemetry first: a few stores, where the console line below is
         // paced by the UART.
-        super::telemetry::publish(&line.telemetry(snap.state, snap.occlusion_events));
+        let mut t = line.telemetry(snap.state, snap.occlusion_events);
+        let r = super::requests::STATS.with(|s| *s);
+        t.requests_accepted = r.accepted;
+        t.requests_rejected = r.rejected;
+        t.requests_skipped = r.skipped;
+        t.last_request_id = r.last_id;
+        t.last_answer = r.last_answer;
+        t.set_rate_x100 = x100(THERAPY.with(|t| t.rate_ml_h));
+        super::telemetry::publish(&t);
         st.line.clear();
         let _ = writeln!(st.line, "{line}");
         console::write_bytes(st.line.as_bytes());
@@ -157,4 +187,31 @@ pub fn status_job(job: &Job) {
             kernel::suspend(kernel::STATUS);
         }
     });
+}
+
+/// A rate in hundredths of a mL/h, rounded.
+fn x100(rate_ml_h: f32) -> i32 {
+    let v = rate_ml_h * 100.0;
+    // `as` saturates.
+    if v >= 0.0 {
+        (v + 0.5) as i32
+    } else {
+        (v - 0.5) as i32
+    }
+}
+
+/// 4 Hz, lowest priority: at most one therapy request judged.
+pub fn requests_job(job: &Job) {
+    let Some(k) = kernel::stats() else { return };
+    let now_ms = k.clock.ticks_to_ms(job.start.saturating_sub(k.start));
+    let t = THERAPY.with(|t| *t);
+    super::requests::requests_job(
+        now_ms,
+        PumpView {
+            rate_x100: x100(t.rate_ml_h),
+            paused: t.paused,
+            alarm_pending: t.alarm_pending,
+            stopped: t.stopped,
+        },
+    );
 }

@@ -1,0 +1,305 @@
+//! Channels between the partitions (docs/channels.md) on QEMU `virt`
+//! (configs/qemu-virt.toml): the RTOS's telemetry, read by Linux's status
+//! page, and signed therapy requests from Linux, judged by the RTOS.
+//! Requirement IDs: docs/requirements.md.
+
+use std::time::Duration;
+
+use septum_qemu_tests::{build, heartbeats, repo_root, Options, Qemu};
+
+const LINUX_BOOT: Duration = Duration::from_secs(300);
+const READY: &str = "septum-linux: ready";
+
+fn boot() -> Qemu {
+    let image = build("configs/qemu-virt.toml");
+    let mut q = Qemu::boot(&image, &Options::default());
+    q.wait_linux(READY, LINUX_BOOT);
+    q
+}
+
+fn assert_rtos_clean(out: &str) {
+    let hb = heartbeats(out);
+    assert!(!hb.is_empty(), "the RTOS reported");
+    assert!(hb.iter().all(|h| h.misses == 0), "no deadline miss: {hb:?}");
+    for w in hb.windows(2) {
+        assert_eq!(w[1].n, w[0].n + 1, "no heartbeat lost: {w:?}");
+    }
+    assert!(!out.contains("PANIC") && !out.contains("FATAL"), "{out}");
+}
+
+/// The latest telemetry record once the RTOS has published its first
+/// second (Linux can be up before that).
+fn telemetry(q: &Qemu) -> String {
+    let mut t = String::new();
+    for _ in 0..60 {
+        t = q.http_get("/cgi-bin/telemetry").expect("telemetry answers");
+        if field(&t, "heartbeat") >= 1.0 {
+            return t;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("no telemetry record after the first second: {t}");
+}
+
+/// A string field of the telemetry JSON.
+fn text_field<'a>(json: &'a str, key: &str) -> &'a str {
+    let at = json
+        .find(&format!("\"{key}\":\""))
+        .unwrap_or_else(|| panic!("no {key} in {json}"));
+    let rest = &json[at + key.len() + 4..];
+    &rest[..rest.find('"').unwrap_or(rest.len())]
+}
+
+/// A field of the telemetry JSON (`"key":value`), as a number.
+fn field(json: &str, key: &str) -> f64 {
+    let at = json
+        .find(&format!("\"{key}\":"))
+        .unwrap_or_else(|| panic!("no {key} in {json}"));
+    let rest = &json[at + key.len() + 3..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    rest[..end]
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} is not a number in {json}"))
+}
+
+/// The value of `key=` in the console line `rtos: heartbeat N ...`.
+fn status_field(out: &str, n: u64, key: &str) -> u64 {
+    let line = out
+        .lines()
+        .find(|l| l.contains(&format!("rtos: heartbeat {n} ")))
+        .unwrap_or_else(|| panic!("no heartbeat {n} line"));
+    let v = line
+        .split_whitespace()
+        .find_map(|w| w.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key} in {line}"));
+    v.parse().unwrap_or_else(|_| panic!("{key} in {line}"))
+}
+
+/// REQ-CHN-2, REQ-CHN-3: the status page and /cgi-bin/telemetry show the
+/// pump live, from the RTOS's record on the telemetry channel: the same
+/// figures as the RTOS's own status line, advancing; and REQ-CHN-4: Linux
+/// cannot write the channel (a store is a stage-2 permission fault, an
+/// abort injected into the storing process), and the record survives it.
+#[test]
+fn status_page_shows_the_pump_live_and_linux_cannot_write_it() {
+    let mut q = boot();
+    let first = telemetry(&q);
+    let page = q.wait_status_page();
+    assert!(
+        page.contains("pump (from the RTOS, telemetry channel):"),
+        "{page}"
+    );
+    assert!(
+        page.contains("  pump: infusing, set to 5.00 mL/h, measured "),
+        "{page}"
+    );
+    let hb = field(&first, "heartbeat") as u64;
+    assert!(hb >= 1, "{first}");
+    // Every figure is the RTOS's own for that second.
+    let out = q.wait_for(&format!("rtos: heartbeat {hb} "), Duration::from_secs(60));
+    for key in ["cycles", "misses", "dose_ul", "alarms"] {
+        assert_eq!(
+            field(&first, key) as u64,
+            status_field(&out, hb, key),
+            "{key}: {first}"
+        );
+    }
+    assert_eq!(
+        field(&first, "rate_ml_h"),
+        status_field(&out, hb, "rate") as f64 / 100.0
+    );
+    assert_eq!(
+        field(&first, "seq") as u64 % 2,
+        0,
+        "a complete record: {first}"
+    );
+    assert!(first.contains("\"state\":\"infusing\""), "{first}");
+    // Five seconds later: later record, more dose.
+    q.wait_for(
+        &format!("rtos: heartbeat {} ", hb + 5),
+        Duration::from_secs(60),
+    );
+    let later = q.http_get("/cgi-bin/telemetry").expect("telemetry answers");
+    assert!(
+        field(&later, "heartbeat") as u64 >= hb + 5,
+        "{first}\n{later}"
+    );
+    assert!(
+        field(&later, "seq") > field(&first, "seq"),
+        "{first}\n{later}"
+    );
+    assert!(
+        field(&later, "dose_ul") > field(&first, "dose_ul"),
+        "{first}\n{later}"
+    );
+    assert!(field(&later, "uptime_ms") >= field(&first, "uptime_ms") + 5000.0);
+
+    // A store from Linux: busybox devmem maps /dev/mem read-write and
+    // writes one word over the record's magic.
+    let before = q.output().len();
+    let w = q.linux_run("devmem 0x48400000 32 0x0badf00d; echo rc=$?");
+    assert!(w.contains("rc=135"), "devmem died of SIGBUS (128 + 7): {w}");
+    let out = q.wait_for("abort injected", Duration::from_secs(60));
+    let fault = out[before..]
+        .lines()
+        .find(|l| l.contains("partition 'linux'") && l.contains("abort injected"))
+        .unwrap_or_else(|| panic!("no fault line:\n{}", &out[before..]));
+    assert!(
+        fault.contains("access to channel 'telemetry' at IPA 0x48400000 refused (this partition's end: reader, read-only)"),
+        "{fault}"
+    );
+    // The RTOS goes on publishing, and the record is whole.
+    let next = field(&later, "heartbeat") as u64 + 2;
+    q.wait_for(&format!("rtos: heartbeat {next} "), Duration::from_secs(60));
+    let after = q.http_get("/cgi-bin/telemetry").expect("telemetry answers");
+    assert!(
+        field(&after, "seq") > field(&later, "seq"),
+        "record intact: {after}"
+    );
+    assert!(
+        q.linux_run("devmem 0x48400000 32").contains("0x4D545053"),
+        "magic SPTM"
+    );
+    assert_rtos_clean(&q.output());
+}
+
+/// A slot signed with the key file `key` (relative to the repository).
+fn signed(key: &str, seq: u64, id: u32, cmd: &[&str]) -> [u8; 128] {
+    let key = septum_config::sign::read_private_key(&repo_root().join(key)).expect("key file");
+    let cmd = septum_config::request::parse_command(cmd).expect("command");
+    septum_config::request::sign(&key, 0, id, seq, cmd)
+}
+
+const DEV_KEY: &str = "configs/keys/requests-dev.key";
+
+/// Posts a slot to the status page's upload and checks Linux took it.
+fn submit(q: &Qemu, slot: &[u8; 128]) {
+    let r = q
+        .http_post("/cgi-bin/request", slot)
+        .expect("upload answers");
+    assert!(r.contains("\"submitted\":"), "{r}");
+}
+
+/// Waits for the RTOS's line about request `id` and returns its verdict
+/// ("accepted: ..." or "rejected: ...").
+fn verdict(q: &mut Qemu, id: u32) -> String {
+    let needle = format!("rtos: request {id}: ");
+    let before = q.output().matches(&needle).count();
+    let out = q.wait_for_count(&needle, before + 1, Duration::from_secs(60));
+    let line = out
+        .lines()
+        .filter(|l| l.contains(&needle))
+        .nth(before)
+        .expect("the line waited for");
+    line[line.find(&needle).unwrap() + needle.len()..]
+        .trim()
+        .to_owned()
+}
+
+/// Polls the telemetry until `pred` holds (the record is published once a
+/// second); returns the record.
+fn telemetry_until(q: &Qemu, what: &str, pred: impl Fn(&str) -> bool) -> String {
+    let mut t = String::new();
+    for _ in 0..120 {
+        t = q.http_get("/cgi-bin/telemetry").expect("telemetry answers");
+        if pred(&t) {
+            return t;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    panic!("telemetry never showed {what}: {t}");
+}
+
+/// REQ-CHN-5, REQ-CHN-6, REQ-CHN-7: therapy requests uploaded to Linux's
+/// status page reach the RTOS, which applies a signed one within limits
+/// and shows it in telemetry; unsigned, wrongly signed, replayed,
+/// out-of-limit, too large a step and malformed requests are refused and
+/// counted; and a flood of random bytes into the mailbox, as fast as
+/// Linux can write, leaves the RTOS at 0 misses with the rate unchanged,
+/// after which a valid request still gets through.
+#[test]
+fn requests_from_linux_are_judged_by_the_rtos() {
+    let mut q = boot();
+    let out = q.wait_for(
+        "rtos: requests: mailbox at 0x40410000, 31 slots",
+        Duration::from_secs(10),
+    );
+    assert!(
+        out.contains("(the DEVELOPMENT key: anyone can sign)"),
+        "{out}"
+    );
+    let t = telemetry(&q);
+    assert_eq!(text_field(&t, "last_answer"), "none", "{t}");
+    assert_eq!(field(&t, "set_rate_ml_h"), 5.0, "{t}");
+
+    // Accepted: 5.00 -> 6.00 mL/h (a step of 1.00, inside every limit).
+    let a = signed(DEV_KEY, 1, 1, &["set-rate", "6"]);
+    submit(&q, &a);
+    assert_eq!(verdict(&mut q, 1), "accepted: set rate 6.00 mL/h");
+    let t = telemetry_until(&q, "the new rate", |t| field(t, "set_rate_ml_h") == 6.0);
+    assert_eq!(field(&t, "requests_accepted"), 1.0, "{t}");
+    assert_eq!(field(&t, "last_request_id"), 1.0, "{t}");
+    assert_eq!(text_field(&t, "last_answer"), "accepted", "{t}");
+
+    // Refused, each for its reason.
+    submit(&q, &a);
+    assert_eq!(verdict(&mut q, 1), "rejected: replay");
+    let mut unsigned = signed(DEV_KEY, 2, 2, &["set-rate", "6.5"]);
+    unsigned[48..112].fill(0);
+    submit(&q, &unsigned);
+    assert_eq!(verdict(&mut q, 2), "rejected: bad-signature");
+    // Signed, but by the boot-manifest key, which the RTOS does not trust.
+    submit(
+        &q,
+        &signed("configs/keys/septum-dev.key", 3, 3, &["set-rate", "6.5"]),
+    );
+    assert_eq!(verdict(&mut q, 3), "rejected: bad-signature");
+    submit(&q, &signed(DEV_KEY, 4, 4, &["set-rate", "16"]));
+    assert_eq!(verdict(&mut q, 4), "rejected: out-of-limits");
+    submit(&q, &signed(DEV_KEY, 5, 5, &["set-rate", "8.5"]));
+    assert_eq!(verdict(&mut q, 5), "rejected: too-large-a-step");
+    submit(&q, &signed(DEV_KEY, 6, 6, &["resume"]));
+    assert_eq!(verdict(&mut q, 6), "rejected: not-applicable");
+    // Not a request at all: counted, not printed.
+    let mut junk = [0x5au8; 128];
+    junk[..4].copy_from_slice(b"JUNK");
+    submit(&q, &junk);
+    let t = telemetry_until(&q, "the junk counted", |t| {
+        text_field(t, "last_answer") == "framing"
+    });
+    assert_eq!(field(&t, "requests_rejected"), 7.0, "{t}");
+    assert_eq!(field(&t, "set_rate_ml_h"), 6.0, "{t}");
+    // The upload takes exactly one slot.
+    let r = q
+        .http_post("/cgi-bin/request", b"short")
+        .expect("upload answers");
+    assert!(r.contains("exactly one 128-byte"), "{r}");
+
+    // The flood: as fast as Linux can write them, random slots and
+    // well-framed forgeries that cost a full signature check each. The
+    // RTOS judges one every 250 ms and skips the rest.
+    let before = heartbeats(&q.output()).len();
+    q.linux_send("septum-telemetry --flood 100000 >/dev/null &");
+    let out = q.wait_for_count(
+        "[rtos] rtos: heartbeat ",
+        before + 8,
+        Duration::from_secs(300),
+    );
+    let t = telemetry_until(&q, "skipped slots", |t| {
+        field(t, "requests_skipped") > 1000.0
+    });
+    assert_eq!(field(&t, "set_rate_ml_h"), 6.0, "{t}");
+    assert_eq!(field(&t, "requests_accepted"), 1.0, "{t}");
+    assert_rtos_clean(&out);
+    q.linux_run("wait");
+
+    // Still open for business: 6.00 -> 6.50 mL/h.
+    submit(&q, &signed(DEV_KEY, 7, 7, &["set-rate", "6.5"]));
+    assert_eq!(verdict(&mut q, 7), "accepted: set rate 6.50 mL/h");
+    let t = telemetry_until(&q, "the pump at 6.5 mL/h", |t| {
+        (field(t, "rate_ml_h") - 6.5).abs() < 0.1 && field(t, "set_rate_ml_h") == 6.5
+    });
+    assert_eq!(field(&t, "alarms"), 0.0, "no alarm from the changes: {t}");
+    assert_rtos_clean(&q.output());
+}

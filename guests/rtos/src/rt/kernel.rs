@@ -43,7 +43,7 @@ pub const TASKS: [TaskConfig; NTASKS] = [
         priority: 2,
     },
     // Therapy requests from Linux: at most one signature check a job
-    // (about 500,000 instructions), below everything else.
+    // (about 550,000 instructions), below everything else.
     TaskConfig {
         name: "requests",
         period_us: 250_000,

@@ -1,4 +1,5 @@
-//! The three application tasks and the state they share.
+//! The four application tasks (control, supervisor, status, requests) and
+//! the state they share.
 
 use core::fmt::Write;
 

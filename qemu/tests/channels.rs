@@ -226,7 +226,7 @@ fn requests_from_linux_are_judged_by_the_rtos() {
         Duration::from_secs(10),
     );
     assert!(
-        out.contains("(the DEVELOPMENT key: anyone can sign)"),
+        out.contains("(one is the DEVELOPMENT key: anyone can sign)"),
         "{out}"
     );
     let t = telemetry(&q);

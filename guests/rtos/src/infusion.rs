@@ -60,8 +60,9 @@ pub enum PumpState {
     OcclusionAlarm,
     /// Stopped for good by the supervisor (dose complete or safety stop).
     Stopped,
-    /// Motor stopped on request (an accepted PAUSE); RESUME goes back to
-    /// infusing. An occlusion while paused is noticed after the resume.
+    /// Motor stopped on request (an accepted PAUSE). RESUME goes back to
+    /// infusing, or, when the pause began in an occlusion alarm, back to
+    /// that alarm, whose own pressure check alone may restart the motor.
     Paused,
 }
 
@@ -118,6 +119,8 @@ pub struct DosingLoop {
     dose_frac_pl: f32,
     above: u32,
     below: u32,
+    /// The pause began in an occlusion alarm.
+    paused_in_occlusion: bool,
 }
 
 impl DosingLoop {
@@ -142,6 +145,7 @@ impl DosingLoop {
             dose_frac_pl: 0.0,
             above: 0,
             below: 0,
+            paused_in_occlusion: false,
         }
     }
 
@@ -165,7 +169,17 @@ impl DosingLoop {
         let rate = cmd.rate_ml_h.unwrap_or(cfg.rate_ml_h);
         self.snap.state = match self.snap.state {
             PumpState::Stopped => PumpState::Stopped,
-            _ if cmd.pause => PumpState::Paused,
+            PumpState::Paused if cmd.pause => PumpState::Paused,
+            s if cmd.pause => {
+                self.paused_in_occlusion = s == PumpState::OcclusionAlarm;
+                PumpState::Paused
+            }
+            PumpState::Paused if self.paused_in_occlusion => {
+                // A pause does not clear an occlusion: the line must be
+                // seen cleared again, from the start.
+                self.below = 0;
+                PumpState::OcclusionAlarm
+            }
             PumpState::Paused => {
                 // Resume from the feed-forward, as after an occlusion.
                 self.pi.reset();
@@ -396,6 +410,20 @@ impl Supervisor {
                 }
             } else {
                 self.deviating = 0;
+            }
+        } else if snap.state == PumpState::Paused && !settling {
+            // Paused on request, once the line has drained: flow with the
+            // motor held is free flow, as dangerous as while infusing.
+            self.deviating = 0;
+            if snap.rate_ml_h > cfg.over_rate_frac * rate {
+                self.over += 1;
+                if self.over == cfg.over_rate_checks {
+                    self.status.over_rate_alarms += 1;
+                    self.raise(1);
+                    self.stop = true;
+                }
+            } else {
+                self.over = 0;
             }
         } else {
             // The rate is expected to be off while the motor is stopped.
@@ -666,6 +694,58 @@ mod tests {
         assert_eq!(lp.snapshot().state, PumpState::Infusing);
         assert!((lp.plant().true_outflow() - 5.0).abs() < 0.1);
         assert_eq!(sup.status().alarms, 0, "{:?}", sup.status());
+    }
+
+    /// Flow while paused (after the line has drained) is free flow: a
+    /// safety stop.
+    #[test]
+    fn free_flow_while_paused_is_a_safety_stop() {
+        let mut sup = Supervisor::new(SupervisorConfig::DEFAULT);
+        sup.set_paused(true);
+        let mut snap = Snapshot {
+            rate_ml_h: 4.0,
+            state: PumpState::Paused,
+            ..Snapshot::default()
+        };
+        let mut cmd = Command::default();
+        // Draining: not judged.
+        for i in 0..SETTLE_CHECKS as u64 {
+            snap.cycles = (i + 1) * 10;
+            cmd = sup.check(&snap);
+        }
+        assert!(!cmd.stop);
+        for _ in 0..20 {
+            snap.cycles += 10;
+            cmd = sup.check(&snap);
+        }
+        assert!(cmd.stop, "{:?}", sup.status());
+        assert_eq!(sup.status().over_rate_alarms, 1);
+    }
+
+    /// A pause taken during an occlusion alarm does not clear it: resume
+    /// returns to the alarm, and the motor restarts only once the line is
+    /// seen cleared.
+    #[test]
+    fn pause_and_resume_do_not_clear_an_occlusion() {
+        let cfg = DosingConfig {
+            occlusion_window: Some((3_000, 20_000)),
+            ..DosingConfig::DEFAULT
+        };
+        let mut lp = DosingLoop::new(cfg, PumpParams::DEFAULT, 1);
+        let mut sup = Supervisor::new(SupervisorConfig::DEFAULT);
+        run(&mut lp, &mut sup, 4_000);
+        assert_eq!(lp.snapshot().state, PumpState::OcclusionAlarm);
+        sup.set_paused(true);
+        run(&mut lp, &mut sup, 1_000);
+        assert_eq!(lp.snapshot().state, PumpState::Paused);
+        sup.set_paused(false);
+        let s = run(&mut lp, &mut sup, 2_000);
+        assert_eq!(s.state, PumpState::OcclusionAlarm, "still blocked");
+        assert_eq!(s.command, 0.0);
+        // Once the line clears, the alarm's own check restarts the motor.
+        run(&mut lp, &mut sup, 15_000);
+        assert_eq!(lp.snapshot().state, PumpState::Infusing);
+        assert_eq!(lp.snapshot().occlusion_events, 1);
     }
 
     /// A stop is final: neither a resume nor a new rate restarts the motor.

@@ -17,8 +17,9 @@ use septum_abi::channel::request::{
     frame, message, Answer, Request, ACK_ALARM, PAUSE, RESUME, SET_RATE, SLOT,
 };
 
-/// The most keys the RTOS holds.
-pub const MAX_KEYS: usize = 4;
+/// The most keys the RTOS holds (as many as the telemetry page keeps
+/// replay floors for).
+pub const MAX_KEYS: usize = septum_abi::channel::telemetry::REPLAY_FLOOR_KEYS;
 
 /// The pump's hard limits for requests, fixed at build time.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -34,14 +35,25 @@ pub struct Limits {
 
 impl Limits {
     /// The demo pump's (full scale 20 mL/h): 0.10 to 15.00 mL/h, at most
-    /// 2.00 mL/h per request, one change every 2 s at most.
+    /// 2.00 mL/h per request, one change every 5 s at most. The interval
+    /// covers the supervisor's settling after a change and then a whole
+    /// deviation window (checked below), so that a stream of changes cannot
+    /// keep the deviation check from ever judging.
     pub const DEFAULT: Limits = Limits {
         min_rate_x100: 10,
         max_rate_x100: 1500,
         max_step_x100: 200,
-        min_interval_ms: 2000,
+        min_interval_ms: 5000,
     };
 }
+
+// The supervisor runs every 10 ms.
+const _: () = assert!(
+    Limits::DEFAULT.min_interval_ms
+        >= (crate::infusion::SETTLE_CHECKS as u64
+            + crate::infusion::SupervisorConfig::DEFAULT.deviation_checks as u64)
+            * 10
+);
 
 /// What the pump is doing, as far as a request needs to know.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -98,6 +110,20 @@ impl Gate {
             limits,
             last_change_ms: None,
         }
+    }
+
+    /// Raises each key's replay floor to at least `floors[k]`: the numbers
+    /// a previous instance of the RTOS used up, kept where Linux cannot
+    /// write them, so that a restart does not reopen them to replay.
+    pub fn restore(&mut self, floors: [u64; MAX_KEYS]) {
+        for (l, f) in self.last_seq.iter_mut().zip(floors) {
+            *l = (*l).max(f);
+        }
+    }
+
+    /// Each key's last used-up sequence number.
+    pub fn floors(&self) -> [u64; MAX_KEYS] {
+        self.last_seq
     }
 
     /// Judges one slot (a copy the caller owns) at `now_ms`.
@@ -372,9 +398,9 @@ mod tests {
             Answer::Accepted
         );
         // The next change only after min_interval_ms.
-        assert_eq!(at(&mut g, SET_RATE, 600, 1999, PUMP), Answer::TooSoon);
-        assert_eq!(at(&mut g, PAUSE, 0, 1999, PUMP), Answer::TooSoon);
-        assert_eq!(at(&mut g, SET_RATE, 600, 2000, PUMP), Answer::Accepted);
+        assert_eq!(at(&mut g, SET_RATE, 600, 4999, PUMP), Answer::TooSoon);
+        assert_eq!(at(&mut g, PAUSE, 0, 4999, PUMP), Answer::TooSoon);
+        assert_eq!(at(&mut g, SET_RATE, 600, 5000, PUMP), Answer::Accepted);
         // State.
         let paused = PumpView {
             paused: true,
@@ -405,6 +431,27 @@ mod tests {
         assert_eq!(at(&mut g, 0, 0, 90_000, PUMP), Answer::Malformed);
         assert_eq!(at(&mut g, 99, 0, 90_000, PUMP), Answer::Malformed);
         assert_eq!(at(&mut g, PAUSE, 1, 90_000, PUMP), Answer::Malformed);
+    }
+
+    /// REQ-CHN-5: what a previous instance used up stays used up.
+    #[test]
+    fn restored_floors_keep_replays_out() {
+        let mut g = gate();
+        let a = signed(&key(1), req(5, SET_RATE, 650));
+        assert_eq!(answer(&mut g, &a, 10_000), Answer::Accepted);
+        let floors = g.floors();
+        assert_eq!(floors, [5, 0, 0, 0]);
+        // A restarted RTOS: a fresh gate, then the floors.
+        let mut g = gate();
+        g.restore(floors);
+        assert_eq!(answer(&mut g, &a, 10_000), Answer::Replay);
+        assert_eq!(
+            answer(&mut g, &signed(&key(1), req(6, SET_RATE, 650)), 10_000),
+            Answer::Accepted
+        );
+        // Restoring never lowers a floor.
+        g.restore([0; MAX_KEYS]);
+        assert_eq!(g.floors()[0], 6);
     }
 
     #[test]

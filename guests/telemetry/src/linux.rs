@@ -165,7 +165,7 @@ impl Words for Mapped {
         if word >= PAGE_WORDS {
             return 0;
         }
-        // SAFETY: `base` is a live, page-sized, read-only mapping of the
+        // SAFETY: `base` is a live, read-only mapping of the whole
         // channel (mmap succeeded); `word` is inside it and aligned. A
         // device mapping needs single aligned loads: volatile u32 is one.
         unsafe { core::ptr::read_volatile((self.base as *const u32).add(word)) }
@@ -294,7 +294,7 @@ fn parse_u64(a: &[u8]) -> Option<u64> {
 }
 
 /// Finds channel `name` (node `<name>@...`, compatible and `role` as
-/// given) and maps its first page, read-only or read-write; returns the
+/// given) and maps all of it, read-only or read-write; returns the
 /// mapping and the channel's size, or what went wrong.
 fn map_channel(name: &[u8], role: &[u8], write: bool) -> Result<(u64, u64), &'static str> {
     let mut node = Buf::<64>::new();
@@ -318,7 +318,10 @@ fn map_channel(name: &[u8], role: &[u8], write: bool) -> Result<(u64, u64), &'st
         return Err("wrong-role");
     }
     let reg = read_file(&Path::new(&[dir[0], dir[1], dir[2], b"/reg"]), &mut b).and_then(parse_reg);
-    let Some((addr, size)) = reg.filter(|&(a, s)| a % PAGE as u64 == 0 && s >= PAGE as u64) else {
+    // Whole pages, at most a megabyte (rule CFG-59 says the same).
+    let Some((addr, size)) = reg.filter(|&(a, s)| {
+        a % PAGE as u64 == 0 && s >= PAGE as u64 && s % PAGE as u64 == 0 && s <= 1 << 20
+    }) else {
         return Err("bad-reg");
     };
     let (flags, prot) = if write {
@@ -329,7 +332,7 @@ fn map_channel(name: &[u8], role: &[u8], write: bool) -> Result<(u64, u64), &'st
     let Some(fd) = open(&Path::new(&[b"/dev/mem"]), flags) else {
         return Err("no-dev-mem");
     };
-    let base = syscall(SYS_MMAP, [0, PAGE as u64, prot, MAP_SHARED, fd, addr]);
+    let base = syscall(SYS_MMAP, [0, size, prot, MAP_SHARED, fd, addr]);
     close(fd);
     if base < 0 {
         return Err("mmap");
@@ -337,7 +340,7 @@ fn map_channel(name: &[u8], role: &[u8], write: bool) -> Result<(u64, u64), &'st
     Ok((base as u64, size))
 }
 
-/// The writer's end of the mailbox: its first page.
+/// The writer's end of the mailbox, all of it mapped.
 struct Outbox {
     base: u64,
     slots: usize,
@@ -346,8 +349,8 @@ struct Outbox {
 impl Outbox {
     fn open() -> Result<Outbox, &'static str> {
         let (base, size) = map_channel(b"requests", ROLE_WRITER, true)?;
-        // One page is mapped: at most its slots are used.
-        let slots = request::slots((size as usize).min(PAGE));
+        // As many as the RTOS counts in the same size.
+        let slots = request::slots(size as usize);
         if slots == 0 {
             return Err("bad-reg");
         }
@@ -359,8 +362,8 @@ impl Outbox {
         Ok(o)
     }
     fn load(&self, w: usize) -> u32 {
-        // SAFETY: a live, page-sized, read-write mapping; `w` is below
-        // PAGE_WORDS (callers).
+        // SAFETY: a live, read-write mapping of the whole channel; `w` is
+        // below its size in words (the header's, or a slot's below `slots`).
         unsafe { core::ptr::read_volatile((self.base as *const u32).add(w)) }
     }
     fn store(&self, w: usize, v: u32) {
@@ -372,7 +375,7 @@ impl Outbox {
     /// slot it counts).
     fn put(&self, slot: &[u8; SLOT]) -> u32 {
         let head = self.load(W_HEAD);
-        let first = SLOT / 4 * (1 + head as usize % self.slots);
+        let first = request::slot_word(head as usize % self.slots);
         for (i, c) in slot.chunks_exact(4).enumerate() {
             self.store(first + i, u32::from_le_bytes([c[0], c[1], c[2], c[3]]));
         }

@@ -56,6 +56,16 @@ pub enum Role {
     Reader = 1,
 }
 
+impl Role {
+    /// `"writer"` or `"reader"`, as the device tree and the tools say it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            Role::Writer => "writer",
+            Role::Reader => "reader",
+        }
+    }
+}
+
 /// Word access to a channel's page, implemented by each side with the
 /// accesses its mapping needs (volatile loads and stores on the target, a
 /// plain array in tests). Indices are below [`PAGE_WORDS`].
@@ -260,6 +270,16 @@ pub mod telemetry {
 
     /// Payload words of this version.
     pub const WORDS: usize = 22;
+
+    /// Outside the record, the page's last words keep the RTOS's replay
+    /// floors: for each of `REPLAY_FLOOR_KEYS` request keys, the last
+    /// sequence number it used up (low word, high word). The RTOS writes
+    /// them when it uses a number up and reads them back when it restarts
+    /// (the page survives a partition restart; Linux can read but never
+    /// write them, and sequence numbers are no secret).
+    pub const REPLAY_FLOOR_KEYS: usize = 4;
+    pub const W_REPLAY_FLOOR: usize = super::PAGE_WORDS - 2 * REPLAY_FLOOR_KEYS;
+    const _: () = assert!(W_REPLAY_FLOOR >= super::HEADER_WORDS + WORDS);
 
     fn lo(x: u64) -> u32 {
         x as u32
@@ -729,6 +749,11 @@ pub mod request {
     /// Slots in a mailbox of `size` bytes.
     pub const fn slots(size: usize) -> usize {
         (size / SLOT).saturating_sub(1)
+    }
+
+    /// The first word of slot `n` (of a mailbox with more than `n` slots).
+    pub const fn slot_word(n: usize) -> usize {
+        SLOT / 4 * (1 + n)
     }
 
     /// The reader's place in the mailbox. `head` is the writer's (Linux's)

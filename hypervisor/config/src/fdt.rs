@@ -340,13 +340,7 @@ pub fn linux_dtb(cfg: &ValidatedConfig, partition: usize) -> Vec<u8> {
             w.prop_cells("reg", &reg(&[(c.ipa.0, c.size)]));
             w.prop_empty("no-map");
             w.prop_str("label", &c.name);
-            w.prop_str(
-                "septum,role",
-                match c.role {
-                    super::model::ChannelRole::Writer => "writer",
-                    super::model::ChannelRole::Reader => "reader",
-                },
-            );
+            w.prop_str("septum,role", c.role.name());
             w.end_node();
         }
         w.end_node();

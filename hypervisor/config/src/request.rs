@@ -49,7 +49,10 @@ fn parse_rate(v: &str) -> Result<i32, String> {
     }
     let whole: i64 = whole.parse().map_err(|_| bad())?;
     let frac: i64 = format!("{frac:0<2}").parse().map_err(|_| bad())?;
-    let x = whole * 100 + frac;
+    let x = whole
+        .checked_mul(100)
+        .and_then(|w| w.checked_add(frac))
+        .ok_or_else(bad)?;
     let x = if neg { -x } else { x };
     i32::try_from(x).map_err(|_| bad())
 }
@@ -95,7 +98,18 @@ mod tests {
         assert_eq!(parse_command(&["pause"]), Ok(Command::Pause));
         assert_eq!(parse_command(&["resume"]), Ok(Command::Resume));
         assert_eq!(parse_command(&["ack-alarm"]), Ok(Command::AckAlarm));
-        for bad in ["5.555", "", ".5", "5,5", "x", "99999999999", "5.", "+5"] {
+        for bad in [
+            "5.555",
+            "",
+            ".5",
+            "5,5",
+            "x",
+            "99999999999",
+            "99999999999999999999",
+            "922337203685477580",
+            "5.",
+            "+5",
+        ] {
             let is_err = parse_command(&["set-rate", bad]).is_err();
             // "5." is a whole number with an empty fraction: accepted.
             assert_eq!(is_err, bad != "5.", "{bad}");

@@ -176,9 +176,9 @@ pub fn partition_table(cfg: &ValidatedConfig) -> String {
             ]);
         }
         for c in &part.channels {
-            let (perm, how) = match c.role {
-                super::model::ChannelRole::Writer => ("rw-", "writer"),
-                super::model::ChannelRole::Reader => ("r--", "reader"),
+            let perm = match c.role {
+                super::model::ChannelRole::Writer => "rw-",
+                super::model::ChannelRole::Reader => "r--",
             };
             rows.push(vec![
                 "channel".into(),
@@ -187,7 +187,7 @@ pub fn partition_table(cfg: &ValidatedConfig) -> String {
                 format!("IPA {}", range(c.ipa.0, c.size)),
                 format!("PA {}", range(c.pa.0, c.size)),
                 size(c.size),
-                format!("{how}; non-cacheable"),
+                format!("{}; non-cacheable", c.role.name()),
             ]);
         }
         for d in &part.devices {

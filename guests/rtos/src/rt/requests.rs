@@ -7,13 +7,16 @@
 
 use core::fmt::Write;
 
-use septum_abi::channel::request::{slots, Answer, Cursor, SLOT, W_HEAD};
+use core::sync::atomic::{fence, Ordering};
+
+use septum_abi::channel::request::{slot_word, slots, Answer, Cursor, SLOT, W_HEAD};
+use septum_abi::channel::telemetry::W_REPLAY_FLOOR;
 use septum_abi::channel::Role;
-use septum_rtos::requests::{Command, Gate, Limits, PumpView};
+use septum_rtos::requests::{Command, Gate, Limits, PumpView, MAX_KEYS};
 use septum_rtos::status::LineBuf;
 
 use super::sync::{IrqCell, JobCell};
-use super::{console, hyp};
+use super::{console, hyp, telemetry};
 
 include!(concat!(env!("OUT_DIR"), "/request_keys.rs"));
 
@@ -35,7 +38,7 @@ impl Mailbox {
     /// bytes used, whatever Linux writes meanwhile).
     fn copy(&self, n: usize) -> [u8; SLOT] {
         let mut s = [0u8; SLOT];
-        let first = SLOT / 4 * (1 + n);
+        let first = slot_word(n);
         for (i, chunk) in s.chunks_exact_mut(4).enumerate() {
             chunk.copy_from_slice(&self.word(first + i).to_le_bytes());
         }
@@ -91,12 +94,19 @@ pub fn init() {
     };
     // What Linux wrote before this RTOS started is not acted on.
     let cursor = Cursor::at(mbox.word(W_HEAD));
-    let gate = Gate::new(REQUEST_KEYS, Limits::DEFAULT);
+    let mut gate = Gate::new(REQUEST_KEYS, Limits::DEFAULT);
+    // What a previous instance of this RTOS used up (telemetry page).
+    let mut floors = [0u64; MAX_KEYS];
+    for (k, f) in floors.iter_mut().enumerate() {
+        let w = |i| telemetry::floor_word(W_REPLAY_FLOOR + 2 * k + i).unwrap_or(0);
+        *f = u64::from(w(0)) | u64::from(w(1)) << 32;
+    }
+    gate.restore(floors);
     crate::println!(
         "rtos: requests: mailbox at {ipa:#x}, {n} slots, one judged every 250 ms; {} key(s){}",
         REQUEST_KEYS.len(),
         if REQUEST_KEYS_ARE_DEV {
-            " (the DEVELOPMENT key: anyone can sign)"
+            " (one is the DEVELOPMENT key: anyone can sign)"
         } else {
             ""
         }
@@ -116,11 +126,24 @@ pub fn requests_job(now_ms: u64, pump: PumpView) {
     STATE.with(|st| {
         let Some(st) = st else { return };
         let head = st.mbox.word(W_HEAD);
+        // The slot's words are read after the head that counts them.
+        fence(Ordering::Acquire);
         let Some(next) = st.cursor.next(head, st.mbox.slots) else {
             return;
         };
         let slot = st.mbox.copy(next.slot);
+        let before = st.gate.floors();
         let v = st.gate.check(&slot, now_ms, pump);
+        // A number used up is kept where a restart finds it, before the
+        // command is handed on: a restart before the stores finish finds
+        // the command not applied, and, the high word going first, a floor
+        // no lower than the old one (no earlier request replays).
+        for (k, (old, new)) in before.iter().zip(st.gate.floors()).enumerate() {
+            if *old != new {
+                telemetry::set_floor_word(W_REPLAY_FLOOR + 2 * k + 1, (new >> 32) as u32);
+                telemetry::set_floor_word(W_REPLAY_FLOOR + 2 * k, new as u32);
+            }
+        }
         STATS.with(|s| {
             s.skipped = s.skipped.saturating_add(next.skipped);
             if v.answer == Answer::Accepted {

@@ -1,10 +1,12 @@
 //! The writer's end of the `telemetry` channel (docs/channels.md): once a
 //! second the status task publishes the status line's figures there, under
 //! the channel's sequence lock, for Linux's status page. Writing never
-//! waits for the reader and costs the same whatever Linux does: 20 word
+//! waits for the reader and costs the same whatever Linux does: 27 word
 //! stores and two barriers.
 
-use septum_abi::channel::telemetry::{Telemetry, MAGIC, VERSION};
+use core::sync::atomic::{AtomicUsize, Ordering};
+
+use septum_abi::channel::telemetry::{Telemetry, MAGIC, VERSION, W_REPLAY_FLOOR};
 use septum_abi::channel::{Role, Words, Writer, PAGE_WORDS};
 use septum_rtos::platform;
 
@@ -38,6 +40,25 @@ impl Words for Page {
 
 static OUT: JobCell<Option<(Page, Writer)>> = JobCell::new(None);
 
+/// The page's address once `init` found it usable (0: none). The requests
+/// task keeps its replay floors in the page's last words
+/// (`telemetry::W_REPLAY_FLOOR`), outside the record.
+static BASE: AtomicUsize = AtomicUsize::new(0);
+
+/// Reads word `w` (at or above `W_REPLAY_FLOOR`) of the page, if there is one.
+pub fn floor_word(w: usize) -> Option<u32> {
+    let base = BASE.load(Ordering::Relaxed);
+    (base != 0 && (W_REPLAY_FLOOR..PAGE_WORDS).contains(&w)).then(|| Page { base }.load(w))
+}
+
+/// Writes word `w` (at or above `W_REPLAY_FLOOR`) of the page, if there is one.
+pub fn set_floor_word(w: usize, v: u32) {
+    let base = BASE.load(Ordering::Relaxed);
+    if base != 0 && (W_REPLAY_FLOOR..PAGE_WORDS).contains(&w) {
+        Page { base }.store(w, v);
+    }
+}
+
 /// Looks the channel up; called once, before the tasks start.
 pub fn init() {
     let Some((ipa, size, role)) = hyp::channel("telemetry") else {
@@ -55,6 +76,7 @@ pub fn init() {
     // a reader never finds the channel empty while the RTOS runs.
     w.publish(&mut page, &Telemetry::default().encode());
     crate::println!("rtos: telemetry: channel at {ipa:#x}, published once a second");
+    BASE.store(ipa as usize, Ordering::Relaxed);
     OUT.with(|o| *o = Some((page, w)));
 }
 

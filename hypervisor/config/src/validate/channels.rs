@@ -308,7 +308,7 @@ impl<'a> Validator<'a> {
                             span.clone(),
                             format!(
                                 "{what}: the {} end at IPA {} in partition `{}` overlaps {other} at IPA {}",
-                                role_name(role),
+                                role.name(),
                                 range(ipa.start.0, ipa.size),
                                 self.part_name(part),
                                 range(r.start.0, r.size)
@@ -318,7 +318,7 @@ impl<'a> Validator<'a> {
                 }
                 seen.push((
                     part,
-                    format!("the {} end of {what}", role_name(role)),
+                    format!("the {} end of {what}", role.name()),
                     ipa,
                     span,
                 ));
@@ -345,7 +345,7 @@ impl<'a> Validator<'a> {
                                 ch.c.name.get_ref(),
                                 self.part_name(part),
                                 d.d.name.get_ref(),
-                                role_name(role),
+                                role.name(),
                                 hx(pa.start.0),
                                 hx(ipa.start.0)
                             ),
@@ -396,12 +396,5 @@ impl<'a> Validator<'a> {
             }
         }
         v
-    }
-}
-
-fn role_name(r: ChannelRole) -> &'static str {
-    match r {
-        ChannelRole::Writer => "writer",
-        ChannelRole::Reader => "reader",
     }
 }

@@ -108,6 +108,8 @@ ensure_host_tools() {
     command -v gzip >/dev/null || missing+=(gzip)
     command -v flock >/dev/null || missing+=(util-linux)
     command -v cmp >/dev/null || missing+=(diffutils)
+    # septum-config's device-tree test has dtc check every generated tree.
+    command -v dtc >/dev/null || missing+=(device-tree-compiler)
     [ -r /usr/share/keyrings/debian-archive-keyring.gpg ] || missing+=(debian-archive-keyring)
     if [ "${#missing[@]}" -gt 0 ]; then
         apt_update_once

@@ -18,6 +18,10 @@
 use core::sync::atomic::{fence, Ordering};
 
 /// A channel is whole pages.
+/// A doorbell's GPIO line is named this followed by the channel's name
+/// (in the reader's device tree, `gpio-line-names`).
+pub const DOORBELL_LINE_PREFIX: &str = "septum-";
+
 pub const PAGE: usize = 4096;
 /// Words in one page.
 pub const PAGE_WORDS: usize = PAGE / 4;

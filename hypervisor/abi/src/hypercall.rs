@@ -2,7 +2,7 @@
 //! hypervisor service (owning entity 6), function IDs
 //! `0xC600_0000..=0xC600_FFFF`. What each does for which partition is in
 //! docs/measured-boot.md (MLOG_READ), docs/fault-containment.md
-//! (HEARTBEAT) and docs/channels.md (CHANNEL_INFO).
+//! (HEARTBEAT) and docs/channels.md (CHANNEL_INFO, CHANNEL_NOTIFY).
 
 /// First and last function ID of the range.
 pub const VENDOR_HYP_FIRST: u64 = 0xC600_0000;
@@ -26,16 +26,28 @@ pub const HEARTBEAT: u64 = 0xC600_0020;
 /// which the configuration bounds (docs/channels.md).
 pub const CHANNEL_INFO: u64 = 0xC600_0030;
 
+/// `CHANNEL_NOTIFY(name_lo, name_hi)`: rings the doorbell of the channel
+/// the caller writes (named as for CHANNEL_INFO): the reader sees its
+/// doorbell line pulse. Returns x0 = 0 when it rang; LIMITED when the
+/// channel's rate limit (from the configuration) dropped this ring (the
+/// reader finds the data at its next ring or poll); INVALID_PARAMETER when
+/// the caller writes no channel of that name or the channel has no
+/// doorbell. Never waits and never touches the reader's state but one
+/// atomic bit (docs/channels.md, "Doorbell").
+pub const CHANNEL_NOTIFY: u64 = 0xC600_0031;
+
 /// Return codes (SMCCC's, negative in x0).
 pub const NOT_SUPPORTED: i64 = crate::smccc::NOT_SUPPORTED;
 pub const INVALID_PARAMETER: i64 = -2;
+/// A rate limit refused the call; nothing happened.
+pub const LIMITED: i64 = -3;
 
 /// The largest buffer one MLOG_READ fills (a page); a bigger log is read
 /// in pieces.
 pub const MAX_COPY: u64 = 4096;
 
 /// Every function ID above.
-pub const ALL: [u64; 3] = [MLOG_READ, HEARTBEAT, CHANNEL_INFO];
+pub const ALL: [u64; 4] = [MLOG_READ, HEARTBEAT, CHANNEL_INFO, CHANNEL_NOTIFY];
 
 /// Whether `fid` is in Septum's range (every other ID is PSCI, SMCCC or
 /// refused).

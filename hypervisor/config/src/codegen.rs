@@ -361,12 +361,23 @@ fn partition(o: &mut String, p: &super::model::Partition, out_dir: &Path) {
     for c in &p.channels {
         let _ = writeln!(
             o,
-            "                    ::septum_core::config::ChannelEnd {{ name: {}, ipa: {}, pa: {}, size: {}, role: ::septum_core::config::ChannelRole::{:?} }},",
+            "                    ::septum_core::config::ChannelEnd {{ name: {}, ipa: {}, pa: {}, size: {}, role: ::septum_core::config::ChannelRole::{:?}, peer: {}, doorbell: {} }},",
             lit(&c.name),
             ipa(c.ipa.0),
             pa(c.pa.0),
             hx(c.size),
-            c.role
+            c.role,
+            c.peer,
+            match c.doorbell {
+                Some(d) => format!(
+                    "Some(::septum_core::config::Doorbell {{ irq: {}, ipa: {}, per_second: {}, burst: {} }})",
+                    d.irq,
+                    ipa(d.ipa.0),
+                    d.per_second,
+                    d.burst
+                ),
+                None => "None".to_owned(),
+            }
         );
     }
     let _ = writeln!(o, "                ],");

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 
 use super::model::{DeviceKind, GicVersion, ValidatedConfig};
+use septum_core::config::DOORBELL_FRAME;
 
 /// `/chosen` property that carries the measurement log to a Linux guest.
 pub const MLOG_PROP: &str = "septum,measurement-log";
@@ -250,6 +251,14 @@ pub fn device_path(name: &str, ipa: u64) -> String {
 /// `compatible` of a channel's node under /reserved-memory.
 pub const CHANNEL_COMPATIBLE: &str = "septum,channel";
 
+/// The GPIO line name of a channel's doorbell, which the reader looks up.
+pub fn doorbell_line_name(channel: &str) -> String {
+    format!(
+        "{}{channel}",
+        septum_core::abi::channel::DOORBELL_LINE_PREFIX
+    )
+}
+
 /// Whether a memory region is ordinary RAM for Linux: private and rwx.
 /// Shared or restricted regions are also listed under /reserved-memory with
 /// `no-map`, so that the kernel never allocates from them (it would write
@@ -276,11 +285,17 @@ pub fn linux_dtb(cfg: &ValidatedConfig, partition: usize) -> Vec<u8> {
             DeviceKind::VirtualUart { .. } => None,
         })
         .collect();
-    let needs_clock = described.iter().any(|(d, _)| {
-        PRIMECELLS
-            .iter()
-            .any(|(c, _)| d.compatible.iter().any(|x| x == c))
-    });
+    let bells: Vec<_> = p
+        .channels
+        .iter()
+        .filter_map(|c| c.incoming().map(|d| (c, d)))
+        .collect();
+    let needs_clock = !bells.is_empty()
+        || described.iter().any(|(d, _)| {
+            PRIMECELLS
+                .iter()
+                .any(|(c, _)| d.compatible.iter().any(|x| x == c))
+        });
     let needs_aux_clock = described
         .iter()
         .any(|(d, _)| d.compatible.iter().any(|x| x == AUX_UART));
@@ -484,6 +499,31 @@ pub fn linux_dtb(cfg: &ValidatedConfig, partition: usize) -> Vec<u8> {
             w.prop_u32("phandle", AUX_GATE_PHANDLE);
             w.end_node();
         }
+    }
+
+    // Doorbells (docs/channels.md): each an emulated PL061 for Linux's
+    // built-in gpio-pl061 driver; line 0, named after the channel, pulses
+    // on every ring, and userland waits for it through /dev/gpiochipN.
+    for (c, d) in &bells {
+        w.begin_node(&format!("gpio@{:x}", d.ipa.0));
+        w.prop_strs("compatible", &["arm,pl061", "arm,primecell"]);
+        w.prop_cells("reg", &reg(&[(d.ipa.0, DOORBELL_FRAME)]));
+        w.prop_cells("interrupts", &[GIC_SPI, d.irq - 32, IRQ_EDGE_RISING]);
+        w.prop_empty("gpio-controller");
+        w.prop_u32("#gpio-cells", 2);
+        w.prop_empty("interrupt-controller");
+        w.prop_u32("#interrupt-cells", 2);
+        // An interrupt provider says so (dtc's interrupt_provider check).
+        w.prop_u32("#address-cells", 0);
+        w.prop_cells("clocks", &[CLOCK_PHANDLE]);
+        w.prop_str("clock-names", "apb_pclk");
+        let line = doorbell_line_name(&c.name);
+        w.prop_strs(
+            "gpio-line-names",
+            &[line.as_str(), "", "", "", "", "", "", ""],
+        );
+        w.prop_str("septum,channel", &c.name);
+        w.end_node();
     }
 
     // The watchdog the hypervisor emulates, for Linux's stock sbsa_gwdt

@@ -7,8 +7,9 @@ use std::path::PathBuf;
 
 pub use septum_core::addr::{GuestPhysAddr, GuestRange, PhysAddr, PhysRange};
 pub use septum_core::config::{
-    Board, ChannelRole, Conduit, CpuBoot, Criticality, DeviceKind, FaultAction, FaultPolicy, Gic,
-    GicVersion, InterruptDelivery, Perms, SafeStateAction, Uart, UartKind, Watchdog, WatchdogKind,
+    Board, ChannelRole, Conduit, CpuBoot, Criticality, DeviceKind, Doorbell, FaultAction,
+    FaultPolicy, Gic, GicVersion, InterruptDelivery, Perms, SafeStateAction, Uart, UartKind,
+    Watchdog, WatchdogKind,
 };
 
 /// Default fault policy for keys a partition leaves out (documented in
@@ -132,6 +133,16 @@ pub struct ChannelEnd {
     pub pa: PhysAddr,
     pub size: u64,
     pub role: ChannelRole,
+    /// Index of the partition at the other end.
+    pub peer: usize,
+    pub doorbell: Option<Doorbell>,
+}
+
+impl ChannelEnd {
+    /// The doorbell this end receives (a reader's).
+    pub fn incoming(&self) -> Option<Doorbell> {
+        self.doorbell.filter(|_| self.role == ChannelRole::Reader)
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -116,9 +116,11 @@ rules! {
     ChannelForm = "CFG-58", "a channel's name must be 1 to 16 characters of a-z, 0-9 and -, unique among channels; writer and reader must name two different existing partitions";
     ChannelRange = "CFG-59", "a channel's pa, size, writer-ipa and reader-ipa must be 4 KiB aligned, and its size at most 1 MiB (septum_core::config::MAX_CHANNEL_SIZE)";
     ChannelMemory = "CFG-60", "a channel's PA range must lie inside one RAM bank and overlap neither the hypervisor region, nor any partition's memory region, nor another channel";
-    ChannelIpa = "CFG-61", "each end of a channel must overlap none of its partition's memory regions, devices, virtual GIC frames, watchdog frames or other channel ends";
+    ChannelIpa = "CFG-61", "each end of a channel must overlap none of its partition's memory regions, devices, virtual GIC frames, watchdog frames or other channel ends, nor may a doorbell's frame";
     ChannelDma = "CFG-62", "in a partition with a dma = true device, a channel end's IPA must equal the channel's PA (no IOMMU, as CFG-35)";
     ChannelLimit = "CFG-63", "a partition may be an end of at most 8 channels (septum_core::config::MAX_CHANNEL_ENDS)";
+    DoorbellForm = "CFG-64", "a channel's doorbell irq must be an SPI (32..=1019) that is not the maintenance interrupt and that no device or other doorbell uses; its ipa 4 KiB aligned inside the 39-bit IPA space; rate 1..=1000 a second; burst 1..=16";
+    DoorbellCritical = "CFG-65", "a doorbell may not ring into the critical partition: nothing another partition does may interrupt the therapy (it polls its channels)";
 }
 
 #[cfg(test)]

@@ -33,6 +33,22 @@ pub struct Channel {
     /// Where each side sees it; the PA when left out.
     pub writer_ipa: Option<Spanned<u64>>,
     pub reader_ipa: Option<Spanned<u64>>,
+    /// The reader's doorbell, rung by the writer (docs/channels.md).
+    pub doorbell: Option<Spanned<Doorbell>>,
+}
+
+/// `doorbell = { irq, ipa, rate, burst }` of a `[[channel]]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Doorbell {
+    /// The SPI (INTID) the reader's emulated GPIO controller interrupts with.
+    pub irq: Spanned<u64>,
+    /// Where the reader sees that controller's 4 KiB frame.
+    pub ipa: Spanned<u64>,
+    /// Most rings a second, on average.
+    pub rate: Spanned<u64>,
+    /// Most rings at once (default 1).
+    pub burst: Option<Spanned<u64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -204,6 +204,8 @@ pub fn core_config(cfg: &ValidatedConfig) -> core::SystemConfig {
                             pa: c.pa,
                             size: c.size,
                             role: c.role,
+                            peer: c.peer,
+                            doorbell: c.doorbell,
                         })
                         .collect(),
                 ),

@@ -42,11 +42,7 @@ fn columns(rows: &[Vec<String>], indent: &str) -> String {
 }
 
 fn perms(p: Perms) -> String {
-    let mut s = String::new();
-    for (on, c) in [(p.read, 'r'), (p.write, 'w'), (p.exec, 'x')] {
-        s.push(if on { c } else { '-' });
-    }
-    s
+    p.to_string()
 }
 
 fn action(a: FaultAction) -> &'static str {
@@ -176,18 +172,28 @@ pub fn partition_table(cfg: &ValidatedConfig) -> String {
             ]);
         }
         for c in &part.channels {
-            let perm = match c.role {
-                super::model::ChannelRole::Writer => "rw-",
-                super::model::ChannelRole::Reader => "r--",
-            };
+            let mut extra = format!("{}; non-cacheable", c.role.name());
+            if let Some(d) = c.doorbell {
+                let _ = write!(
+                    extra,
+                    "; doorbell irq {}{}, at most {} at once and {}/s",
+                    d.irq,
+                    match c.incoming() {
+                        Some(_) => format!(" (PL061 at IPA {:#x})", d.ipa.0),
+                        None => " (rings it)".to_owned(),
+                    },
+                    d.burst,
+                    d.per_second
+                );
+            }
             rows.push(vec![
                 "channel".into(),
                 c.name.clone(),
-                perm.into(),
+                perms(septum_core::config::channel_perms(c.role)),
                 format!("IPA {}", range(c.ipa.0, c.size)),
                 format!("PA {}", range(c.pa.0, c.size)),
                 size(c.size),
-                format!("{}; non-cacheable", c.role.name()),
+                extra,
             ]);
         }
         for d in &part.devices {

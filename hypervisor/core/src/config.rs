@@ -174,6 +174,18 @@ pub struct Partition {
     pub channels: &'static [ChannelEnd],
 }
 
+impl Partition {
+    /// The SPIs the partition owns: its devices' and its incoming doorbells'.
+    pub fn owned_spis(&self) -> impl Iterator<Item = u32> + Clone + '_ {
+        let dev = self.devices.iter().flat_map(|d| d.irqs.iter().copied());
+        let bells = self
+            .channels
+            .iter()
+            .filter_map(|c| c.incoming_doorbell().map(|d| d.irq));
+        dev.chain(bells)
+    }
+}
+
 /// How a partition's physical interrupts (its timer PPIs, its devices'
 /// SPIs) reach it. docs/architecture.md, "Direct interrupt delivery".
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -261,6 +273,16 @@ impl Perms {
     };
 }
 
+/// `rwx` with `-` for a missing right (boot log, `septum-config table`).
+impl core::fmt::Display for Perms {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        for (on, c) in [(self.read, "r"), (self.write, "w"), (self.exec, "x")] {
+            f.write_str(if on { c } else { "-" })?;
+        }
+        Ok(())
+    }
+}
+
 /// Normal memory given to a partition.
 #[derive(Clone, Copy, Debug)]
 pub struct MemRegion {
@@ -292,9 +314,41 @@ pub struct ChannelEnd {
     pub pa: PhysAddr,
     pub size: u64,
     pub role: ChannelRole,
+    /// Index in [`SystemConfig::partitions`] of the partition at the other end.
+    pub peer: usize,
+    /// The reader's doorbell, on both ends (docs/channels.md, "Doorbell").
+    pub doorbell: Option<Doorbell>,
 }
 
 pub use septum_abi::channel::Role as ChannelRole;
+
+/// The stage-2 permissions of a channel end in `role`.
+pub const fn channel_perms(role: ChannelRole) -> Perms {
+    match role {
+        ChannelRole::Writer => Perms::RW,
+        ChannelRole::Reader => Perms::R,
+    }
+}
+
+/// A channel's doorbell: an input line of an emulated PL061 GPIO controller
+/// in the reader, whose interrupt is the physical SPI `irq` (one no device
+/// drives; the reader owns it). The writer rings it with CHANNEL_NOTIFY, at
+/// most `burst` times at once and `per_second` on average.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Doorbell {
+    pub irq: u32,
+    /// Where the reader sees the controller's 4 KiB frame.
+    pub ipa: GuestPhysAddr,
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// The doorbell frame's size.
+pub const DOORBELL_FRAME: u64 = 0x1000;
+/// The fastest a doorbell may be configured to ring, per second.
+pub const MAX_DOORBELL_RATE: u32 = 1000;
+/// The most rings a doorbell may allow at once.
+pub const MAX_DOORBELL_BURST: u32 = 16;
 
 /// The most channel ends one partition may have: CHANNEL_INFO compares
 /// every one, so this bounds its cost.
@@ -307,16 +361,21 @@ pub const MAX_CHANNEL_SIZE: u64 = 0x10_0000;
 impl ChannelEnd {
     /// Stage-2 permissions: a reader can never store, nobody executes.
     pub const fn perms(&self) -> Perms {
-        match self.role {
-            ChannelRole::Writer => Perms::RW,
-            ChannelRole::Reader => Perms::R,
-        }
+        channel_perms(self.role)
     }
     pub const fn guest_range(&self) -> GuestRange {
         GuestRange::new(self.ipa, self.size)
     }
     pub const fn phys_range(&self) -> PhysRange {
         PhysRange::new(self.pa, self.size)
+    }
+
+    /// The doorbell this end receives (a reader's), if any.
+    pub const fn incoming_doorbell(&self) -> Option<Doorbell> {
+        match self.role {
+            ChannelRole::Reader => self.doorbell,
+            ChannelRole::Writer => None,
+        }
     }
 
     /// The end among `ends` that holds `ipa` (to name it in a fault report).
@@ -416,7 +475,21 @@ mod tests {
             pa: PhysAddr::new(0x4840_0000),
             size: 0x1000,
             role,
+            peer: 1,
+            doorbell: Some(Doorbell {
+                irq: 220,
+                ipa: GuestPhysAddr::new(0x0903_0000),
+                per_second: 10,
+                burst: 2,
+            }),
         };
+        assert_eq!(
+            end(ChannelRole::Reader, 0)
+                .incoming_doorbell()
+                .map(|d| d.irq),
+            Some(220)
+        );
+        assert_eq!(end(ChannelRole::Writer, 0).incoming_doorbell(), None);
         let r = end(ChannelRole::Reader, 0x4840_0000).perms();
         assert!(r.read && !r.write && !r.exec);
         let w = end(ChannelRole::Writer, 0x4040_0000).perms();

@@ -4,7 +4,7 @@
 //!
 //! Built when the partition is built, from its configuration: the virtual
 //! GIC's distributor (GICv3 or GICv2 layout) and redistributors, its
-//! emulated UART and its watchdog. Lookups return the device and the offset
+//! emulated UART, its watchdog and its doorbells. Lookups return the device and the offset
 //! inside its frame; an address in no range is not the partition's device
 //! (the fault policy decides). Ranges never overlap (`EmuTable::add`
 //! refuses one that would), so the answer does not depend on order.
@@ -24,6 +24,9 @@ pub enum Device {
     Uart,
     /// The SBSA generic watchdog (control and refresh frames).
     Watchdog,
+    /// The PL061 of the doorbell of channel end `end` (an index into the
+    /// partition's `channels`).
+    Doorbell { end: usize },
 }
 
 /// Where an access landed: the device, and for a redistributor the vCPU
@@ -38,7 +41,7 @@ pub struct Hit {
 }
 
 /// Most emulated ranges a partition has.
-pub const MAX_RANGES: usize = 4;
+pub const MAX_RANGES: usize = 4 + crate::config::MAX_CHANNEL_ENDS;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum EmuError {
@@ -186,10 +189,14 @@ mod tests {
             t.add(range(0x1000_0000, 0), Device::Uart),
             Err(EmuError::Empty)
         );
-        assert_eq!(
-            t.add(range(0x1000_0000, 0x1000), Device::Uart),
-            Err(EmuError::Full)
-        );
+        // Fill the table: a doorbell frame for each channel end.
+        let mut at = 0x1000_0000;
+        while t.ranges().len() < MAX_RANGES {
+            t.add(range(at, 0x1000), Device::Doorbell { end: 0 })
+                .unwrap();
+            at += 0x1000;
+        }
+        assert_eq!(t.add(range(at, 0x1000), Device::Uart), Err(EmuError::Full));
         assert_eq!(t.ranges().len(), MAX_RANGES);
         let mut e = EmuTable::new();
         assert_eq!(e.lookup(GuestPhysAddr::new(0x0800_0000)), None);

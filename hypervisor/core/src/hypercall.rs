@@ -10,8 +10,8 @@ use crate::config::{ChannelEnd, MemRegion};
 
 // The function IDs and return codes are the guests' ABI too.
 pub use septum_abi::hypercall::{
-    is_vendor_hyp, CHANNEL_INFO, HEARTBEAT, INVALID_PARAMETER, MAX_COPY, MLOG_READ, NOT_SUPPORTED,
-    VENDOR_HYP_FIRST, VENDOR_HYP_LAST,
+    is_vendor_hyp, CHANNEL_INFO, CHANNEL_NOTIFY, HEARTBEAT, INVALID_PARAMETER, LIMITED, MAX_COPY,
+    MLOG_READ, NOT_SUPPORTED, VENDOR_HYP_FIRST, VENDOR_HYP_LAST,
 };
 
 /// Where a guest buffer `[ipa, ipa + len)` is in physical memory, if it lies
@@ -101,6 +101,8 @@ mod tests {
             pa: PhysAddr(0x4840_0000),
             size: 0x1000,
             role: crate::config::ChannelRole::Writer,
+            peer: 1,
+            doorbell: None,
         },
         ChannelEnd {
             name: "requests",
@@ -108,6 +110,8 @@ mod tests {
             pa: PhysAddr(0x4841_0000),
             size: 0x2000,
             role: crate::config::ChannelRole::Reader,
+            peer: 1,
+            doorbell: None,
         },
     ];
 

@@ -11,6 +11,7 @@ pub use septum_abi as abi;
 pub mod addr;
 pub mod config;
 pub mod console;
+pub mod doorbell;
 pub mod el2map;
 pub mod emu;
 pub mod esr;

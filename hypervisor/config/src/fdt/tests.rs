@@ -391,6 +391,51 @@ fn primecells() {
     assert_eq!(strs(prop(&f, wdt, "clock-names")), ["wdog_clk", "apb_pclk"]);
 }
 
+/// The fixture with a telemetry channel from the RTOS whose doorbell rings
+/// into Linux.
+fn with_doorbell() -> String {
+    format!(
+        "{LINUX}\n[[channel]]\nname = \"telemetry\"\nwriter = \"rtos\"\nreader = \"linux\"\npa = 0x4a00_0000\nsize = 0x1000\nwriter-ipa = 0x4100_0000\ndoorbell = {{ irq = 220, ipa = 0x0905_0000, rate = 10 }}\n"
+    )
+}
+
+/// REQ-CHN-2, REQ-CHN-8: the channel under /reserved-memory, and the
+/// doorbell as a PL061 for the stock driver: its frame, the SPI (edge), a
+/// GPIO and interrupt controller, the clock the AMBA bus needs, and line 0
+/// named after the channel.
+#[test]
+fn channel_and_doorbell() {
+    let b = dtb_of(&with_doorbell());
+    let f = Fdt::new(&b).unwrap();
+    let ch = "/reserved-memory/telemetry@4a000000";
+    assert_eq!(strs(prop(&f, ch, "compatible")), ["septum,channel"]);
+    assert_eq!(strs(prop(&f, ch, "septum,role")), ["reader"]);
+    assert_eq!(prop(&f, ch, "no-map"), b"");
+    let g = "/gpio@9050000";
+    assert_eq!(
+        strs(prop(&f, g, "compatible")),
+        ["arm,pl061", "arm,primecell"]
+    );
+    assert_eq!(cells(prop(&f, g, "reg")), [0, 0x0905_0000, 0, 0x1000]);
+    assert_eq!(cells(prop(&f, g, "interrupts")), [0, 188, 1]);
+    assert_eq!(prop(&f, g, "gpio-controller"), b"");
+    assert_eq!(prop(&f, g, "interrupt-controller"), b"");
+    assert_eq!(cells(prop(&f, g, "#gpio-cells")), [2]);
+    assert_eq!(cells(prop(&f, g, "#interrupt-cells")), [2]);
+    assert_eq!(strs(prop(&f, g, "clock-names")), ["apb_pclk"]);
+    let names = strs(prop(&f, g, "gpio-line-names"));
+    assert_eq!(names.len(), 8);
+    assert_eq!(names[0], "septum-telemetry");
+    assert_eq!(strs(prop(&f, g, "septum,channel")), ["telemetry"]);
+    // The writer's tree (the RTOS has none) and a reader without a doorbell: no PL061.
+    let plain = dtb_of(&with_doorbell().replace(
+        "doorbell = { irq = 220, ipa = 0x0905_0000, rate = 10 }\n",
+        "",
+    ));
+    let f = Fdt::new(&plain).unwrap();
+    assert!(f.find_node("/gpio@9050000").is_none());
+}
+
 /// The Raspberry Pi's mini-UART: registers 0x40 into the AUX page, its
 /// clock gate 0 of the AUX block at the start of the page (so Linux sets
 /// AUXENB itself), fed by a fixed clock (the VideoCore core clock);
@@ -449,6 +494,7 @@ fn dtc_accepts_the_tree_without_warnings() {
         ("v3", LINUX.to_owned()),
         ("v2", patch(&[(GICV3, GICV2)])),
         ("aux", aux),
+        ("doorbell", with_doorbell()),
     ] {
         let file = dir.join(format!("{name}.dtb"));
         std::fs::write(&file, dtb_of(&text)).unwrap();

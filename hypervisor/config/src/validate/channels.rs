@@ -1,18 +1,24 @@
-//! The `[[channel]]` rules (CFG-58..CFG-63): one-directional shared pages
+//! The `[[channel]]` rules (CFG-58..CFG-65): one-directional shared pages
 //! between two partitions (docs/channels.md). Run after the partitions'
 //! own checks, so that a channel is judged against memory, devices and
 //! GIC frames that are themselves valid.
 
 use toml::Spanned;
 
-use super::model::{ChannelEnd, ChannelRole, GuestPhysAddr, GuestRange, PhysAddr, PhysRange};
+use super::model::{
+    ChannelEnd, ChannelRole, Doorbell, GuestPhysAddr, GuestRange, PhysAddr, PhysRange,
+};
 use super::s;
+use super::SPIS;
 use super::{
     aligned, ends_above_ipa_space, hx, ipa_range, pa_range, v, Diagnostic, Rule, Span, Validator,
     IPA_LIMIT, PAGE,
 };
 use super::{hex, range};
-use septum_core::config::{CHANNEL_NAME_MAX as NAME_MAX, MAX_CHANNEL_ENDS, MAX_CHANNEL_SIZE};
+use septum_core::config::{
+    CHANNEL_NAME_MAX as NAME_MAX, DOORBELL_FRAME, MAX_CHANNEL_ENDS, MAX_CHANNEL_SIZE,
+    MAX_DOORBELL_BURST, MAX_DOORBELL_RATE,
+};
 
 /// A channel that passed its own checks, with its partitions resolved.
 pub(super) struct Chan<'a> {
@@ -23,6 +29,8 @@ pub(super) struct Chan<'a> {
     /// `None` when the end's range is invalid.
     pub writer_ipa: Option<GuestRange>,
     pub reader_ipa: Option<GuestRange>,
+    /// The doorbell, when it passed CFG-64.
+    pub doorbell: Option<Doorbell>,
 }
 
 impl Chan<'_> {
@@ -38,6 +46,21 @@ impl Chan<'_> {
             e.push((p, ChannelRole::Reader, r, span(&self.c.reader_ipa)));
         }
         e
+    }
+
+    /// Every IPA range the channel claims in a partition: its ends and the
+    /// reader's doorbell frame, as (partition, what, range, span).
+    fn claims(&self) -> Vec<(usize, String, GuestRange, Span)> {
+        let mut c: Vec<_> = self
+            .ends()
+            .into_iter()
+            .map(|(p, role, r, span)| (p, format!("{} end", role.name()), r, span))
+            .collect();
+        if let (Some(p), Some(d), Some(k)) = (self.reader, self.doorbell, &self.c.doorbell) {
+            let r = GuestRange::new(d.ipa, DOORBELL_FRAME);
+            c.push((p, "doorbell frame".to_owned(), r, k.get_ref().ipa.span()));
+        }
+        c
     }
 }
 
@@ -59,6 +82,7 @@ impl<'a> Validator<'a> {
         self.channel_ipa(&chans);
         self.channel_dma(&chans);
         self.channel_limit(&chans);
+        self.doorbell_irqs(&chans);
         self.chans = chans;
     }
 
@@ -148,6 +172,7 @@ impl<'a> Validator<'a> {
                 ),
             );
         }
+        let doorbell = self.channel_doorbell(&what, c, reader);
         let mut ch = Chan {
             c,
             writer,
@@ -155,6 +180,7 @@ impl<'a> Validator<'a> {
             pa: None,
             writer_ipa: None,
             reader_ipa: None,
+            doorbell,
         };
         if !ok || !self.nonempty(&what, &c.size) {
             return ch;
@@ -165,6 +191,146 @@ impl<'a> Validator<'a> {
         ch.writer_ipa = self.channel_end_ipa(&what, "writer-ipa", c.writer_ipa.as_ref(), c);
         ch.reader_ipa = self.channel_end_ipa(&what, "reader-ipa", c.reader_ipa.as_ref(), c);
         ch
+    }
+
+    /// CFG-64 on one doorbell's own keys, and CFG-65.
+    fn channel_doorbell(
+        &mut self,
+        what: &str,
+        c: &'a s::Channel,
+        reader: Option<usize>,
+    ) -> Option<Doorbell> {
+        let d = c.doorbell.as_ref()?;
+        let db = d.get_ref();
+        let mut ok = true;
+        let irq = v(&db.irq);
+        if irq == self.maintenance_irq {
+            ok = false;
+            self.err(
+                Rule::DoorbellForm,
+                db.irq.span(),
+                format!("{what}: doorbell irq {irq} is the GIC maintenance interrupt"),
+            );
+        } else if !SPIS.contains(&irq) {
+            ok = false;
+            self.err(
+                Rule::DoorbellForm,
+                db.irq.span(),
+                format!("{what}: doorbell irq {irq} is not an SPI (32..=1019)"),
+            );
+        }
+        let ipa = v(&db.ipa);
+        if !aligned(ipa, PAGE) {
+            ok = false;
+            self.err(
+                Rule::DoorbellForm,
+                db.ipa.span(),
+                format!("{what}: doorbell ipa {} is not 4 KiB aligned", hx(ipa)),
+            );
+        } else if u128::from(ipa) + u128::from(DOORBELL_FRAME) > IPA_LIMIT {
+            ok = false;
+            self.err(
+                Rule::DoorbellForm,
+                db.ipa.span(),
+                format!(
+                    "{what}: doorbell frame at ipa {} ends above 2^39 ({}), the top of the 39-bit IPA space",
+                    hx(ipa),
+                    hex(IPA_LIMIT)
+                ),
+            );
+        }
+        let rate = v(&db.rate);
+        if !(1..=u64::from(MAX_DOORBELL_RATE)).contains(&rate) {
+            ok = false;
+            self.err(
+                Rule::DoorbellForm,
+                db.rate.span(),
+                format!("{what}: doorbell rate {rate} is not in 1..={MAX_DOORBELL_RATE} a second"),
+            );
+        }
+        let burst = db.burst.as_ref().map_or(1, v);
+        if !(1..=u64::from(MAX_DOORBELL_BURST)).contains(&burst) {
+            ok = false;
+            let span = db.burst.as_ref().map(Spanned::span);
+            self.err(
+                Rule::DoorbellForm,
+                span,
+                format!("{what}: doorbell burst {burst} is not in 1..={MAX_DOORBELL_BURST}"),
+            );
+        }
+        if let Some(r) = reader {
+            let p = self.file.partition[r].get_ref();
+            if v(&p.criticality) == s::Criticality::Critical {
+                ok = false;
+                self.push(
+                    Diagnostic::new(
+                        Rule::DoorbellCritical,
+                        d.span(),
+                        format!(
+                            "{what}: the doorbell would interrupt `{}`, the critical partition; leave it out (the critical partition polls)",
+                            p.name.get_ref()
+                        ),
+                    )
+                    .note(p.criticality.span(), "the critical partition"),
+                );
+            }
+        }
+        ok.then_some(Doorbell {
+            irq: irq as u32,
+            ipa: GuestPhysAddr(ipa),
+            per_second: rate as u32,
+            burst: burst as u32,
+        })
+    }
+
+    /// CFG-64: a doorbell's SPI is nobody else's.
+    fn doorbell_irqs(&mut self, chans: &[Chan<'a>]) {
+        let mut errs = Vec::new();
+        for (j, ch) in chans.iter().enumerate() {
+            let (Some(d), Some(k)) = (ch.doorbell, &ch.c.doorbell) else {
+                continue;
+            };
+            let what = format!("channel `{}`", ch.c.name.get_ref());
+            let span = k.get_ref().irq.span();
+            for dev in &self.devs {
+                for irq in dev.d.irqs.iter().flat_map(|l| l.get_ref()) {
+                    if v(irq) == u64::from(d.irq) {
+                        errs.push(
+                            Diagnostic::new(
+                                Rule::DoorbellForm,
+                                span.clone(),
+                                format!(
+                                    "{what}: doorbell irq {} is already used by device `{}` of partition `{}`",
+                                    d.irq,
+                                    dev.d.name.get_ref(),
+                                    self.part_name(dev.part)
+                                ),
+                            )
+                            .note(irq.span(), "the device's irq"),
+                        );
+                    }
+                }
+            }
+            for o in &chans[..j] {
+                if let (Some(od), Some(ok)) = (o.doorbell, &o.c.doorbell) {
+                    if od.irq == d.irq {
+                        errs.push(
+                            Diagnostic::new(
+                                Rule::DoorbellForm,
+                                span.clone(),
+                                format!(
+                                    "{what}: doorbell irq {} is already the doorbell of channel `{}`",
+                                    d.irq,
+                                    o.c.name.get_ref()
+                                ),
+                            )
+                            .note(ok.get_ref().irq.span(), "the other doorbell"),
+                        );
+                    }
+                }
+            }
+        }
+        self.errs.extend(errs);
     }
 
     /// One end's IPA range (the PA when the key is left out), checked
@@ -270,7 +436,7 @@ impl<'a> Validator<'a> {
         let mut seen: Vec<(usize, String, GuestRange, Span)> = Vec::new();
         for ch in chans {
             let what = format!("channel `{}`", ch.c.name.get_ref());
-            for (part, role, ipa, span) in ch.ends() {
+            for (part, claim, ipa, span) in ch.claims() {
                 let mut taken: Vec<(String, GuestRange)> = Vec::new();
                 for m in self.mems.iter().filter(|m| m.part == part) {
                     if let Some(r) = m.ipa {
@@ -307,8 +473,7 @@ impl<'a> Validator<'a> {
                             Rule::ChannelIpa,
                             span.clone(),
                             format!(
-                                "{what}: the {} end at IPA {} in partition `{}` overlaps {other} at IPA {}",
-                                role.name(),
+                                "{what}: the {claim} at IPA {} in partition `{}` overlaps {other} at IPA {}",
                                 range(ipa.start.0, ipa.size),
                                 self.part_name(part),
                                 range(r.start.0, r.size)
@@ -316,12 +481,7 @@ impl<'a> Validator<'a> {
                         ));
                     }
                 }
-                seen.push((
-                    part,
-                    format!("the {} end of {what}", role.name()),
-                    ipa,
-                    span,
-                ));
+                seen.push((part, format!("the {claim} of {what}"), ipa, span));
             }
         }
         self.errs.extend(errs);
@@ -391,6 +551,12 @@ impl<'a> Validator<'a> {
                         pa: PhysAddr(pa.start.0),
                         size: pa.size,
                         role,
+                        peer: match role {
+                            ChannelRole::Writer => ch.reader,
+                            ChannelRole::Reader => ch.writer,
+                        }
+                        .unwrap_or(0),
+                        doorbell: ch.doorbell,
                     });
                 }
             }

@@ -2294,3 +2294,133 @@ fn cfg63_channel_limit() {
         "{d}"
     );
 }
+
+const DOORBELL: &str = "doorbell = { irq = 220, ipa = 0x0903_0000, rate = 10, burst = 4 }";
+
+/// REQ-CHN-8: a doorbell reaches both ends: the writer's rate and the
+/// reader's SPI and frame; burst defaults to 1.
+#[test]
+fn doorbells_reach_both_ends() {
+    use septum_core::addr::GuestPhysAddr;
+    use septum_core::config::Doorbell;
+    let c = ok(&channel(&[(
+        "reader-ipa = 0x6000_0000",
+        &format!("reader-ipa = 0x6000_0000\n{DOORBELL}"),
+    )]));
+    let want = Doorbell {
+        irq: 220,
+        ipa: GuestPhysAddr(0x0903_0000),
+        per_second: 10,
+        burst: 4,
+    };
+    let (w, r) = (&c.partitions[0].channels[0], &c.partitions[1].channels[0]);
+    assert_eq!((w.doorbell, r.doorbell), (Some(want), Some(want)));
+    assert_eq!((w.peer, r.peer), (1, 0));
+    assert_eq!(r.incoming(), Some(want));
+    assert_eq!(w.incoming(), None);
+    let c = ok(&channel(&[(
+        "reader-ipa = 0x6000_0000",
+        "reader-ipa = 0x6000_0000\ndoorbell = { irq = 220, ipa = 0x0903_0000, rate = 1 }",
+    )]));
+    assert_eq!(
+        c.partitions[1].channels[0].doorbell.map(|d| d.burst),
+        Some(1)
+    );
+}
+
+fn with_doorbell(bell: &str) -> String {
+    channel(&[(
+        "reader-ipa = 0x6000_0000",
+        &format!("reader-ipa = 0x6000_0000\n{bell}"),
+    )])
+}
+
+/// CFG-64: the doorbell's own keys, and an SPI nobody else has.
+#[test]
+fn cfg64_doorbell_form() {
+    for (bad, msg) in [
+        ("irq = 31", "doorbell irq 31 is not an SPI"),
+        ("irq = 1020", "doorbell irq 1020 is not an SPI"),
+        ("irq = 25", "is the GIC maintenance interrupt"),
+        (
+            "irq = 40",
+            "doorbell irq 40 is already used by device `uart1` of partition `linux`",
+        ),
+        ("ipa = 0x0903_0800", "is not 4 KiB aligned"),
+        ("ipa = 0x80_0000_0000", "ends above 2^39"),
+        ("rate = 0", "doorbell rate 0 is not in 1..=1000"),
+        ("rate = 1001", "doorbell rate 1001 is not in 1..=1000"),
+        ("burst = 0", "doorbell burst 0 is not in 1..=16"),
+        ("burst = 17", "doorbell burst 17 is not in 1..=16"),
+    ] {
+        let good = match bad.split(" = ").next().unwrap() {
+            "irq" => "irq = 220",
+            "ipa" => "ipa = 0x0903_0000",
+            "rate" => "rate = 10",
+            _ => "burst = 4",
+        };
+        let text = with_doorbell(&DOORBELL.replacen(good, bad, 1));
+        let d = fails(&text, Rule::DoorbellForm, msg);
+        let value_at = text.rfind(bad).unwrap() + bad.find("= ").unwrap() + 2;
+        assert_at(&d, &text, bad.split(" = ").nth(1).unwrap(), value_at);
+    }
+    // Two doorbells on one SPI.
+    let second = CHANNEL
+        .replace("\"telemetry\"", "\"second\"")
+        .replace("0x4a00_0000", "0x4a00_1000")
+        .replace("0x4100_0000", "0x4100_1000")
+        .replace(
+            "0x6000_0000",
+            &format!(
+                "0x6000_1000\n{}",
+                DOORBELL.replace("0x0903_0000", "0x0903_1000")
+            ),
+        );
+    let text = with_channel(&with_doorbell(DOORBELL), &second);
+    fails(
+        &text,
+        Rule::DoorbellForm,
+        "doorbell irq 220 is already the doorbell of channel `telemetry`",
+    );
+    ok(&with_channel(
+        &with_doorbell(DOORBELL),
+        &second.replace("irq = 220", "irq = 221"),
+    ));
+}
+
+/// CFG-61 for the doorbell's frame: a hole in the reader's IPA space.
+#[test]
+fn cfg61_doorbell_frame_is_a_hole() {
+    let text = with_doorbell(&DOORBELL.replace("0x0903_0000", "0x0904_0000"));
+    fails(
+        &text,
+        Rule::ChannelIpa,
+        "the doorbell frame at IPA [0x904_0000, 0x904_1000) in partition `linux` overlaps device `uart1`",
+    );
+    let text = with_doorbell(&DOORBELL.replace("0x0903_0000", "0x6000_0000"));
+    fails(
+        &text,
+        Rule::ChannelIpa,
+        "overlaps the reader end of channel `telemetry`",
+    );
+}
+
+/// CFG-65: nothing rings into the critical partition.
+#[test]
+fn cfg65_no_doorbell_into_the_critical_partition() {
+    let text = channel(&[
+        ("writer = \"rtos\"", "writer = \"linux\""),
+        ("reader = \"linux\"", "reader = \"rtos\""),
+        ("writer-ipa = 0x4100_0000", "writer-ipa = 0x6000_0000"),
+        (
+            "reader-ipa = 0x6000_0000",
+            &format!("reader-ipa = 0x4100_0000\n{DOORBELL}"),
+        ),
+    ]);
+    let d = fails(
+        &text,
+        Rule::DoorbellCritical,
+        "would interrupt `rtos`, the critical partition",
+    );
+    assert_at(&d, &text, "{ irq = 220", GOOD.len());
+}

@@ -10,7 +10,7 @@
 //!
 //! Covered: the name, the platform, the boot policy and every partition
 //! (cores, memory, devices, interrupts, image names and load addresses,
-//! entry, fault policy, watchdog, interrupt delivery, channel ends). Not
+//! entry, fault policy, watchdog, interrupt delivery, channel ends and their doorbells). Not
 //! covered: the TOML's path (it differs between
 //! checkouts) and the images' bytes and sizes (the manifest's entries carry
 //! those, under the same signature).
@@ -22,7 +22,7 @@ use crate::config::{
 };
 
 /// Domain separation: a new encoding gets a new tag.
-const TAG: &[u8] = b"septum-config-digest-v2";
+const TAG: &[u8] = b"septum-config-digest-v3";
 
 struct Enc(Sha256);
 
@@ -214,6 +214,14 @@ pub fn config_digest(cfg: &SystemConfig, compress: CompressFn) -> [u8; 32] {
                 ChannelRole::Writer => 0,
                 ChannelRole::Reader => 1,
             });
+            e.len(c.peer);
+            e.bool(c.doorbell.is_some());
+            if let Some(d) = c.doorbell {
+                e.u32(d.irq);
+                e.u64(d.ipa.raw());
+                e.u32(d.per_second);
+                e.u32(d.burst);
+            }
         }
     }
     e.0.finalize()

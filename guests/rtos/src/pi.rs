@@ -46,7 +46,7 @@ impl PiController {
             self.integral = candidate;
             unclamped
         };
-        out.clamp(g.out_min, g.out_max)
+        bound(out, g.out_min, g.out_max)
     }
 
     pub fn reset(&mut self) {
@@ -56,6 +56,14 @@ impl PiController {
     pub fn integral(&self) -> f32 {
         self.integral
     }
+}
+
+/// `v` limited to `lo..=hi`, NaN to `lo`. Unlike `f32::clamp` it cannot
+/// panic (on `lo > hi` or a NaN bound), so the control path carries no
+/// panic message and none of core's float formatting, about 12 KiB the
+/// boot measurement would hash before the therapy starts.
+pub fn bound(v: f32, lo: f32, hi: f32) -> f32 {
+    v.max(lo).min(hi)
 }
 
 #[cfg(test)]
@@ -95,6 +103,15 @@ mod tests {
         assert_eq!(pi.integral(), 0.0);
         // Error reversal leaves saturation immediately.
         assert!(pi.update(0.0, 0.5, 0.0, 0.001) < 1.0);
+    }
+
+    #[test]
+    fn bound_limits_and_never_panics() {
+        assert_eq!(bound(2.0, 0.0, 1.0), 1.0);
+        assert_eq!(bound(-2.0, 0.0, 1.0), 0.0);
+        assert_eq!(bound(0.5, 0.0, 1.0), 0.5);
+        assert_eq!(bound(f32::NAN, 0.0, 1.0), 0.0);
+        assert_eq!(bound(0.5, 1.0, 0.0), 0.0);
     }
 
     #[test]

@@ -77,11 +77,11 @@ impl PumpSim {
         self.occluded = occluded;
     }
 
-    /// Advances the plant by `dt_s` with motor command `command` (clamped to
-    /// 0..=1) and returns what the sensors read afterwards.
+    /// Advances the plant by `dt_s` with motor command `command` (bounded to
+    /// 0..=1, NaN to 0) and returns what the sensors read afterwards.
     pub fn step(&mut self, command: f32, dt_s: f32) -> SensorReadings {
         let p = &self.params;
-        let command = command.clamp(0.0, 1.0);
+        let command = crate::pi::bound(command, 0.0, 1.0);
         let target = command * p.full_scale_ml_h * p.motor_gain;
         self.q_motor += (target - self.q_motor) * (dt_s / p.motor_tau_s);
         let r = self.resistance();

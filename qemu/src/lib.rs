@@ -435,36 +435,29 @@ impl Qemu {
 
     /// `GET path` on the forwarded HTTP port; the response body or an error.
     pub fn http_get(&self, path: &str) -> Result<String, String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(20)))
-            .map_err(|e| e.to_string())?;
-        write!(s, "GET {path} HTTP/1.0\r\nHost: septum\r\n\r\n").map_err(|e| e.to_string())?;
-        let mut resp = String::new();
-        s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
-        if !resp.starts_with("HTTP/1.") {
-            return Err(format!("not an HTTP response: {resp:?}"));
-        }
-        Ok(resp
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_string())
-            .unwrap_or_default())
+        self.http(&format!("GET {path} HTTP/1.0\r\nHost: septum\r\n\r\n"), &[])
     }
 
     /// `POST path` with `body` on the forwarded HTTP port; the response
     /// body or an error.
     pub fn http_post(&self, path: &str, body: &[u8]) -> Result<String, String> {
-        let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).map_err(|e| e.to_string())?;
-        s.set_read_timeout(Some(Duration::from_secs(20)))
-            .map_err(|e| e.to_string())?;
-        write!(
-            s,
+        let head = format!(
             "POST {path} HTTP/1.0\r\nHost: septum\r\nContent-Type: application/octet-stream\r\nContent-Length: {}\r\n\r\n",
             body.len()
-        )
-        .map_err(|e| e.to_string())?;
-        s.write_all(body).map_err(|e| e.to_string())?;
+        );
+        self.http(&head, body)
+    }
+
+    /// One HTTP/1.0 exchange: `head` then `body`; the response's body.
+    fn http(&self, head: &str, body: &[u8]) -> Result<String, String> {
+        let e = |e: std::io::Error| e.to_string();
+        let mut s = TcpStream::connect(("127.0.0.1", self.http_port)).map_err(e)?;
+        s.set_read_timeout(Some(Duration::from_secs(20)))
+            .map_err(e)?;
+        s.write_all(head.as_bytes()).map_err(e)?;
+        s.write_all(body).map_err(e)?;
         let mut resp = String::new();
-        s.read_to_string(&mut resp).map_err(|e| e.to_string())?;
+        s.read_to_string(&mut resp).map_err(e)?;
         if !resp.starts_with("HTTP/1.") {
             return Err(format!("not an HTTP response: {resp:?}"));
         }
@@ -561,6 +554,39 @@ pub struct Heartbeat {
     pub n: u64,
     pub misses: u64,
     pub cycles: u64,
+}
+
+/// How long the default Linux may take to boot under TCG, and the line its
+/// init prints when its services are up.
+pub const LINUX_BOOT: Duration = Duration::from_secs(300);
+pub const LINUX_READY: &str = "septum-linux: ready";
+
+/// Boots the default system (configs/qemu-virt.toml) and waits for Linux.
+pub fn boot_default() -> Qemu {
+    let image = build("configs/qemu-virt.toml");
+    let mut q = Qemu::boot(&image, &Options::default());
+    q.wait_linux(LINUX_READY, LINUX_BOOT);
+    q
+}
+
+/// The RTOS ran clean through `out`: at least three heartbeats, none lost
+/// (no stall, no restart), no deadline miss, no safe state, no panic.
+pub fn assert_rtos_clean(out: &str) {
+    let hb = heartbeats(out);
+    assert!(hb.len() >= 3, "too few RTOS heartbeats:\n{out}");
+    for w in hb.windows(2) {
+        assert_eq!(
+            w[1].n,
+            w[0].n + 1,
+            "the RTOS heartbeat stalled or restarted:\n{out}"
+        );
+    }
+    assert!(
+        hb.iter().all(|h| h.misses == 0),
+        "RTOS deadline misses: {hb:?}"
+    );
+    assert!(!out.contains("SAFE STATE"), "{out}");
+    assert!(!out.contains("PANIC") && !out.contains("FATAL"), "{out}");
 }
 
 /// Every `rtos: heartbeat` line in `out`.

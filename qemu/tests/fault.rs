@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use septum_qemu_tests::{build, build_derived, heartbeats, Options, Qemu};
+use septum_qemu_tests::{assert_rtos_clean, build, build_derived, heartbeats, Options, Qemu};
 
 const CONFIG: &str = "configs/qemu-virt.toml";
 const READY: &str = "septum-linux: ready";
@@ -25,28 +25,6 @@ fn boot_image(image: &std::path::Path, limit: Duration) -> Qemu {
     );
     q.wait_linux(READY, BOOT);
     q
-}
-
-fn assert_rtos_clean(out: &str) {
-    let hb = heartbeats(out);
-    assert!(hb.len() >= 3, "too few RTOS heartbeats:\n{out}");
-    for w in hb.windows(2) {
-        assert_eq!(
-            w[1].n,
-            w[0].n + 1,
-            "the RTOS heartbeat stalled or restarted:\n{out}"
-        );
-    }
-    assert!(
-        hb.iter().all(|h| h.misses == 0),
-        "RTOS deadline misses: {hb:?}"
-    );
-    assert!(!out.contains("SAFE STATE"), "{out}");
-    assert!(!out.contains("PANIC") && !out.contains("FATAL"), "{out}");
-    assert!(
-        !out.contains("partition 'rtos': reloaded"),
-        "the RTOS was restarted:\n{out}"
-    );
 }
 
 /// Linux is back at its shell (the `n`th "ready") and serves its page.

@@ -571,6 +571,17 @@ mod tests {
         assert_eq!(sup.status().alarms, 0);
     }
 
+    /// `n` supervisor checks of `snap`, ten control cycles apart; the last
+    /// command.
+    fn checks(sup: &mut Supervisor, snap: &mut Snapshot, n: u64) -> Command {
+        let mut cmd = Command::default();
+        for _ in 0..n {
+            snap.cycles += 10;
+            cmd = sup.check(snap);
+        }
+        cmd
+    }
+
     #[test]
     fn free_flow_is_a_safety_stop() {
         let mut sup = Supervisor::new(SupervisorConfig::DEFAULT);
@@ -578,11 +589,7 @@ mod tests {
             rate_ml_h: 9.0,
             ..Snapshot::default()
         };
-        let mut cmd = Command::default();
-        for i in 0..20 {
-            snap.cycles = (i + 1) * 10;
-            cmd = sup.check(&snap);
-        }
+        let cmd = checks(&mut sup, &mut snap, 20);
         assert!(cmd.stop);
         assert_eq!(sup.status().over_rate_alarms, 1);
         assert_eq!(sup.status().alarms, 1);
@@ -658,11 +665,7 @@ mod tests {
             rate_ml_h: 9.0,
             ..Snapshot::default()
         };
-        let mut cmd = Command::default();
-        for i in 0..20 {
-            snap.cycles = (i + 1) * 10;
-            cmd = sup.check(&snap);
-        }
+        let cmd = checks(&mut sup, &mut snap, 20);
         assert!(cmd.stop, "{:?}", sup.status());
         assert_eq!(sup.status().over_rate_alarms, 1);
     }
@@ -707,17 +710,9 @@ mod tests {
             state: PumpState::Paused,
             ..Snapshot::default()
         };
-        let mut cmd = Command::default();
         // Draining: not judged.
-        for i in 0..SETTLE_CHECKS as u64 {
-            snap.cycles = (i + 1) * 10;
-            cmd = sup.check(&snap);
-        }
-        assert!(!cmd.stop);
-        for _ in 0..20 {
-            snap.cycles += 10;
-            cmd = sup.check(&snap);
-        }
+        assert!(!checks(&mut sup, &mut snap, SETTLE_CHECKS as u64).stop);
+        let cmd = checks(&mut sup, &mut snap, 20);
         assert!(cmd.stop, "{:?}", sup.status());
         assert_eq!(sup.status().over_rate_alarms, 1);
     }

@@ -66,6 +66,8 @@ done
 # the normal build stay untouched: FILE:PACKAGE:FEATURE.
 for variant in septum-rtos-fault-test.bin:septum-rtos:fault-test-stop-heartbeat \
     septum-rtos-system-off.bin:septum-rtos:fault-test-system-off \
+    septum-rtos-doorbell-storm.bin:septum-rtos:fault-test-doorbell-storm \
+    septum-rtos-reset-after-accept.bin:septum-rtos:fault-test-reset-after-accept \
     septum-intruder-flood.bin:septum-intruder:flood \
     septum-intruder-flood-irq.bin:septum-intruder:flood-irq; do
     IFS=: read -r file package feature <<<"$variant"

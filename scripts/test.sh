@@ -43,7 +43,7 @@ scripts/build.sh --quiet --config configs/qemu-virt.toml >/dev/null
 step "clippy (host crates and bare-metal crates)"
 cargo clippy -q -p septum-abi -p septum-fdt -p septum-core -p septum-config -p septum-qemu-tests -p septum-telemetry --all-targets -- -D warnings
 cargo clippy -q -p septum-rtos -p septum-intruder -p septum-pairbench -p septum-guest-rt -p septum-telemetry --target aarch64-unknown-none -- -D warnings
-cargo clippy -q -p septum-rtos --features bench,fault-test-stop-heartbeat,fault-test-system-off \
+cargo clippy -q -p septum-rtos --features bench,fault-test-stop-heartbeat,fault-test-system-off,fault-test-doorbell-storm,fault-test-reset-after-accept \
     --target aarch64-unknown-none -- -D warnings
 cargo clippy -q -p septum-intruder --features flood --target aarch64-unknown-none \
     --target-dir target/flood -- -D warnings

@@ -452,21 +452,34 @@ fn print_partition(p: &Partition) {
     log::info!(
         "      irqs    timer PPIs {:?}, SPIs {}; GIC distributor and {} redistributor(s) emulated",
         partition::GUEST_PPIS,
-        List(|| p.devices.iter().flat_map(|d| d.irqs.iter())),
+        List(|| p.owned_spis()),
         p.cores.len()
     );
     for c in p.channels {
         log::info!(
-            "      channel {:<10} IPA {:#011x} -> PA {:#011x} {} {} KiB, non-cacheable",
+            "      channel {:<10} IPA {:#011x} -> PA {:#011x} {} {} {} KiB, non-cacheable",
             c.name,
             c.ipa.raw(),
             c.pa.raw(),
-            match c.role {
-                septum_core::config::ChannelRole::Writer => "rw- writer",
-                septum_core::config::ChannelRole::Reader => "r-- reader",
-            },
+            c.perms(),
+            c.role.name(),
             c.size / 1024
         );
+        if let Some(d) = c.doorbell {
+            match c.incoming_doorbell() {
+                Some(_) => log::info!(
+                    "              doorbell SPI {} from an emulated PL061 at IPA {:#x}",
+                    d.irq,
+                    d.ipa.raw()
+                ),
+                None => log::info!(
+                    "              doorbell rings SPI {}, at most {} at once and {} a second",
+                    d.irq,
+                    d.burst,
+                    d.per_second
+                ),
+            }
+        }
     }
     for i in p.images {
         log::info!(

@@ -278,6 +278,7 @@ fn emulate_mmio(
         Device::Gicr { .. } => vgic::mmio_redist(p, hit.vcpu, off, width, store)?,
         Device::Watchdog => crate::watchdog::mmio(p, off, width, store)?,
         Device::Uart => mmio_uart(p, off, width, store)?,
+        Device::Doorbell { end } => crate::doorbell::mmio(p, end, off, width, store)?,
     };
     if !acc.write {
         regs.put(acc.reg, esr::extend_read(acc, loaded));

@@ -15,6 +15,10 @@ pub fn handle(p: &PartitionRt, frame: &mut TrapFrame) {
         frame.x[..4].copy_from_slice(&r);
         return;
     }
+    if frame.x[0] == hc::CHANNEL_NOTIFY {
+        frame.x[0] = crate::doorbell::notify(p, [frame.x[1], frame.x[2]]) as u64;
+        return;
+    }
     let (x0, x1) = match register_only(p, frame.x[0]) {
         Some(r) => r,
         None => mlog_read(p, frame.x[1], frame.x[2], frame.x[3]),
@@ -24,11 +28,12 @@ pub fn handle(p: &PartitionRt, frame: &mut TrapFrame) {
 }
 
 /// The calls answered in x0/x1 without touching guest memory (every call
-/// but `MLOG_READ` and `CHANNEL_INFO`, which answers in x0..x3: `None`):
+/// but `MLOG_READ`, `CHANNEL_INFO`, which answers in x0..x3, and
+/// `CHANNEL_NOTIFY`, which takes a name in x1/x2: `None`):
 /// what the short exit path may finish.
 pub fn register_only(p: &PartitionRt, call: u64) -> Option<(i64, u64)> {
     match call {
-        hc::MLOG_READ | hc::CHANNEL_INFO => None,
+        hc::MLOG_READ | hc::CHANNEL_INFO | hc::CHANNEL_NOTIFY => None,
         hc::HEARTBEAT if crate::watchdog::heartbeat(p) => Some((0, 0)),
         _ => Some((NOT_SUPPORTED, 0)),
     }

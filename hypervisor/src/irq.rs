@@ -49,8 +49,9 @@ pub fn reset_routes(p: &crate::partition::PartitionRt) {
         let core = c as usize;
         let ids = crate::partition::GUEST_PPIS
             .iter()
-            .chain(p.cfg.devices.iter().flat_map(|d| d.irqs.iter()));
-        for &intid in ids {
+            .copied()
+            .chain(p.cfg.owned_spis());
+        for intid in ids {
             if let Some(slot) = route_slot(core, intid) {
                 slot.store(1, Ordering::Relaxed);
             }

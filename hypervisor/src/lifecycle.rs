@@ -139,6 +139,7 @@ pub fn restart_partition(p: &'static PartitionRt) -> ! {
     irq::flush_core();
     vgic::quiesce(p);
     vgic::reset(p);
+    crate::doorbell::reset(p);
     if let Err(f) = crate::measure::recheck_partition(p) {
         log::error!(
             "partition '{}': image '{}' no longer matches the manifest ({}); not restarted",

@@ -11,6 +11,7 @@ extern crate alloc;
 mod arch;
 mod boot;
 mod console;
+mod doorbell;
 mod drivers;
 mod dtb;
 mod exit;

@@ -63,6 +63,10 @@ pub struct PartitionRt {
     pub budget: Mutex<RestartBudget>,
     /// The hypervisor-kept watchdog (`watchdog.rs`).
     pub wd: Mutex<crate::watchdog::WdState>,
+    /// Per channel end: the doorbell it receives, the doorbell it rings
+    /// (`doorbell.rs`).
+    pub bells: Box<[Option<crate::doorbell::Bell>]>,
+    pub ringers: Box<[Option<crate::doorbell::Ringer>]>,
 }
 
 impl PartitionRt {
@@ -84,12 +88,13 @@ impl PartitionRt {
     }
 
     /// Whether physical interrupt `intid` belongs to this partition: its
-    /// devices' SPIs, or the per-core timer PPIs of the cores it runs on.
+    /// devices' and doorbells' SPIs, or the per-core timer PPIs of the
+    /// cores it runs on.
     pub fn owns_irq(&self, intid: u32) -> bool {
         if GUEST_PPIS.contains(&intid) {
             return true;
         }
-        self.cfg.devices.iter().any(|d| d.irqs.contains(&intid))
+        self.cfg.owned_spis().any(|i| i == intid)
     }
 
     /// vCPU index of physical core `core`, if the partition runs on it.
@@ -216,8 +221,7 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
                 }
             }
         }
-        let owned_spis = cfg.devices.iter().flat_map(|d| d.irqs.iter().copied());
-        let vgic = VgicDist::new(owned_spis, cfg.cores.len());
+        let vgic = VgicDist::new(cfg.owned_spis(), cfg.cores.len());
         let redists: Box<[Mutex<VgicRedist>]> = (0..cfg.cores.len())
             .map(|i| Mutex::new(VgicRedist::new(i, cfg.cores.len())))
             .collect();
@@ -276,6 +280,17 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
                 )
                 .map_err(|e| alloc::format!("{}: watchdog: {e:?}", cfg.name))?;
         }
+        for (end, c) in cfg.channels.iter().enumerate() {
+            if let Some(d) = c.incoming_doorbell() {
+                emulated
+                    .add(
+                        GuestRange::new(d.ipa, septum_core::config::DOORBELL_FRAME),
+                        Device::Doorbell { end },
+                    )
+                    .map_err(|e| alloc::format!("{}: doorbell '{}': {e:?}", cfg.name, c.name))?;
+            }
+        }
+        let (bells, ringers) = crate::doorbell::build(cfg, CONFIG.partitions);
         v.push(PartitionRt {
             cfg,
             state: AtomicU8::new(State::Loading as u8),
@@ -291,6 +306,8 @@ pub fn build_all(pa_range_bits: u8) -> Result<(), alloc::string::String> {
                 cfg.fault_policy.restart_window_ms,
             )),
             wd: crate::watchdog::new_state(cfg),
+            bells,
+            ringers,
         });
     }
     for p in &v {

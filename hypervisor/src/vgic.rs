@@ -297,12 +297,10 @@ pub fn deliver_sgi(p: &PartitionRt, intid: u32, targets: u32) {
 pub fn quiesce(p: &PartitionRt) {
     quiesce_devices(p);
     let gic = irq::gic();
-    for d in p.cfg.devices {
-        for &i in d.irqs {
-            gic.disable_spi(i);
-            gic.set_spi_pending(i, false);
-            gic.clear_spi_active(i);
-        }
+    for i in p.cfg.owned_spis() {
+        gic.disable_spi(i);
+        gic.set_spi_pending(i, false);
+        gic.clear_spi_active(i);
     }
     for &c in p.cfg.cores {
         for &i in &GUEST_PPIS {

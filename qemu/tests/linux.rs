@@ -3,33 +3,15 @@
 
 use std::time::Duration;
 
-use septum_qemu_tests::{build, heartbeats, Options, Qemu};
-
-const LINUX_BOOT: Duration = Duration::from_secs(300);
-const READY: &str = "septum-linux: ready";
-
-fn boot() -> Qemu {
-    let image = build("configs/qemu-virt.toml");
-    let mut q = Qemu::boot(&image, &Options::default());
-    q.wait_linux(READY, LINUX_BOOT);
-    q
-}
-
-fn assert_rtos_clean(out: &str) {
-    let hb = heartbeats(out);
-    assert!(!hb.is_empty(), "the RTOS reported");
-    assert!(hb.iter().all(|h| h.misses == 0), "no deadline miss: {hb:?}");
-    for w in hb.windows(2) {
-        assert_eq!(w[1].n, w[0].n + 1, "no heartbeat lost: {w:?}");
-    }
-    assert!(!out.contains("PANIC") && !out.contains("FATAL"), "{out}");
-}
+use septum_qemu_tests::{
+    assert_rtos_clean, boot_default, heartbeats, Qemu, LINUX_BOOT, LINUX_READY,
+};
 
 /// REQ-LNX-1, REQ-ISO-1, REQ-ISO-2: Linux boots to its shell with exactly
 /// the CPUs and memory the TOML gives it, and sees no other device.
 #[test]
 fn linux_sees_exactly_its_cpus_memory_and_devices() {
-    let mut q = boot();
+    let mut q = boot_default();
     assert_eq!(q.linux_run("nproc").trim(), "3", "three vCPUs");
     let mem = q.linux_run("grep MemTotal /proc/meminfo");
     let kb: u64 = mem
@@ -44,7 +26,9 @@ fn linux_sees_exactly_its_cpus_memory_and_devices() {
     assert_eq!(ram, vec!["50000000-bfffffff : System RAM"], "{iomem}");
     // Top-level resources: the GIC distributor, exactly three
     // redistributor frames (0x20000 each), its UART, its virtio transport,
-    // the two frames of the emulated watchdog and its RAM; nothing else.
+    // the two frames of the emulated watchdog, the telemetry doorbell's
+    // emulated PL061 (at the address of QEMU's own GPIO block, which Linux
+    // is not given) and its RAM; nothing else.
     for l in iomem
         .lines()
         .filter(|l| !l.trim().is_empty() && !l.starts_with(' '))
@@ -55,6 +39,7 @@ fn linux_sees_exactly_its_cpus_memory_and_devices() {
             || l.starts_with("0c000000-0c000fff : c000000.watchdog")
             || l.starts_with("0c001000-0c001fff : c000000.watchdog")
             || l.starts_with("0a000000-0a0001ff")
+            || l.starts_with("09030000-09030fff : gpio@9030000")
             || l.starts_with("50000000-bfffffff");
         assert!(ok, "unexpected resource '{l}' in:\n{iomem}");
     }
@@ -74,7 +59,7 @@ fn linux_sees_exactly_its_cpus_memory_and_devices() {
 /// nice -20, so that a busy userland cannot starve it into a false hang.
 #[test]
 fn watchdog_daemon_runs_at_the_highest_nice_level() {
-    let mut q = boot();
+    let mut q = boot_default();
     // /proc/<pid>/stat: the 19th field is the nice value (the command name
     // in field 2 has no spaces here).
     let stat = q.linux_run("cat /proc/$(pidof watchdog)/stat");
@@ -96,7 +81,7 @@ fn watchdog_daemon_runs_at_the_highest_nice_level() {
 /// REQ-LNX-2: the status page answers from the host through the port forward.
 #[test]
 fn http_status_page_answers_from_the_host() {
-    let q = boot();
+    let q = boot_default();
     let body = q.wait_status_page();
     assert!(body.contains("cpus online: 3"), "{body}");
     assert_rtos_clean(&q.output());
@@ -125,7 +110,7 @@ fn irq_counts(q: &mut Qemu, dev: &str) -> (String, Vec<u64>) {
 /// route's showed none, so every move must now be exact.)
 #[test]
 fn spi_affinity_follows_gicd_irouter() {
-    let mut q = boot();
+    let mut q = boot_default();
     q.wait_status_page();
     for (i, cpu) in [1usize, 2, 0, 1].into_iter().enumerate() {
         let (irq, _) = irq_counts(&mut q, "virtio0");
@@ -153,7 +138,7 @@ fn spi_affinity_follows_gicd_irouter() {
 /// heartbeat and misses no deadline.
 #[test]
 fn rtos_keeps_deadlines_while_linux_boots_and_is_loaded() {
-    let mut q = boot();
+    let mut q = boot_default();
     q.linux_send("for i in 1 2 3; do (while :; do :; done) & done");
     q.linux_send("(while :; do echo load-line-from-linux; done) &");
     let served = (0..20)
@@ -174,19 +159,19 @@ fn rtos_keeps_deadlines_while_linux_boots_and_is_loaded() {
 /// configs/qemu-virt.toml), which comes back each time. The RTOS runs on.
 #[test]
 fn reboot_and_poweroff_leave_the_rtos_running() {
-    let mut q = boot();
+    let mut q = boot_default();
     q.linux_send("reboot -f");
     q.wait_for(
         "partition 'linux': PSCI SYSTEM_RESET",
         Duration::from_secs(60),
     );
-    q.wait_linux_count(READY, 2, LINUX_BOOT);
+    q.wait_linux_count(LINUX_READY, 2, LINUX_BOOT);
     q.linux_send("poweroff -f");
     q.wait_for(
         "partition 'linux': PSCI SYSTEM_OFF",
         Duration::from_secs(60),
     );
-    q.wait_linux_count(READY, 3, LINUX_BOOT);
+    q.wait_linux_count(LINUX_READY, 3, LINUX_BOOT);
     let out = q.output();
     let n = heartbeats(&out).len();
     let out = q.wait_for_count("[rtos] rtos: heartbeat ", n + 3, Duration::from_secs(120));

@@ -8,7 +8,10 @@ use std::time::Duration;
 
 use std::process::Command;
 
-use septum_qemu_tests::{build, heartbeats, repo_root, Machine, Options, Qemu};
+use septum_qemu_tests::{
+    assert_rtos_clean, build, heartbeats, repo_root, Machine, Options, Qemu, LINUX_BOOT,
+    LINUX_READY,
+};
 
 const CONFIG: &str = "configs/rpi4.toml";
 const SAFE: &str = "*** ALARM: SAFE STATE ENTERED ***";
@@ -185,28 +188,14 @@ fn tampered_rtos_image_enters_the_safe_state_on_raspi4b() {
     assert!(!out.contains("entering partition"), "{out}");
 }
 
-const READY: &str = "septum-linux: ready";
-const LINUX_BOOT: Duration = Duration::from_secs(300);
-
-fn assert_rtos_clean(out: &str) {
-    let hb = heartbeats(out);
-    assert!(hb.len() >= 3, "too few RTOS heartbeats:\n{out}");
-    for w in hb.windows(2) {
-        assert_eq!(w[1].n, w[0].n + 1, "the RTOS stalled or restarted:\n{out}");
-    }
-    assert!(hb.iter().all(|h| h.misses == 0), "RTOS misses: {hb:?}");
-    assert!(!out.contains("SAFE STATE"), "{out}");
-    assert!(!out.contains("PANIC") && !out.contains("FATAL"), "{out}");
-}
-
 /// REQ-PORT-2, REQ-LNX-1, REQ-ISO-1: Debian's generic kernel boots on the
 /// Pi's three Linux cores with exactly its RAM, its console on the
-/// mini-UART, and no other device of the board.
+/// mini-UART, its telemetry doorbell, and no other device of the board.
 #[test]
 fn linux_sees_exactly_its_cpus_memory_and_devices_on_raspi4b() {
     let image = build(CONFIG);
     let mut q = Qemu::boot(&image, &pi());
-    q.wait_linux(READY, LINUX_BOOT);
+    q.wait_linux(LINUX_READY, LINUX_BOOT);
     assert_eq!(q.linux_run("nproc").trim(), "3", "three vCPUs");
     let iomem = q.linux_run("cat /proc/iomem");
     let ram: Vec<&str> = iomem.lines().filter(|l| l.contains("System RAM")).collect();
@@ -218,6 +207,7 @@ fn linux_sees_exactly_its_cpus_memory_and_devices_on_raspi4b() {
         let ok = l.starts_with("09000000-3affffff")
             || l.starts_with("3f000000-3f000fff : 3f000000.watchdog")
             || l.starts_with("3f001000-3f001fff : 3f000000.watchdog")
+            || l.starts_with("3f100000-3f100fff : gpio@3f100000")
             || l.starts_with("fe215000-fe215007 : fe215000.aux")
             || l.starts_with("fe215040-fe21507f")
             || l.starts_with("ff841000-ff841fff")
@@ -231,6 +221,15 @@ fn linux_sees_exactly_its_cpus_memory_and_devices_on_raspi4b() {
         aux.contains("fe215000.aux"),
         "AUX clock driver not bound: {aux}"
     );
+    // REQ-CHN-8 on a GICv2: the telemetry doorbell (the emulated PL061 at
+    // 0x3f100000) wakes Linux's reader for each record.
+    let f = q.linux_run("septum-telemetry --follow 2; echo rc=$?");
+    assert!(f.contains("rc=0"), "{f}");
+    let woken = f
+        .lines()
+        .filter(|l| l.starts_with("follow: woken by doorbell ("))
+        .count();
+    assert_eq!(woken, 2, "{f}");
     let out = q.wait_for_count("[rtos] rtos: heartbeat ", 3, Duration::from_secs(120));
     assert_rtos_clean(&out);
 }
@@ -249,7 +248,7 @@ fn linux_attacks_and_crashes_are_contained_on_raspi4b() {
             ..pi()
         },
     );
-    q.wait_linux(READY, LINUX_BOOT);
+    q.wait_linux(LINUX_READY, LINUX_BOOT);
     for (what, addr) in [
         ("RTOS RAM", "0x08000000"),
         ("hypervisor RAM", "0x00200000"),
@@ -287,7 +286,7 @@ fn linux_attacks_and_crashes_are_contained_on_raspi4b() {
         q.linux_send(trigger);
         q.wait_for_count(detected, before + 1, within);
         n += 1;
-        q.wait_linux_count(READY, n, LINUX_BOOT);
+        q.wait_linux_count(LINUX_READY, n, LINUX_BOOT);
         let echo = q.linux_run("echo back-$((6*7))");
         assert!(
             echo.contains("back-42"),

@@ -141,6 +141,62 @@ pub fn text(out: &mut impl Write, seq: u32, t: &Telemetry) -> fmt::Result {
     )
 }
 
+/// The Linux GPIO character device (uapi `linux/gpio.h`, v2), through which
+/// the reader waits for its channel's doorbell: the hypervisor presents the
+/// doorbell as line 0 of an emulated PL061, named `septum-<channel>`.
+pub mod gpio {
+    /// `_IOWR(0xB4, nr, size)`.
+    pub const fn iowr(nr: u64, size: usize) -> u64 {
+        (3 << 30) | ((size as u64) << 16) | (0xB4 << 8) | nr
+    }
+    /// `struct gpio_v2_line_info`, and its ioctl.
+    pub const LINEINFO_SIZE: usize = 256;
+    pub const GET_LINEINFO: u64 = iowr(0x05, LINEINFO_SIZE);
+    /// `struct gpio_v2_line_request`, and its ioctl.
+    pub const REQUEST_SIZE: usize = 592;
+    pub const GET_LINE: u64 = iowr(0x07, REQUEST_SIZE);
+    /// `struct gpio_v2_line_event`.
+    pub const EVENT_SIZE: usize = 48;
+    const FLAG_INPUT: u64 = 1 << 2;
+    const FLAG_EDGE_RISING: u64 = 1 << 4;
+    const INFO_OFFSET: usize = 64;
+    const REQ_CONSUMER: usize = 256;
+    const REQ_FLAGS: usize = 288;
+    const REQ_NUM_LINES: usize = 560;
+    const REQ_FD: usize = 588;
+
+    /// A GET_LINEINFO query for line `offset`.
+    pub fn lineinfo_query(offset: u32) -> [u8; LINEINFO_SIZE] {
+        let mut b = [0; LINEINFO_SIZE];
+        b[INFO_OFFSET..INFO_OFFSET + 4].copy_from_slice(&offset.to_ne_bytes());
+        b
+    }
+
+    /// The line's name from a GET_LINEINFO answer (up to its NUL).
+    pub fn line_name(info: &[u8; LINEINFO_SIZE]) -> &[u8] {
+        let n = &info[..32];
+        &n[..n.iter().position(|&b| b == 0).unwrap_or(32)]
+    }
+
+    /// A GET_LINE request: line `offset` as an input reporting rising edges.
+    pub fn edge_request(offset: u32, consumer: &[u8]) -> [u8; REQUEST_SIZE] {
+        let mut b = [0; REQUEST_SIZE];
+        b[..4].copy_from_slice(&offset.to_ne_bytes());
+        let c = &consumer[..consumer.len().min(31)];
+        b[REQ_CONSUMER..REQ_CONSUMER + c.len()].copy_from_slice(c);
+        b[REQ_FLAGS..REQ_FLAGS + 8].copy_from_slice(&(FLAG_INPUT | FLAG_EDGE_RISING).to_ne_bytes());
+        b[REQ_NUM_LINES..REQ_NUM_LINES + 4].copy_from_slice(&1u32.to_ne_bytes());
+        b
+    }
+
+    /// The line's file descriptor, which GET_LINE fills in.
+    pub fn request_fd(req: &[u8; REQUEST_SIZE]) -> i32 {
+        let mut f = [0; 4];
+        f.copy_from_slice(&req[REQ_FD..REQ_FD + 4]);
+        i32::from_ne_bytes(f)
+    }
+}
+
 /// The output buffer's size: one JSON record and its text form.
 pub const OUT_MAX: usize = 1024;
 
@@ -160,6 +216,9 @@ impl<const N: usize> Buf<N> {
     }
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf[..self.len]
+    }
+    pub fn clear(&mut self) {
+        self.len = 0;
     }
     pub fn push(&mut self, b: &[u8]) {
         let n = b.len().min(N - self.len);
@@ -260,6 +319,23 @@ mod tests {
         json(&mut b, u32::MAX, &t).unwrap();
         text(&mut b, u32::MAX, &t).unwrap();
         assert!(b.as_bytes().len() < OUT_MAX);
+    }
+
+    /// The ioctl numbers the kernel's uapi header gives (GPIO_V2_GET_LINEINFO_IOCTL,
+    /// GPIO_V2_GET_LINE_IOCTL), and the request's layout.
+    #[test]
+    fn gpio_ioctls_and_layout() {
+        assert_eq!(gpio::GET_LINEINFO, 0xc100_b405);
+        assert_eq!(gpio::GET_LINE, 0xc250_b407);
+        let r = gpio::edge_request(0, b"septum-telemetry");
+        assert_eq!(&r[256..272], b"septum-telemetry");
+        assert_eq!(r[288], 0x14);
+        assert_eq!(r[560], 1);
+        assert_eq!(gpio::request_fd(&r), 0);
+        let mut info = gpio::lineinfo_query(3);
+        assert_eq!(info[64], 3);
+        info[..16].copy_from_slice(b"septum-telemetry");
+        assert_eq!(gpio::line_name(&info), b"septum-telemetry");
     }
 
     #[test]

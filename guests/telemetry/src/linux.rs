@@ -5,9 +5,10 @@ use core::fmt::Write;
 
 use septum_abi::channel::request::{self, MAILBOX_MAGIC, SLOT, W_HEAD};
 use septum_abi::channel::telemetry::{Telemetry, MAGIC, VERSION, WORDS};
+use septum_abi::channel::DOORBELL_LINE_PREFIX;
 use septum_abi::channel::{read, ReadError, Words, PAGE, PAGE_WORDS};
 use septum_telemetry::{
-    error_name, is_channel_node, json, json_error, parse_reg, text, Buf, COMPATIBLE, OUT_MAX,
+    error_name, gpio, is_channel_node, json, json_error, parse_reg, text, Buf, COMPATIBLE, OUT_MAX,
     RESERVED_MEMORY, ROLE_READER, ROLE_WRITER,
 };
 
@@ -31,6 +32,14 @@ const SYS_WRITE: u64 = 64;
 const SYS_EXIT_GROUP: u64 = 94;
 const SYS_NANOSLEEP: u64 = 101;
 const SYS_MMAP: u64 = 222;
+const SYS_IOCTL: u64 = 29;
+const SYS_FLOCK: u64 = 32;
+const LOCK_EX: u64 = 2;
+const O_CREAT: u64 = 0o100;
+/// Serialises the writers of the requests mailbox (`Outbox::open`).
+const MAILBOX_LOCK: &[u8] = b"/tmp/.septum-requests.lock";
+const SYS_PPOLL: u64 = 73;
+const POLLIN: u16 = 1;
 const AT_FDCWD: i64 = -100;
 const O_RDONLY: u64 = 0;
 const O_DIRECTORY: u64 = 0o40000;
@@ -202,6 +211,7 @@ extern "C" fn tool_main(sp: *const u64) -> ! {
     let mut mode = Mode::Read;
     let mut want_path = false;
     let mut want_count = false;
+    let mut want_follow = false;
     for i in 1..argc {
         // SAFETY: as above; i < argc.
         let p = unsafe { *sp.add(1 + i) } as *const u8;
@@ -224,11 +234,17 @@ extern "C" fn tool_main(sp: *const u64) -> ! {
             want_count = false;
             continue;
         }
+        if want_follow {
+            mode = Mode::Follow(parse_u64(arg).unwrap_or_else(|| usage()));
+            want_follow = false;
+            continue;
+        }
         match arg {
             b"--json" => as_json = true,
             b"--text" => as_json = false,
             b"--submit" => want_path = true,
             b"--flood" => want_count = true,
+            b"--follow" => want_follow = true,
             a if !a.starts_with(b"-") && a.len() <= 16 => name = a,
             _ => usage(),
         }
@@ -237,25 +253,18 @@ extern "C" fn tool_main(sp: *const u64) -> ! {
     match mode {
         Mode::Submit(path) => submit(&mut out, path),
         Mode::Flood(n) => flood(&mut out, n),
-        Mode::Read => {}
+        Mode::Read | Mode::Follow(_) => {}
     }
     let base = match map_channel(name, ROLE_READER, false) {
         Ok((base, _)) => base,
         Err(what) => fail(&mut out, as_json, what, 2),
     };
     let page = Mapped { base };
-    let mut words = [0u32; WORDS];
-    // The writer holds the lock for microseconds once a second: a few
-    // quick tries, then a few after a pause, then give up (bounded).
-    let mut got = Err(ReadError::Busy);
-    for _ in 0..10 {
-        got = read(&page, MAGIC, VERSION, &mut words, 4);
-        if got != Err(ReadError::Busy) {
-            break;
-        }
-        sleep_ms(1);
+    if let Mode::Follow(n) = mode {
+        follow(&mut out, &page, name, n);
     }
-    match got {
+    let mut words = [0u32; WORDS];
+    match read_record(&page, &mut words) {
         Ok(seq) => {
             let t = Telemetry::decode(&words);
             let _ = if as_json {
@@ -270,8 +279,118 @@ extern "C" fn tool_main(sp: *const u64) -> ! {
     }
 }
 
+/// The latest record. The writer holds the lock for microseconds once a
+/// second: a few quick tries, then a few after a pause, then give up
+/// (bounded).
+fn read_record(page: &Mapped, words: &mut [u32; WORDS]) -> Result<u32, ReadError> {
+    let mut got = Err(ReadError::Busy);
+    for _ in 0..10 {
+        got = read(page, MAGIC, VERSION, words, 4);
+        if got != Err(ReadError::Busy) {
+            break;
+        }
+        sleep_ms(1);
+    }
+    got
+}
+
+/// The GPIO line of channel `name`'s doorbell, requested for rising edges:
+/// its file descriptor. `None` when no chip has it (no doorbell in the
+/// configuration, or a kernel without the PL061 driver).
+fn doorbell_line(name: &[u8]) -> Option<u64> {
+    let mut want = Buf::<32>::new();
+    want.push(DOORBELL_LINE_PREFIX.as_bytes());
+    want.push(name);
+    for chip in 0..16u8 {
+        let digits = [b'0' + chip / 10, b'0' + chip % 10];
+        let num: &[u8] = if chip < 10 { &digits[1..] } else { &digits };
+        let Some(fd) = open(&Path::new(&[b"/dev/gpiochip", num]), O_RDONLY) else {
+            continue;
+        };
+        let mut info = gpio::lineinfo_query(0);
+        let r = syscall(
+            SYS_IOCTL,
+            [fd, gpio::GET_LINEINFO, info.as_mut_ptr() as u64, 0, 0, 0],
+        );
+        if r == 0 && gpio::line_name(&info) == want.as_bytes() {
+            let mut req = gpio::edge_request(0, want.as_bytes());
+            let r = syscall(
+                SYS_IOCTL,
+                [fd, gpio::GET_LINE, req.as_mut_ptr() as u64, 0, 0, 0],
+            );
+            close(fd);
+            let line = gpio::request_fd(&req);
+            return (r == 0 && line > 0).then_some(line as u64);
+        }
+        close(fd);
+    }
+    None
+}
+
+/// `--follow COUNT`: prints COUNT records as they are published, one line
+/// each, woken by the channel's doorbell when it has one (waiting at most
+/// 3 s for it, then reading anyway) and polling once a second otherwise.
+fn follow(out: &mut Buf<OUT_MAX>, page: &Mapped, name: &[u8], count: u64) -> ! {
+    let line = doorbell_line(name);
+    let mut events = [0u8; 16 * gpio::EVENT_SIZE];
+    let mut words = [0u32; WORDS];
+    let mut last = None;
+    let mut shown = 0;
+    while shown < count {
+        let woken = match line {
+            Some(fd) => {
+                let mut pfd = [0u8; 8];
+                pfd[..4].copy_from_slice(&(fd as i32).to_ne_bytes());
+                pfd[4..6].copy_from_slice(&POLLIN.to_ne_bytes());
+                let ts = [3u64, 0];
+                let r = syscall(
+                    SYS_PPOLL,
+                    [pfd.as_mut_ptr() as u64, 1, ts.as_ptr() as u64, 0, 8, 0],
+                );
+                if r > 0 {
+                    let n = syscall(
+                        SYS_READ,
+                        [fd, events.as_mut_ptr() as u64, events.len() as u64, 0, 0, 0],
+                    );
+                    Some(n.max(0) as usize / gpio::EVENT_SIZE)
+                } else {
+                    None
+                }
+            }
+            None => {
+                sleep_ms(1000);
+                None
+            }
+        };
+        let Ok(seq) = read_record(page, &mut words) else {
+            continue;
+        };
+        if last == Some(seq) {
+            continue;
+        }
+        last = Some(seq);
+        shown += 1;
+        let t = Telemetry::decode(&words);
+        out.clear();
+        let _ = match woken {
+            Some(n) => write!(out, "follow: woken by doorbell ({n} edge(s)), "),
+            None if line.is_some() => write!(out, "follow: no doorbell in 3 s, "),
+            None => write!(out, "follow: polled (no doorbell line), "),
+        };
+        let _ = writeln!(
+            out,
+            "record seq {seq}, heartbeat {}, uptime {} ms",
+            t.heartbeat, t.uptime_ms
+        );
+        write_all(1, out.as_bytes());
+    }
+    exit(0)
+}
+
 enum Mode {
     Read,
+    /// Records to print as they come.
+    Follow(u64),
     /// A NUL-terminated path of one 128-byte slot.
     Submit(&'static [u8]),
     /// Slots of random bytes to write.
@@ -281,7 +400,7 @@ enum Mode {
 fn usage() -> ! {
     write_all(
         2,
-        b"usage: septum-telemetry [--json|--text] [CHANNEL]\n       septum-telemetry --submit SLOT-FILE\n       septum-telemetry --flood COUNT\n",
+        b"usage: septum-telemetry [--json|--text] [CHANNEL]\n       septum-telemetry --follow COUNT [CHANNEL]\n       septum-telemetry --submit SLOT-FILE\n       septum-telemetry --flood COUNT\n",
     );
     exit(3)
 }
@@ -347,7 +466,24 @@ struct Outbox {
 }
 
 impl Outbox {
+    /// Maps the mailbox, holding an exclusive lock on `MAILBOX_LOCK` until
+    /// the process exits: the head is read, a slot written and the head
+    /// advanced, and two writers at once (two uploads) would lose a slot.
     fn open() -> Result<Outbox, &'static str> {
+        let lock = syscall(
+            SYS_OPENAT,
+            [
+                AT_FDCWD as u64,
+                Path::new(&[MAILBOX_LOCK]).ptr(),
+                O_RDWR | O_CREAT | O_CLOEXEC,
+                0o600,
+                0,
+                0,
+            ],
+        );
+        if lock < 0 || syscall(SYS_FLOCK, [lock as u64, LOCK_EX, 0, 0, 0, 0]) != 0 {
+            return Err("no-lock");
+        }
         let (base, size) = map_channel(b"requests", ROLE_WRITER, true)?;
         // As many as the RTOS counts in the same size.
         let slots = request::slots(size as usize);

@@ -10,7 +10,9 @@ use super::cpu;
 use super::sync::IrqCell;
 
 use septum_abi::channel::{pack_name, Role};
-use septum_abi::hypercall::{CHANNEL_INFO, HEARTBEAT, MAX_COPY, MLOG_READ};
+use septum_abi::hypercall::{
+    CHANNEL_INFO, CHANNEL_NOTIFY, HEARTBEAT, LIMITED, MAX_COPY, MLOG_READ,
+};
 use septum_abi::psci;
 
 /// One MLOG_READ's worth: the most the hypervisor copies per call.
@@ -99,6 +101,13 @@ pub fn system_off() {
     let _ = hvc(u64::from(psci::SYSTEM_OFF), 0, 0, 0);
 }
 
+/// PSCI SYSTEM_RESET (the `fault-test-reset-after-accept` build): the
+/// hypervisor restarts the partition by its fault policy.
+#[cfg(feature = "fault-test-reset-after-accept")]
+pub fn system_reset() {
+    let _ = hvc(u64::from(psci::SYSTEM_RESET), 0, 0, 0);
+}
+
 /// Tells the hypervisor the control loop is alive.
 pub fn heartbeat() {
     if HEARTBEAT_ON.load(Ordering::Relaxed) {
@@ -154,4 +163,30 @@ pub fn channel(name: &str) -> Option<(u64, u64, Role)> {
         _ => return None,
     };
     (r == 0).then_some((ipa, size, role))
+}
+
+/// What CHANNEL_NOTIFY answered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ring {
+    Rang,
+    /// The channel's rate limit dropped it (the reader gets the next one).
+    Limited,
+    /// No hypervisor, or the channel has no doorbell.
+    NoDoorbell,
+}
+
+/// Rings the doorbell of channel `name`, which this partition writes. Never
+/// waits: the hypervisor sets a bit and an interrupt's pending state.
+pub fn notify(name: &str) -> Ring {
+    if !UNDER_HYPERVISOR.load(Ordering::Relaxed) {
+        return Ring::NoDoorbell;
+    }
+    let Some([lo, hi]) = pack_name(name) else {
+        return Ring::NoDoorbell;
+    };
+    match hvc(CHANNEL_NOTIFY, lo, hi, 0).0 as i64 {
+        0 => Ring::Rang,
+        LIMITED => Ring::Limited,
+        _ => Ring::NoDoorbell,
+    }
 }

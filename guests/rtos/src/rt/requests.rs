@@ -179,5 +179,14 @@ pub fn requests_job(now_ms: u64, pump: PumpView) {
             };
             console::write_bytes(st.line.as_bytes());
         }
+        // The test of the replay floors across a restart: the floors are
+        // in the telemetry page (above) before the reset.
+        #[cfg(feature = "fault-test-reset-after-accept")]
+        if v.answer == Answer::Accepted {
+            console::write_bytes(
+                b"rtos: fault-test: PSCI SYSTEM_RESET after an accepted request\n",
+            );
+            super::hyp::system_reset();
+        }
     });
 }

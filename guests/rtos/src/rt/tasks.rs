@@ -102,6 +102,8 @@ pub fn supervisor_job(_job: &Job) {
     THERAPY.with(|t| *t = therapy);
     // The supervisor ran, so the control loop it checks is alive.
     super::hyp::heartbeat();
+    #[cfg(feature = "fault-test-doorbell-storm")]
+    super::telemetry::storm();
 }
 
 /// 1 Hz: the status line. Lowest priority, so the (slow, trapping) UART
@@ -176,6 +178,8 @@ pub fn status_job(job: &Job) {
         }
         #[cfg(feature = "bench")]
         super::bench::maybe_report();
+        #[cfg(feature = "fault-test-doorbell-storm")]
+        super::telemetry::report_storm();
         #[cfg(feature = "fault-test-system-off")]
         if line.uptime_ms >= 5_000 {
             console::write_bytes(b"rtos: fault-test: PSCI SYSTEM_OFF\n");

@@ -75,16 +75,52 @@ pub fn init() {
     // A first record at once (heartbeat 0, nothing delivered yet), so that
     // a reader never finds the channel empty while the RTOS runs.
     w.publish(&mut page, &Telemetry::default().encode());
-    crate::println!("rtos: telemetry: channel at {ipa:#x}, published once a second");
+    let bell = match hyp::notify("telemetry") {
+        hyp::Ring::NoDoorbell => "no doorbell",
+        _ => "doorbell rung after each",
+    };
+    crate::println!("rtos: telemetry: channel at {ipa:#x}, published once a second, {bell}");
     BASE.store(ipa as usize, Ordering::Relaxed);
     OUT.with(|o| *o = Some((page, w)));
 }
 
-/// Publishes one record (from the status task only).
+/// Publishes one record (from the status task only) and rings the reader's
+/// doorbell. A ring the rate limit drops is not retried: the reader has
+/// the record at its next ring, or its next poll.
 pub fn publish(t: &Telemetry) {
-    OUT.with(|o| {
-        if let Some((page, w)) = o {
+    let published = OUT.with(|o| match o {
+        Some((page, w)) => {
             w.publish(page, &t.encode());
+            true
         }
+        None => false,
     });
+    if published {
+        let _ = hyp::notify("telemetry");
+    }
+}
+
+/// Rings asked for and rung by the doorbell-storm test build.
+#[cfg(feature = "fault-test-doorbell-storm")]
+static STORM: [AtomicUsize; 2] = [AtomicUsize::new(0), AtomicUsize::new(0)];
+
+/// The doorbell-storm test build: ten rings every supervisor period (1,000
+/// a second), to show the hypervisor's rate limit holds Linux's interrupts
+/// to the configured rate whatever the writer asks.
+#[cfg(feature = "fault-test-doorbell-storm")]
+pub fn storm() {
+    for _ in 0..10 {
+        let rang = hyp::notify("telemetry") == hyp::Ring::Rang;
+        STORM[0].fetch_add(1, Ordering::Relaxed);
+        STORM[1].fetch_add(usize::from(rang), Ordering::Relaxed);
+    }
+}
+
+#[cfg(feature = "fault-test-doorbell-storm")]
+pub fn report_storm() {
+    crate::println!(
+        "rtos: fault-test: doorbell storm: asked {} rang {}",
+        STORM[0].load(Ordering::Relaxed),
+        STORM[1].load(Ordering::Relaxed)
+    );
 }

@@ -173,7 +173,7 @@ fn status_page_shows_the_pump_live_and_linux_cannot_write_it() {
         q.linux_run("devmem 0x48400000 32").contains("0x4D545053"),
         "magic SPTM"
     );
-    assert_rtos_clean(&q.output());
+    assert_rtos_clean(&q.output(), 1);
 }
 
 /// The edges the kernel counted on the doorbell's GPIO line (the PL061
@@ -243,7 +243,7 @@ fn a_doorbell_storm_is_held_to_the_configured_rate() {
     assert!(asked >= 900 * (secs - 1), "{storms:?}");
     assert!(rang <= 4 + 10 * (secs + 1), "{storms:?}");
     assert!(rang >= 5 * (secs - 1), "{storms:?}");
-    assert_rtos_clean(&out);
+    assert_rtos_clean(&out, 1);
 }
 
 /// REQ-CHN-5: the replay floors survive an RTOS restart. The RTOS built
@@ -403,7 +403,7 @@ fn requests_from_linux_are_judged_by_the_rtos() {
     });
     assert_eq!(field(&t, "set_rate_ml_h"), 6.0, "{t}");
     assert_eq!(field(&t, "requests_accepted"), 1.0, "{t}");
-    assert_rtos_clean(&out);
+    assert_rtos_clean(&out, 1);
     q.linux_run("wait");
 
     // Still open for business: 6.00 -> 6.50 mL/h.
@@ -456,5 +456,5 @@ fn requests_from_linux_are_judged_by_the_rtos() {
             .all(|a| a == "rejected: out-of-limits" || a == "rejected: replay"),
         "{v:?}"
     );
-    assert_rtos_clean(&q.output());
+    assert_rtos_clean(&q.output(), 1);
 }

@@ -123,7 +123,7 @@ fn linux_comes_back_from_every_failure_mode() {
         // Stay well inside the restart budget (10 a minute).
         let_time_pass(&mut q, 6);
     }
-    assert_rtos_clean(&q.output());
+    assert_rtos_clean(&q.output(), 3);
 }
 
 /// REQ-ISO-1, REQ-ISO-2, REQ-REC-1: Linux (root, /dev/mem) attacking memory
@@ -157,7 +157,7 @@ fn linux_attacks_are_aborted_and_linux_carries_on() {
     expect_linux_back(&mut q, 1);
     let out = let_time_pass(&mut q, 3);
     assert!(!out.contains("partition 'linux': reloaded"), "{out}");
-    assert_rtos_clean(&out);
+    assert_rtos_clean(&out, 3);
 }
 
 /// REQ-REC-2, REQ-REC-3, REQ-RT-3: soak — 20 crash/restart cycles of mixed
@@ -172,7 +172,7 @@ fn soak_twenty_crash_restart_cycles() {
         let_time_pass(&mut q, 7);
     }
     let out = q.output();
-    assert_rtos_clean(&out);
+    assert_rtos_clean(&out, 3);
     let heaps: Vec<&str> = out
         .lines()
         .filter_map(|l| l.split_once("hypervisor heap: ").map(|(_, r)| r))

@@ -52,7 +52,7 @@ fn linux_sees_exactly_its_cpus_memory_and_devices() {
     ] {
         assert!(!devs.contains(forbidden), "{forbidden} visible:\n{devs}");
     }
-    assert_rtos_clean(&q.output());
+    assert_rtos_clean(&q.output(), 1);
 }
 
 /// REQ-REC-1: the watchdog daemon that feeds the emulated watchdog runs at
@@ -75,7 +75,7 @@ fn watchdog_daemon_runs_at_the_highest_nice_level() {
         "{}",
         q.linux_output()
     );
-    assert_rtos_clean(&q.output());
+    assert_rtos_clean(&q.output(), 1);
 }
 
 /// REQ-LNX-2: the status page answers from the host through the port forward.
@@ -84,7 +84,7 @@ fn http_status_page_answers_from_the_host() {
     let q = boot_default();
     let body = q.wait_status_page();
     assert!(body.contains("cpus online: 3"), "{body}");
-    assert_rtos_clean(&q.output());
+    assert_rtos_clean(&q.output(), 1);
 }
 
 /// Per-CPU counts of the interrupt whose /proc/interrupts line names `dev`.
@@ -130,7 +130,7 @@ fn spi_affinity_follows_gicd_irouter() {
             "move {i} to {cpu}: too little traffic {delta:?}"
         );
     }
-    assert_rtos_clean(&q.output());
+    assert_rtos_clean(&q.output(), 1);
 }
 
 /// REQ-RT-3: while Linux boots and then runs a load on all its
@@ -151,7 +151,7 @@ fn rtos_keeps_deadlines_while_linux_boots_and_is_loaded() {
     );
     let n = heartbeats(&q.output()).len();
     let out = q.wait_for_count("[rtos] rtos: heartbeat ", n + 10, Duration::from_secs(300));
-    assert_rtos_clean(&out);
+    assert_rtos_clean(&out, 1);
 }
 
 /// REQ-FLT-1, REQ-LNX-3: `reboot -f` (PSCI SYSTEM_RESET) and `poweroff -f`
@@ -175,5 +175,5 @@ fn reboot_and_poweroff_leave_the_rtos_running() {
     let out = q.output();
     let n = heartbeats(&out).len();
     let out = q.wait_for_count("[rtos] rtos: heartbeat ", n + 3, Duration::from_secs(120));
-    assert_rtos_clean(&out);
+    assert_rtos_clean(&out, 1);
 }

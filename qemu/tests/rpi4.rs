@@ -231,7 +231,7 @@ fn linux_sees_exactly_its_cpus_memory_and_devices_on_raspi4b() {
         .count();
     assert_eq!(woken, 2, "{f}");
     let out = q.wait_for_count("[rtos] rtos: heartbeat ", 3, Duration::from_secs(120));
-    assert_rtos_clean(&out);
+    assert_rtos_clean(&out, 3);
 }
 
 /// REQ-PORT-2, REQ-REC-1, REQ-ISO-1: on the Pi, Linux's writes to the
@@ -293,7 +293,7 @@ fn linux_attacks_and_crashes_are_contained_on_raspi4b() {
             "no shell after '{trigger}': {echo}"
         );
     }
-    assert_rtos_clean(&q.output());
+    assert_rtos_clean(&q.output(), 3);
 }
 
 /// REQ-FLT-5: the `gpio` safe-state action on `raspi4b`: the RTOS asks for

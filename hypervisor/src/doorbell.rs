@@ -12,10 +12,10 @@
 use alloc::boxed::Box;
 use core::sync::atomic::{AtomicU8, Ordering};
 
-use septum_core::abi::channel::{pack_name, Role};
+use septum_core::abi::channel::Role;
 use septum_core::config::{ChannelEnd, Partition};
 use septum_core::doorbell::{Bucket, Pl061, LINE};
-use septum_core::hypercall::{INVALID_PARAMETER, LIMITED, NOT_SUPPORTED};
+use septum_core::hypercall::{find_end, INVALID_PARAMETER, LIMITED, NOT_SUPPORTED};
 use spin::mutex::SpinMutex as Mutex;
 
 use crate::arch::aarch64::asm;
@@ -96,13 +96,7 @@ fn is_reader_of(e: &ChannelEnd, writer: &ChannelEnd) -> bool {
 /// CHANNEL_NOTIFY(name_lo, name_hi) from `p`: x0. Every end is compared, as
 /// for CHANNEL_INFO, so the cost does not depend on the name asked.
 pub fn notify(p: &PartitionRt, name: [u64; 2]) -> i64 {
-    let mut found = None;
-    for (i, c) in p.cfg.channels.iter().enumerate() {
-        if pack_name(c.name) == Some(name) && found.is_none() {
-            found = Some(i);
-        }
-    }
-    let Some(i) = found else {
+    let Some(i) = find_end(p.cfg.channels, name) else {
         return INVALID_PARAMETER;
     };
     let ringer = p.ringers.get(i).and_then(Option::as_ref);

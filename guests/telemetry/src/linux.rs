@@ -102,10 +102,11 @@ impl Path {
     }
 }
 
+/// `openat`; a file that `O_CREAT` makes is the owner's alone (0600).
 fn open(path: &Path, flags: u64) -> Option<u64> {
     let fd = syscall(
         SYS_OPENAT,
-        [AT_FDCWD as u64, path.ptr(), flags | O_CLOEXEC, 0, 0, 0],
+        [AT_FDCWD as u64, path.ptr(), flags | O_CLOEXEC, 0o600, 0, 0],
     );
     (fd >= 0).then_some(fd as u64)
 }
@@ -470,18 +471,8 @@ impl Outbox {
     /// the process exits: the head is read, a slot written and the head
     /// advanced, and two writers at once (two uploads) would lose a slot.
     fn open() -> Result<Outbox, &'static str> {
-        let lock = syscall(
-            SYS_OPENAT,
-            [
-                AT_FDCWD as u64,
-                Path::new(&[MAILBOX_LOCK]).ptr(),
-                O_RDWR | O_CREAT | O_CLOEXEC,
-                0o600,
-                0,
-                0,
-            ],
-        );
-        if lock < 0 || syscall(SYS_FLOCK, [lock as u64, LOCK_EX, 0, 0, 0, 0]) != 0 {
+        let lock = open(&Path::new(&[MAILBOX_LOCK]), O_RDWR | O_CREAT);
+        if lock.is_none_or(|fd| syscall(SYS_FLOCK, [fd, LOCK_EX, 0, 0, 0, 0]) != 0) {
             return Err("no-lock");
         }
         let (base, size) = map_channel(b"requests", ROLE_WRITER, true)?;

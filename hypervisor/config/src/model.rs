@@ -141,7 +141,7 @@ pub struct ChannelEnd {
 impl ChannelEnd {
     /// The doorbell this end receives (a reader's).
     pub fn incoming(&self) -> Option<Doorbell> {
-        self.doorbell.filter(|_| self.role == ChannelRole::Reader)
+        septum_core::config::incoming_doorbell(self.role, self.doorbell)
     }
 }
 

@@ -330,6 +330,14 @@ pub const fn channel_perms(role: ChannelRole) -> Perms {
     }
 }
 
+/// The doorbell an end in `role` receives: a reader's; a writer rings it.
+pub const fn incoming_doorbell(role: ChannelRole, doorbell: Option<Doorbell>) -> Option<Doorbell> {
+    match role {
+        ChannelRole::Reader => doorbell,
+        ChannelRole::Writer => None,
+    }
+}
+
 /// A channel's doorbell: an input line of an emulated PL061 GPIO controller
 /// in the reader, whose interrupt is the physical SPI `irq` (one no device
 /// drives; the reader owns it). The writer rings it with CHANNEL_NOTIFY, at
@@ -372,10 +380,7 @@ impl ChannelEnd {
 
     /// The doorbell this end receives (a reader's), if any.
     pub const fn incoming_doorbell(&self) -> Option<Doorbell> {
-        match self.role {
-            ChannelRole::Reader => self.doorbell,
-            ChannelRole::Writer => None,
-        }
+        incoming_doorbell(self.role, self.doorbell)
     }
 
     /// The end among `ends` that holds `ipa` (to name it in a fault report).

@@ -27,16 +27,23 @@ pub fn guest_buffer(regions: &[MemRegion], ipa: u64, len: u64) -> Option<PhysAdd
 /// when there is none. Every end is compared (the configuration bounds how
 /// many a partition has), so the cost does not depend on the name asked.
 pub fn channel_info(ends: &[ChannelEnd], name: [u64; 2]) -> [u64; 4] {
-    let mut found = None;
-    for e in ends {
-        if septum_abi::channel::pack_name(e.name) == Some(name) && found.is_none() {
-            found = Some(e);
-        }
-    }
-    match found {
+    match find_end(ends, name).map(|i| &ends[i]) {
         Some(e) => [0, e.ipa.raw(), e.size, e.role as u64],
         None => [INVALID_PARAMETER as u64, 0, 0, 0],
     }
+}
+
+/// The index of the end among `ends` whose name packs to `name`
+/// (CHANNEL_INFO, CHANNEL_NOTIFY). Every end is compared, so the cost does
+/// not depend on the name asked.
+pub fn find_end(ends: &[ChannelEnd], name: [u64; 2]) -> Option<usize> {
+    let mut found = None;
+    for (i, e) in ends.iter().enumerate() {
+        if septum_abi::channel::pack_name(e.name) == Some(name) && found.is_none() {
+            found = Some(i);
+        }
+    }
+    found
 }
 
 /// Whose write a translation is for.
